@@ -1,0 +1,29 @@
+"""Exceptions raised by stylecbn.
+
+The library raises these with a message that names the offending file or value and says what
+to do; the CLI turns them into one-line errors and exit codes.
+"""
+
+
+class StylecbnError(Exception):
+    """Base class of every error stylecbn raises on purpose."""
+
+
+class StyleSpecError(StylecbnError, ValueError):
+    """A style index, name, blend or style-weight vector is invalid."""
+
+
+class ModelFileError(StylecbnError):
+    """A model file is missing, truncated, empty or not a stylecbn model."""
+
+
+class ImageError(StylecbnError):
+    """An image cannot be read, is too small, or cannot be written."""
+
+
+class DataError(StylecbnError):
+    """A styles folder, content folder or manifest is unusable."""
+
+
+class ConfigError(StylecbnError, ValueError):
+    """A configuration value or file is invalid."""

@@ -1,0 +1,88 @@
+"""The model file: one `.keras` file with architecture, weights and metadata.
+
+The metadata (style names and credits, normalization kind, width, and the training
+configuration with the loss-network weights used) lives in the network's config, so Keras'
+own format carries it and `load_model` needs nothing beside the file.
+"""
+
+import json
+import zipfile
+from pathlib import Path
+
+import keras
+
+from .errors import ModelFileError
+from .fileio import atomic_path
+from .network import StyleTransferNetwork
+
+__all__ = ["save_model", "load_model"]
+
+_CLASS_NAME = "StyleTransferNetwork"
+
+
+def save_model(model, path):
+    """Save `model` to `path` (must end in .keras) atomically: whole file or nothing."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelFileError(f"Model file name {path} must end in .keras.")
+    if not isinstance(model, StyleTransferNetwork):
+        raise ModelFileError(f"Only stylecbn networks can be saved; got {type(model).__name__}.")
+    if not path.parent.is_dir():
+        raise ModelFileError(f"Cannot write {path}: folder {path.parent} does not exist.")
+    from . import __version__
+
+    model.metadata["stylecbn_version"] = __version__
+    try:
+        with atomic_path(path, suffix=".keras") as tmp:
+            keras.saving.save_model(model, tmp)
+    except OSError as exc:
+        raise ModelFileError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def _check_container(path):
+    if not path.exists():
+        raise ModelFileError(f"Model file {path} does not exist.")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give the path of a .keras model file.")
+    if path.suffix != ".keras":
+        raise ModelFileError(f"Model file {path} must be a .keras file.")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"Model file {path} is empty (0 bytes); re-save or re-copy it.")
+    hint = "it may be truncated or another format; re-save or re-copy it"
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a stylecbn model file (.keras): {hint}.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise ModelFileError(f"{path} is damaged (entry {bad} fails its checksum); {hint}.")
+            names = set(archive.namelist())
+            if "config.json" not in names or "model.weights.h5" not in names:
+                raise ModelFileError(f"{path} is not a Keras model file: {hint}.")
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelFileError(f"{path} cannot be read as a model file ({exc}): {hint}.") from None
+    if config.get("class_name") != _CLASS_NAME:
+        raise ModelFileError(
+            f"{path} is a Keras model ({config.get('class_name')}) but not a stylecbn style "
+            "network; train one with `stylecbn train`."
+        )
+
+
+def load_model(path):
+    """Load a stylecbn model file with Keras' safe mode on.
+
+    Raises:
+        ModelFileError: the file is missing, empty, truncated, damaged or not a stylecbn
+            model; the message names the file.
+    """
+    path = Path(path)
+    _check_container(path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds; all mean "this file is unusable".
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} could not be loaded as a stylecbn model: {first_line}") from None
+    if not isinstance(model, StyleTransferNetwork):
+        raise ModelFileError(f"{path} is not a stylecbn style network.")
+    return model

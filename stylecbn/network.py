@@ -1,0 +1,317 @@
+"""The multi-style transfer network (Johnson et al.'s architecture, Dumoulin et al.'s recipe).
+
+reflect pad + conv 9x9/32 -> conv 3x3 stride 2/64 -> conv 3x3 stride 2/128 -> 5 residual
+blocks of 128 -> nearest upsample x2 + conv 3x3/64 -> again to /32 -> conv 9x9/3 -> sigmoid,
+with a conditional normalization after every convolution. Every convolution is shared by all
+styles; a style is its rows of gamma/beta (about 3.2K numbers).
+
+Blending: style weights are normalized to sum 1, then mix the gamma/beta rows of every
+normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`.
+"""
+
+import numpy as np
+import keras
+from keras import ops
+
+from .errors import StyleSpecError
+from .layers import ConditionalResidualBlock, conditional_normalization, reflect_pad
+
+__all__ = ["StyleTransferNetwork", "build_network", "normalize_style_weights", "style_weights"]
+
+NORMALIZATION_KINDS = ("instance", "batch")
+
+
+def normalize_style_weights(weights, num_styles):
+    """Check a style-weight vector (or a batch of them) and scale each to sum 1.
+
+    Args:
+        weights: array-like of shape (num_styles,), (B, num_styles) or (B, H, W, num_styles).
+        num_styles: the number of styles of the network.
+
+    Returns:
+        float32 NumPy array of the same shape, summing to 1 along the last axis.
+
+    Raises:
+        StyleSpecError: wrong length, non-finite or negative entries, or a sum that is not
+            positive.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 0 or w.shape[-1] != num_styles:
+        raise StyleSpecError(
+            f"Style weights must have one entry per style ({num_styles}); got shape {w.shape}."
+        )
+    if not np.all(np.isfinite(w)):
+        raise StyleSpecError(f"Style weights must be finite numbers; got {w.tolist()}.")
+    if np.any(w < 0):
+        raise StyleSpecError(
+            "Style weights must not be negative (a blend mixes styles with weights >= 0); "
+            f"got {np.round(w, 4).tolist() if w.size <= 64 else 'negative entries'}."
+        )
+    sums = w.sum(axis=-1, keepdims=True)
+    if np.any(sums <= 0):
+        raise StyleSpecError(
+            "Style weights must have a positive sum (give at least one style a weight > 0)."
+        )
+    return (w / sums).astype(np.float32)
+
+
+def style_weights(style, num_styles):
+    """One normalized weight vector from an index or an {index: weight} mapping."""
+    if isinstance(style, dict):
+        w = np.zeros(num_styles)
+        for index, weight in style.items():
+            _check_index(index, num_styles)
+            w[index] += weight
+        return normalize_style_weights(w, num_styles)
+    _check_index(style, num_styles)
+    return np.eye(num_styles, dtype=np.float32)[style]
+
+
+def _check_index(index, num_styles):
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise StyleSpecError(f"A style index must be an integer; got {index!r}.")
+    if not 0 <= index < num_styles:
+        raise StyleSpecError(
+            f"Style index {index} is out of range: this model has styles 0..{num_styles - 1}."
+        )
+
+
+@keras.saving.register_keras_serializable(package="stylecbn")
+class StyleTransferNetwork(keras.Model):
+    """A feed-forward network that holds many styles in its conditional normalizations.
+
+    Args:
+        num_styles: number of styles.
+        style_names: one name per style (default "style_0", ...).
+        style_credits: one credit line per style (title, artist, source); default "".
+        normalization: "instance" (per image) or "batch" (batch statistics in training,
+            moving statistics at inference).
+        width_multiplier: scales every layer's width (0.5 halves the channels).
+        metadata: a JSON-serializable dict saved with the model (training configuration,
+            loss-network weights, ...).
+
+    Call arguments:
+        inputs: a tuple `(images, style)`, or a dict with keys "images" and "style".
+            images: (B, H, W, 3) uint8, or float in [0, 1]; any H and W (sizes not divisible by
+            4 are reflect-padded and cropped back). style: labels (B,), style weights
+            (B, num_styles) or per-pixel style weights (B, h, w, num_styles); weights are
+            normalized to sum 1 along the last axis.
+        training: training mode (matters for batch normalization).
+
+    Returns:
+        (B, H, W, 3) float32 images in [0, 1].
+
+    Examples:
+    >>> net = StyleTransferNetwork(num_styles=2)
+    >>> images = np.random.rand(1, 64, 64, 3).astype("float32")
+    >>> net((images, np.array([[0.5, 0.5]], "float32"))).shape
+    TensorShape([1, 64, 64, 3])
+    """
+
+    def __init__(
+        self,
+        num_styles,
+        style_names=None,
+        style_credits=None,
+        normalization="instance",
+        width_multiplier=1.0,
+        metadata=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        num_styles = int(num_styles)
+        if num_styles < 1:
+            raise ValueError(f"num_styles must be at least 1. Received: num_styles={num_styles}")
+        if normalization not in NORMALIZATION_KINDS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATION_KINDS}. "
+                f"Received: normalization={normalization!r}"
+            )
+        if not width_multiplier > 0:
+            raise ValueError(
+                f"width_multiplier must be positive. Received: width_multiplier={width_multiplier}"
+            )
+        style_names = [f"style_{i}" for i in range(num_styles)] if style_names is None else list(style_names)
+        style_credits = [""] * num_styles if style_credits is None else list(style_credits)
+        if len(style_names) != num_styles or len(style_credits) != num_styles:
+            raise ValueError(
+                f"Expected {num_styles} style names and credits. Received: "
+                f"{len(style_names)} names, {len(style_credits)} credits."
+            )
+        if len(set(style_names)) != num_styles:
+            raise ValueError(f"Style names must be unique. Received: {style_names}")
+        self.num_styles = num_styles
+        self.style_names = [str(n) for n in style_names]
+        self.style_credits = [str(c) for c in style_credits]
+        self.normalization = normalization
+        self.width_multiplier = float(width_multiplier)
+        self.metadata = dict(metadata or {})
+
+        def width(n):
+            return max(1, int(round(n * self.width_multiplier)))
+
+        def norm(name):
+            return conditional_normalization(normalization, num_styles, name=name)
+
+        c32, c64, c128 = width(32), width(64), width(128)
+        # (kernel, stride, filters, name) of the plain convolutions, in order.
+        self._conv_specs = [
+            (9, 1, c32, "conv_in"),
+            (3, 2, c64, "down_1"),
+            (3, 2, c128, "down_2"),
+        ]
+        self._up_specs = [(3, 1, c64, "up_1"), (3, 1, c32, "up_2")]
+        self.convs = [
+            keras.layers.Conv2D(f, k, strides=s, use_bias=False, name=n)
+            for k, s, f, n in self._conv_specs
+        ]
+        self.norms = [norm(f"{n}_norm") for _, _, _, n in self._conv_specs]
+        self.residual_blocks = [
+            ConditionalResidualBlock(
+                c128,
+                num_styles,
+                normalization=normalization,
+                activation="relu",
+                activation_after_add_path=False,
+                padding="reflect",
+                name=f"residual_{i + 1}",
+            )
+            for i in range(5)
+        ]
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
+        self.up_convs = [
+            keras.layers.Conv2D(f, k, use_bias=False, name=n) for k, _, f, n in self._up_specs
+        ]
+        self.up_norms = [norm(f"{n}_norm") for _, _, _, n in self._up_specs]
+        self.conv_out = keras.layers.Conv2D(3, 9, use_bias=False, name="conv_out")
+        self.norm_out = norm("conv_out_norm")
+        self.build()
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        channels = 3
+        for (k, _, f, _), conv, norm in zip(self._conv_specs, self.convs, self.norms):
+            conv.build((None, None, None, channels))
+            norm.build((None, None, None, f))
+            channels = f
+        for block in self.residual_blocks:
+            block.build((None, None, None, channels))
+        for (_, _, f, _), conv, norm in zip(self._up_specs, self.up_convs, self.up_norms):
+            conv.build((None, None, None, channels))
+            norm.build((None, None, None, f))
+            channels = f
+        self.conv_out.build((None, None, None, channels))
+        self.norm_out.build((None, None, None, 3))
+        self.built = True
+
+    @staticmethod
+    def _split_inputs(inputs):
+        if isinstance(inputs, dict):
+            return inputs["images"], inputs["style"]
+        if isinstance(inputs, (tuple, list)) and len(inputs) == 2:
+            return inputs[0], inputs[1]
+        raise ValueError(
+            "StyleTransferNetwork takes (images, style) or {'images': ..., 'style': ...}."
+        )
+
+    def _prepare_style(self, style):
+        rank = len(style.shape)
+        if rank == 1:
+            return ops.cast(style, "int32")
+        if style.shape[-1] is not None and style.shape[-1] != self.num_styles:
+            raise StyleSpecError(
+                f"Style weights must have one entry per style ({self.num_styles}); "
+                f"got shape {tuple(style.shape)}."
+            )
+        style = ops.cast(style, "float32")
+        # Normalize to sum 1; a non-positive sum is caught by normalize_style_weights before
+        # values reach the graph (Stylizer, export), the floor only avoids dividing by zero.
+        return style / ops.maximum(ops.sum(style, axis=-1, keepdims=True), 1e-12)
+
+    def call(self, inputs, training=None):
+        images, style = self._split_inputs(inputs)
+        style = self._prepare_style(style)
+        if images.dtype == "uint8":
+            x = ops.cast(images, "float32") / 255.0
+        else:
+            x = ops.cast(images, "float32")
+        x = ops.cast(x, self.compute_dtype)
+        height, width = ops.shape(x)[1], ops.shape(x)[2]
+        # Two stride-2 convolutions: pad to a multiple of 4 by reflection, crop back at the end.
+        pad_h, pad_w = (-height) % 4, (-width) % 4
+        x = ops.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+
+        for (k, _, _, _), conv, norm in zip(self._conv_specs, self.convs, self.norms):
+            x = conv(reflect_pad(x, k // 2))
+            x = ops.relu(norm(x, style, training=training))
+        for block in self.residual_blocks:
+            x = block(x, style, training=training)
+        for (k, _, _, _), conv, norm in zip(self._up_specs, self.up_convs, self.up_norms):
+            x = conv(reflect_pad(self.upsample(x), k // 2))
+            x = ops.relu(norm(x, style, training=training))
+        x = self.conv_out(reflect_pad(x, 4))
+        x = ops.sigmoid(self.norm_out(x, style, training=training))
+        x = x[:, :height, :width, :]
+        return ops.cast(x, "float32")
+
+    def compute_output_shape(self, input_shape):
+        images_shape = input_shape[0] if isinstance(input_shape, (tuple, list)) and isinstance(
+            input_shape[0], (tuple, list)
+        ) else input_shape["images"]
+        return (*images_shape[:3], 3)
+
+    @property
+    def normalization_layers(self):
+        """Every conditional normalization layer, in network order."""
+        layers = list(self.norms)
+        for block in self.residual_blocks:
+            layers += [block.norm_1, block.norm_2]
+        return layers + list(self.up_norms) + [self.norm_out]
+
+    def style_index(self, style):
+        """The index of a style given by index or name."""
+        if isinstance(style, str):
+            if style in self.style_names:
+                return self.style_names.index(style)
+            if style.lstrip("-").isdigit():
+                style = int(style)
+            else:
+                raise StyleSpecError(
+                    f"Unknown style {style!r}; this model has: {', '.join(self.style_names)}."
+                )
+        _check_index(style, self.num_styles)
+        return int(style)
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "num_styles": self.num_styles,
+            "style_names": self.style_names,
+            "style_credits": self.style_credits,
+            "normalization": self.normalization,
+            "width_multiplier": self.width_multiplier,
+            "metadata": self.metadata,
+        }
+        return {**base_config, **config}
+
+
+def build_network(
+    num_styles,
+    style_names=None,
+    style_credits=None,
+    normalization="instance",
+    width_multiplier=1.0,
+    metadata=None,
+    name="stylecbn",
+):
+    """Build a `StyleTransferNetwork` (see its docstring for the arguments)."""
+    return StyleTransferNetwork(
+        num_styles,
+        style_names=style_names,
+        style_credits=style_credits,
+        normalization=normalization,
+        width_multiplier=width_multiplier,
+        metadata=metadata,
+        name=name,
+    )

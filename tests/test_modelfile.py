@@ -1,0 +1,149 @@
+"""The .keras model file: bit-exact round trip, metadata, and every kind of bad file."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import keras
+from keras import ops
+
+from stylecbn import load_model, save_model
+from stylecbn.config import TrainingConfig
+from stylecbn.errors import ModelFileError
+from stylecbn.network import build_network
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    net = build_network(
+        3,
+        style_names=["mosaic", "waves", "glass"],
+        style_credits=["c0", "c1", "c2"],
+        normalization="batch",
+        width_multiplier=0.5,
+        metadata={"training": TrainingConfig(steps=7).to_dict(), "vgg_weights": "hed"},
+    )
+    rng = np.random.default_rng(0)
+    for w in net.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.1 + ops.convert_to_numpy(w))
+    path = tmp_path_factory.mktemp("model") / "m.keras"
+    save_model(net, path)
+    return net, path
+
+
+def test_round_trip_is_bit_exact(saved):
+    net, path = saved
+    loaded = load_model(path)
+    assert [w.path for w in loaded.weights] == [w.path for w in net.weights]
+    for a, b in zip(loaded.weights, net.weights):
+        np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
+    x = np.random.default_rng(1).random((2, 20, 28, 3)).astype("float32")
+    for style in (np.array([0, 2]), np.array([[0.2, 0.3, 0.5]] * 2, "float32")):
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(loaded((x, style))), ops.convert_to_numpy(net((x, style)))
+        )
+
+
+def test_metadata_survives(saved):
+    _, path = saved
+    loaded = load_model(path)
+    assert loaded.style_names == ["mosaic", "waves", "glass"]
+    assert loaded.style_credits == ["c0", "c1", "c2"]
+    assert loaded.normalization == "batch"
+    assert loaded.width_multiplier == 0.5
+    assert TrainingConfig.from_dict(loaded.metadata["training"]).steps == 7
+    assert loaded.metadata["vgg_weights"] == "hed"
+    assert "stylecbn_version" in loaded.metadata
+
+
+def test_save_leaves_no_temporary_files(saved):
+    _, path = saved
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.keras"]
+
+
+def test_failed_save_keeps_previous_file(saved, tmp_path, monkeypatch):
+    net, path = saved
+    target = tmp_path / "keep.keras"
+    target.write_bytes(path.read_bytes())
+    before = target.read_bytes()
+
+    def broken(model, filepath, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.saving, "save_model", broken)
+    with pytest.raises(ModelFileError, match="No space left"):
+        save_model(net, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.keras"]
+
+
+def test_save_errors(saved, tmp_path):
+    net, _ = saved
+    with pytest.raises(ModelFileError, match="must end in .keras"):
+        save_model(net, tmp_path / "m.h5")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        save_model(net, tmp_path / "missing" / "m.keras")
+
+
+def _error(path):
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    return message
+
+
+def test_missing_empty_truncated_foreign(saved, tmp_path):
+    _, path = saved
+    assert "does not exist" in _error(tmp_path / "nope.keras")
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    assert "empty" in _error(empty)
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert "truncated" in _error(truncated)
+    text = tmp_path / "notes.keras"
+    text.write_text("hello")
+    assert "not a stylecbn model file" in _error(text)
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"x")
+    assert "must be a .keras file" in _error(h5)
+    assert "is a folder" in _error(tmp_path)
+
+
+def test_damaged_and_foreign_archives(saved, tmp_path):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    # Flip bytes inside the weights entry: the zip checksum catches it.
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("model.weights.h5")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    data[start : start + 4096] = bytes(b ^ 0xFF for b in data[start : start + 4096])
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(bytes(data))
+    assert "damaged" in _error(damaged)
+
+    other = tmp_path / "other.zip.keras"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("readme.txt", "not a model")
+    assert "not a Keras model file" in _error(other)
+
+    sequential = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    foreign = tmp_path / "dense.keras"
+    sequential.save(foreign)
+    assert "not a stylecbn style network" in _error(foreign)
+
+    # A stylecbn-looking config that Keras cannot rebuild.
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            content = src.read(item)
+            if item.filename == "config.json":
+                config = json.loads(content)
+                config["config"]["num_styles"] = 5
+                content = json.dumps(config).encode()
+            dst.writestr(item, content)
+    assert "could not be loaded" in _error(broken)
