@@ -15,9 +15,15 @@ from .errors import ModelFileError
 from .fileio import atomic_path
 from .network import StyleTransferNetwork
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "default_model_path", "load_default_model"]
 
 _CLASS_NAME = "StyleTransferNetwork"
+DEFAULT_MODEL_NAME = "default.keras"
+
+
+def default_model_path():
+    """Where the built-in model ships inside the package (it may be absent)."""
+    return Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_NAME
 
 
 def save_model(model, path):
@@ -86,3 +92,14 @@ def load_model(path):
     if not isinstance(model, StyleTransferNetwork):
         raise ModelFileError(f"{path} is not a stylecbn style network.")
     return model
+
+
+def load_default_model():
+    """Load the built-in model, or raise ModelFileError saying none is installed."""
+    path = default_model_path()
+    if not path.is_file():
+        raise ModelFileError(
+            f"No built-in model is installed (expected {path}); pass --model FILE, "
+            "or train one with `stylecbn train`."
+        )
+    return load_model(path)

@@ -1,0 +1,76 @@
+"""The `stylecbn` command line: a thin layer over the library.
+
+Each command parses its options, builds a configuration and calls one library function.
+Library errors (`StylecbnError`) become one-line messages; exit codes: 0 = all done,
+1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
+"""
+
+import functools
+import importlib
+import sys
+
+import click
+
+from . import __version__
+from .errors import StylecbnError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Command name -> "module:function"; modules load only when their command runs, so
+# `stylecbn --help` and `stylecbn styles` don't pay for importing training code.
+COMMANDS = {
+    "apply": "stylecbn.commands.apply:apply",
+    "styles": "stylecbn.commands.apply:styles",
+    "sheet": "stylecbn.commands.apply:sheet",
+    "interpolate": "stylecbn.commands.apply:interpolate",
+    "info": "stylecbn.commands.apply:info",
+    "train": "stylecbn.commands.train:train",
+    "vgg-weights": "stylecbn.commands.train:vgg_weights",
+    "bundle": "stylecbn.commands.train:bundle",
+    "export": "stylecbn.commands.export:export",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("stylecbn.commands"):
+                return None  # that command is not part of this build
+            raise
+        return getattr(module, attr)
+
+
+def fail(message, code=EXIT_BAD_INPUT):
+    """Print `Error: message` on stderr (one line) and exit with `code`."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func):
+    """Turn library errors into one-line messages and exit codes; Ctrl-C into exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except StylecbnError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stylecbn")
+def main():
+    """stylecbn: many painting styles in one network. Train, apply, blend, export."""
