@@ -76,6 +76,19 @@ def _check_index(index, num_styles):
         )
 
 
+def _keep_channels(x, channels):
+    """Restate the static channel count after a pad or upsample of unknown height/width.
+
+    Traced with unknown H and W (SavedModel, TFLite with a dynamic size), TensorFlow's
+    MirrorPad with computed paddings and the reshape inside `ops.repeat` lose the channel
+    count, and the TFLite converter then cannot lower the next Conv2D to a builtin op.
+    """
+    shape = ops.shape(x)
+    if any(dim is None for dim in shape[1:3]):
+        return x  # symbolic Keras tensors: nothing to restate
+    return ops.reshape(x, (-1, shape[1], shape[2], channels))
+
+
 @keras.saving.register_keras_serializable(package="stylecbn")
 class StyleTransferNetwork(keras.Model):
     """A feed-forward network that holds many styles in its conditional normalizations.
@@ -241,6 +254,7 @@ class StyleTransferNetwork(keras.Model):
         # Two stride-2 convolutions: pad to a multiple of 4 by reflection, crop back at the end.
         pad_h, pad_w = (-height) % 4, (-width) % 4
         x = ops.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        x = _keep_channels(x, 3)
 
         for (k, _, _, _), conv, norm in zip(self._conv_specs, self.convs, self.norms):
             x = conv(reflect_pad(x, k // 2))
@@ -248,7 +262,8 @@ class StyleTransferNetwork(keras.Model):
         for block in self.residual_blocks:
             x = block(x, style, training=training)
         for (k, _, _, _), conv, norm in zip(self._up_specs, self.up_convs, self.up_norms):
-            x = conv(reflect_pad(self.upsample(x), k // 2))
+            x = _keep_channels(self.upsample(x), x.shape[-1])
+            x = conv(reflect_pad(x, k // 2))
             x = ops.relu(norm(x, style, training=training))
         x = self.conv_out(reflect_pad(x, 4))
         x = ops.sigmoid(self.norm_out(x, style, training=training))

@@ -1,0 +1,429 @@
+"""`stylecbn export`: SavedModel (TF Hub, TF Serving) and TensorFlow Lite artifacts.
+
+Every artifact is made once per module through the CLI (conversion is the slow part) from a
+tiny random-weight network, then checked against the Keras model's own uint8 output.
+Tolerances, in uint8 levels against Keras (max, mean of |difference|; measured on three seeds:
+float32 1 / 0.0, float16 1 / 0.07, dynamic 14 / 1.7; random gamma/beta tables are harsher than
+trained ones):
+    SavedModel and TFLite float32: 1 / 0.05 (float rounding, then one round to uint8);
+    TFLite float16 (weights in float16, computed in float32 on CPU): 2 / 0.25;
+    TFLite dynamic-range (int8 weights, int8 activations inside the hybrid kernels): 24 / 3.
+"""
+
+import errno
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from stylecbn import export, modelfile
+from stylecbn.cli import main
+from stylecbn.network import StyleTransferNetwork, build_network
+
+NAMES = ["ink", "sun"]
+SIZE = (32, 48)
+ODD_SIZE = (30, 45)  # not a multiple of 4: the network pads and crops inside the graph
+TOLERANCE = {"none": (1, 0.05), "float16": (2, 0.25), "dynamic": (24, 3.0)}  # max, mean
+ONE_HOT = np.array([[0.0, 1.0]], np.float32)
+BLEND = np.array([[0.5, 0.5]], np.float32)
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*tf.lite.Interpreter is deprecated:UserWarning"
+)
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["export", *[str(a) for a in args]], catch_exceptions=False)
+
+
+def image(size=SIZE, batch=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (batch, *size, 3), dtype=np.uint8)
+
+
+def keras_uint8(net, images, weights):
+    """The Keras model's output as uint8, rounded as stylecbn.images does."""
+    out = np.asarray(net((images, weights), training=False))
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def levels(a, b):
+    diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
+    return diff.max(), diff.mean()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    net = build_network(2, style_names=NAMES, width_multiplier=0.25)
+    rng = np.random.default_rng(0)
+    for layer in net.normalization_layers:
+        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
+        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    modelfile.save_model(net, path)
+    return net, path
+
+
+@pytest.fixture(scope="module")
+def saved_model(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("saved") / "stylecbn"
+    result = run(tiny[1], "--format", "saved_model", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"Wrote {out}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def serving(saved_model):
+    """The loaded SavedModel's serving signature (loading takes seconds)."""
+    return tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+
+
+_TFLITE = {}
+
+
+@pytest.fixture(scope="module")
+def tflite(tiny, tmp_path_factory):
+    """tflite(quantize, fixed) -> path of that variant, converted once per module."""
+    folder = tmp_path_factory.mktemp("tflite")
+
+    def get(quantize="none", fixed=False):
+        key = (quantize, fixed)
+        if key not in _TFLITE:
+            out = folder / f"{quantize}{'_fixed' if fixed else ''}.tflite"
+            extra = ["--input-size", "x".join(map(str, SIZE))] if fixed else []
+            result = run(tiny[1], "--format", "tflite", "--quantize", quantize, "-o", out, *extra)
+            assert result.exit_code == 0, result.output
+            _TFLITE[key] = out
+        return _TFLITE[key]
+
+    yield get
+    _TFLITE.clear()
+
+
+def run_tflite(path, images, weights):
+    """Run a .tflite file with the classic interpreter API (resizing a dynamic input)."""
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    inputs = {d["name"]: d for d in interpreter.get_input_details()}
+    image_in = next(d for name, d in inputs.items() if "image" in name)
+    weights_in = next(d for name, d in inputs.items() if "style_weights" in name)
+    if tuple(image_in["shape_signature"][1:3]) != images.shape[1:3]:
+        interpreter.resize_tensor_input(image_in["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_in["index"], images)
+    interpreter.set_tensor(weights_in["index"], weights)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+# --- SavedModel -----------------------------------------------------------------------------
+
+
+def test_saved_model_signatures_names_dtypes_shapes(saved_model):
+    loaded = tf.saved_model.load(str(saved_model))
+    assert set(loaded.signatures) == {"serving_default", "style_names"}
+    serving = loaded.signatures["serving_default"]
+    args, kwargs = serving.structured_input_signature
+    assert args == ()
+    assert set(kwargs) == {"image", "style_weights"}
+    assert kwargs["image"].dtype == tf.uint8
+    assert kwargs["image"].shape.as_list() == [None, None, None, 3]
+    assert kwargs["style_weights"].dtype == tf.float32
+    assert kwargs["style_weights"].shape.as_list() == [None, len(NAMES)]
+    outputs = serving.structured_outputs
+    assert list(outputs) == ["stylized_image"]
+    assert outputs["stylized_image"].dtype == tf.uint8
+    assert outputs["stylized_image"].shape.as_list() == [None, None, None, 3]
+
+    names = loaded.signatures["style_names"]()["style_names"].numpy()
+    assert [n.decode() for n in names] == NAMES
+    assert (saved_model / "assets" / "style_names.txt").read_text() == "ink\nsun\n"
+    assert loaded.style_names_file.asset_path.numpy().decode().endswith("style_names.txt")
+
+
+@pytest.mark.parametrize("size", [SIZE, ODD_SIZE])
+def test_saved_model_matches_keras(tiny, serving, size):
+    net = tiny[0]
+    x = image(size)
+    for weights in (ONE_HOT, BLEND):
+        got = serving(image=tf.constant(x), style_weights=tf.constant(weights))["stylized_image"]
+        assert got.shape == (1, *size, 3)
+        worst, mean = levels(got.numpy(), keras_uint8(net, x, weights))
+        assert worst <= TOLERANCE["none"][0] and mean <= TOLERANCE["none"][1]
+
+
+def test_saved_model_normalizes_and_broadcasts_style_weights(serving):
+
+    def stylize(x, w):
+        return serving(image=tf.constant(x), style_weights=tf.constant(w, tf.float32))[
+            "stylized_image"
+        ].numpy()
+
+    x = image()
+    # (3, 1) is the same blend as (0.75, 0.25), as in the library.
+    np.testing.assert_array_equal(stylize(x, [[3.0, 1.0]]), stylize(x, [[0.75, 0.25]]))
+    # One image, several blends -> one output per blend; and the other way round.
+    both = stylize(x, [[1.0, 0.0], [0.0, 1.0]])
+    assert both.shape == (2, *SIZE, 3)
+    np.testing.assert_array_equal(both[1], stylize(x, [[0.0, 1.0]])[0])
+    assert np.abs(both[0].astype(int) - both[1]).mean() > 5  # the two styles differ
+    pair = image(batch=2, seed=3)
+    two = stylize(pair, [[0.0, 1.0]])
+    assert two.shape == (2, *SIZE, 3)
+    np.testing.assert_array_equal(two[1], stylize(pair[1:], [[0.0, 1.0]])[0])
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ([[1.0, -0.5]], "must not be negative"),
+        ([[0.0, 0.0]], "positive sum"),
+        ([[np.nan, 1.0]], "finite"),
+    ],
+)
+def test_saved_model_rejects_invalid_style_weights(serving, weights, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        serving(image=tf.constant(image()), style_weights=tf.constant(weights, tf.float32))
+
+
+def test_saved_model_loads_with_tensorflow_hub(saved_model, serving):
+    import tensorflow_hub as hub
+
+    module = hub.load(str(saved_model))  # a local path: no download
+    x = image()
+    got = module.signatures["serving_default"](
+        image=tf.constant(x), style_weights=tf.constant(BLEND)
+    )["stylized_image"].numpy()
+    direct = serving(image=tf.constant(x), style_weights=tf.constant(BLEND))["stylized_image"]
+    np.testing.assert_array_equal(got, direct.numpy())
+    names = module.style_names()["style_names"].numpy()
+    assert [n.decode() for n in names] == NAMES
+
+
+# --- TensorFlow Lite ------------------------------------------------------------------------
+
+# Each quantization once, and both size modes: three conversions, about 10 s each.
+VARIANTS = [("none", False), ("float16", True), ("dynamic", False)]
+
+
+@pytest.mark.parametrize("quantize, fixed", VARIANTS)
+def test_tflite_signature(tflite, quantize, fixed):
+    interpreter = tf.lite.Interpreter(model_path=str(tflite(quantize, fixed)))
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["image", "style_weights"], "outputs": ["stylized_image"]}
+    }
+    runner = interpreter.get_signature_runner()
+    inputs = runner.get_input_details()
+    expected = [1, *SIZE, 3] if fixed else [1, -1, -1, 3]
+    assert inputs["image"]["shape_signature"].tolist() == expected
+    assert inputs["image"]["dtype"] == np.uint8
+    assert inputs["style_weights"]["shape_signature"].tolist() == [1, len(NAMES)]
+    assert inputs["style_weights"]["dtype"] == np.float32
+    assert runner.get_output_details()["stylized_image"]["dtype"] == np.uint8
+
+
+@pytest.mark.parametrize("quantize, fixed", VARIANTS)
+def test_tflite_matches_keras_and_blends(tiny, tflite, quantize, fixed):
+    net, path = tiny[0], tflite(quantize, fixed)
+    sizes = [SIZE] if fixed else [SIZE, ODD_SIZE]  # one interpreter file, two input sizes
+    worst_allowed, mean_allowed = TOLERANCE[quantize]
+    for size in sizes:
+        x = image(size)
+        outputs = {}
+        for name, weights in [("a", np.array([[1.0, 0.0]], np.float32)), ("b", ONE_HOT),
+                              ("blend", BLEND)]:
+            outputs[name] = run_tflite(path, x, weights)
+            assert outputs[name].shape == (1, *size, 3) and outputs[name].dtype == np.uint8
+            worst, mean = levels(outputs[name], keras_uint8(net, x, weights))
+            assert worst <= worst_allowed and mean <= mean_allowed, (size, name, worst, mean)
+        # The 50/50 blend is a third look, not one of the two styles.
+        assert levels(outputs["blend"], outputs["a"])[1] > 3
+        assert levels(outputs["blend"], outputs["b"])[1] > 3
+
+
+def test_tflite_signature_runner_resizes_dynamic_input(tiny, tflite):
+    runner = tf.lite.Interpreter(model_path=str(tflite("none"))).get_signature_runner()
+    x = image(ODD_SIZE)
+    got = runner(image=x, style_weights=BLEND)["stylized_image"]
+    assert levels(got, keras_uint8(tiny[0], x, BLEND))[0] <= 1
+
+
+def test_tflite_uses_builtin_ops_only_and_quantized_files_are_smaller(tflite):
+    interpreter = tf.lite.Interpreter(model_path=str(tflite("none")))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "MIRROR_PAD" in ops and "CONV_2D" in ops
+    assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
+    size = {q: tflite(q, fixed).stat().st_size for q, fixed in VARIANTS}
+    assert size["float16"] < 0.75 * size["none"]
+    assert size["dynamic"] < 0.5 * size["none"]
+
+
+# --- Library details ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("512x384", (512, 384)), ("64X48", (64, 48)), (" 32 x 32 ", (32, 32)), ("256", (256, 256))],
+)
+def test_parse_input_size(text, expected):
+    assert export.parse_input_size(text) == expected
+
+
+def test_mixed_precision_model_exports_a_float32_copy():
+    net = StyleTransferNetwork(2, width_multiplier=0.25, dtype="mixed_bfloat16")
+    copy = export._float32_model(net)
+    assert net.compute_dtype == "bfloat16" and copy.compute_dtype == "float32"
+    for a, b in zip(net.weights, copy.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    full = build_network(2, width_multiplier=0.25)
+    assert export._float32_model(full) is full
+
+
+# --- Errors: one line, exit 2, nothing left behind -------------------------------------------
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_and_invalid_model_files(tmp_path):
+    out = tmp_path / "out"
+    assert_one_line_error(
+        run(tmp_path / "absent.keras", "--format", "saved_model", "-o", out), "does not exist"
+    )
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip file at all")
+    assert_one_line_error(run(junk, "--format", "saved_model", "-o", out), str(junk))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.keras"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--format", "onnx"], ["Unknown export format 'onnx'", "saved_model, tflite"]),
+        (["--format", "tflite", "--quantize", "int4"], ["Unknown quantization 'int4'"]),
+        (["--format", "tflite", "--input-size", "big"], ["HEIGHTxWIDTH", "'big'"]),
+        (["--format", "tflite", "--input-size", "512x0"], ["too small"]),
+        (["--format", "tflite", "--input-size", "4x4"], ["at least 5 px"]),
+        (["--format", "saved_model", "--input-size", "64x64"], ["tflite only"]),
+        (["--format", "saved_model", "--quantize", "float16"], ["tflite only"]),
+    ],
+)
+def test_bad_options(tiny, tmp_path, args, fragments):
+    out = tmp_path / ("m.tflite" if "tflite" in args else "m")
+    assert_one_line_error(run(tiny[1], *args, "-o", out), *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_output_paths(tiny, tmp_path):
+    assert_one_line_error(
+        run(tiny[1], "--format", "tflite", "-o", tmp_path / "model.lite"), "must end in .tflite"
+    )
+    assert_one_line_error(
+        run(tiny[1], "--format", "saved_model", "-o", tmp_path / "no" / "such" / "m"),
+        "does not exist",
+    )
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    # --force never replaces a folder that is not a SavedModel, nor a file with a folder.
+    assert_one_line_error(
+        run(tiny[1], "--format", "saved_model", "--force", "-o", tmp_path / "notes"),
+        "is not a SavedModel folder",
+    )
+    (tmp_path / "folder.tflite").mkdir()
+    assert_one_line_error(
+        run(tiny[1], "--format", "tflite", "--force", "-o", tmp_path / "folder.tflite"),
+        "is not a file",
+    )
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.tflite", "notes"]
+
+
+def test_refuses_to_overwrite_without_force(tiny, tmp_path):
+    existing = tmp_path / "old.tflite"
+    existing.write_bytes(b"old")
+    assert_one_line_error(run(tiny[1], "--format", "tflite", "-o", existing), "--force")
+    assert existing.read_bytes() == b"old"
+    folder = tmp_path / "sm"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"old")
+    assert_one_line_error(run(tiny[1], "--format", "saved_model", "-o", folder), "--force")
+    assert (folder / "saved_model.pb").read_bytes() == b"old"
+
+
+def test_force_replaces_a_saved_model(tiny, tmp_path):
+    folder = tmp_path / "sm"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"old")
+    (folder / "stale.txt").write_text("from the old export")
+    result = run(tiny[1], "--format", "saved_model", "--force", "-o", folder)
+    assert result.exit_code == 0, result.output
+    assert not (folder / "stale.txt").exists()
+    assert (folder / "variables").is_dir() and (folder / "assets" / "style_names.txt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no temporary left over
+    assert oct(folder.stat().st_mode & 0o777) != oct(0o700)  # readable by a server's user
+
+
+def test_write_failure_leaves_nothing_behind(tiny, tmp_path, monkeypatch):
+    def half_written_save(obj, path, signatures=None, **kwargs):
+        (tmp_path / path.split("/")[-1] / "saved_model.pb").write_bytes(b"partial")
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tf.saved_model, "save", half_written_save)
+    result = run(tiny[1], "--format", "saved_model", "-o", tmp_path / "sm")
+    assert_one_line_error(result, "Cannot write", "Permission denied")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_tflite_destination(tiny, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(export, "tflite_model_bytes", lambda *a, **k: b"converted")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    result = run(tiny[1], "--format", "tflite", "-o", tmp_path / "m.tflite")
+    assert_one_line_error(result, "Cannot write", "m.tflite", "Permission denied")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_conversion_failure_is_one_line(tiny, tmp_path, monkeypatch):
+    class FailingConverter:
+        target_spec = type("Spec", (), {})()
+
+        @classmethod
+        def from_concrete_functions(cls, *args):
+            return cls()
+
+        def convert(self):
+            raise RuntimeError(
+                "Could not translate MLIR to FlatBuffer.model.py:6:1: error: 'tf.Foo' op is "
+                "neither a custom op nor a flex op\n" + "loc(callsite(...))\n" * 50
+            )
+
+    monkeypatch.setattr(tf.lite, "TFLiteConverter", FailingConverter)
+    result = run(tiny[1], "--format", "tflite", "-o", tmp_path / "m.tflite")
+    assert_one_line_error(
+        result, "TensorFlow Lite conversion", "'tf.Foo' op is neither a custom op nor a flex op"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_needs_the_tensorflow_backend(tiny, tmp_path, monkeypatch):
+    import keras
+
+    # The real case is KERAS_BACKEND=jax; the check reads keras.backend.backend().
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    result = run(tiny[1], "--format", "saved_model", "-o", tmp_path / "sm")
+    assert_one_line_error(
+        result, "Export needs Keras' TensorFlow backend", "KERAS_BACKEND=tensorflow"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,309 @@
+"""The Python API: style specs, strength, colour, masks, strips, frames, sheets."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylecbn import modelfile
+from stylecbn.errors import ConfigError, ImageError, ModelFileError, StyleSpecError
+from stylecbn.network import build_network
+from stylecbn.stylize import (
+    Stylizer,
+    _StripRunner,
+    _StyleField,
+    parse_style_spec,
+    preserve_colors,
+    style_label,
+)
+
+NAMES = ["starry", "wave", "mosaic"]
+
+
+def small_network(normalization="instance", seed=0):
+    net = build_network(3, style_names=NAMES, normalization=normalization, width_multiplier=0.25)
+    rng = np.random.default_rng(seed)
+    for layer in net.normalization_layers:
+        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
+        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
+        if normalization == "batch":
+            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32"))
+    return net
+
+
+def photo(h=40, w=52, seed=1):
+    """A smooth, photo-like test image (gradients plus a little noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([x, y, 1 - x * y], axis=-1)
+    return np.clip((base + rng.normal(0, 0.05, base.shape)) * 255, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return small_network()
+
+
+@pytest.fixture(scope="module")
+def stylizer(net):
+    return Stylizer(net)
+
+
+def run_network(net, image, weights):
+    out = net((image[None].astype("float32") / 255.0, np.asarray(weights, "float32")[None]))
+    return np.clip(np.rint(np.asarray(out)[0] * 255), 0, 255).astype(np.uint8)
+
+
+# --- style specifications ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        (0, [1, 0, 0]),
+        (np.int64(2), [0, 0, 1]),
+        ("1", [0, 1, 0]),
+        ("mosaic", [0, 0, 1]),
+        (" wave ", [0, 1, 0]),
+        ("0:0.5,2:0.5", [0.5, 0, 0.5]),
+        ("starry:1,wave:3", [0.25, 0.75, 0]),
+        ("starry,wave", [0.5, 0.5, 0]),
+        ("0:1,0:1,1:2", [0.5, 0.5, 0]),
+        ({"starry": 1, 2: 3}, [0.25, 0, 0.75]),
+        ([2, 0, 2], [0.5, 0, 0.5]),
+        (np.array([0, 1, 0]), [0, 1, 0]),
+    ],
+)
+def test_parse_style_spec(net, spec, expected):
+    weights = parse_style_spec(spec, net)
+    assert weights.dtype == np.float32 and weights.shape == (3,)
+    np.testing.assert_allclose(weights, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("vangogh", "Unknown style 'vangogh'"),
+        (7, "out of range"),
+        (-1, "out of range"),
+        ("starry:1,nope:2", "Unknown style 'nope'"),
+        ("0:x", "needs a number"),
+        ("0:1,,1:1", "empty entry"),
+        ("0:-1,1:2", "negative"),
+        ("0:0,1:0", "above 0"),
+        ("0:nan", "finite"),
+        ([1, 0], "one entry per style"),
+        (1.5, "Cannot use 1.5"),
+        (True, "Cannot use True"),
+        ({}, "Empty style blend"),
+        ({"starry": "a"}, "not a number"),
+    ],
+)
+def test_parse_style_spec_errors_list_valid_styles(net, spec, fragment):
+    with pytest.raises(StyleSpecError) as info:
+        parse_style_spec(spec, net)
+    message = str(info.value)
+    assert fragment in message
+    if fragment in ("Unknown style 'vangogh'", "out of range", "one entry per style"):
+        assert "0=starry, 1=wave, 2=mosaic" in message
+
+
+def test_style_label(net):
+    assert style_label(parse_style_spec("wave", net), net) == "wave"
+    assert style_label(parse_style_spec("starry:1,mosaic:3", net), net) == "mosaic75-starry25"
+
+
+# --- the model ----------------------------------------------------------------------------
+
+
+def test_model_from_path_and_missing_builtin(tmp_path, monkeypatch, net):
+    path = tmp_path / "m.keras"
+    modelfile.save_model(net, path)
+    loaded = Stylizer(path)
+    assert loaded.style_names == NAMES and loaded.num_styles == 3
+    np.testing.assert_array_equal(
+        np.asarray(loaded.stylize(photo(), 1)), np.asarray(Stylizer(net).stylize(photo(), 1))
+    )
+    monkeypatch.setattr(modelfile, "default_model_path", lambda: tmp_path / "absent.keras")
+    with pytest.raises(ModelFileError, match="No built-in model is installed"):
+        Stylizer()
+    with pytest.raises(ModelFileError, match="does not exist"):
+        Stylizer(tmp_path / "missing.keras")
+    with pytest.raises(ModelFileError, match="got a int"):
+        Stylizer(3)
+
+
+# --- stylize ------------------------------------------------------------------------------
+
+
+def test_stylize_matches_network_and_sources(stylizer, net, tmp_path):
+    image = photo()
+    out = stylizer.stylize(image, "starry:1,wave:1")
+    assert isinstance(out, Image.Image) and out.size == (52, 40) and out.mode == "RGB"
+    expected = run_network(net, image, [0.5, 0.5, 0])
+    assert np.abs(np.asarray(out).astype(int) - expected).max() <= 1
+    path = tmp_path / "p.png"
+    Image.fromarray(image).save(path)
+    for source in (path, str(path), Image.fromarray(image), path.read_bytes(), io.BytesIO(path.read_bytes())):
+        np.testing.assert_array_equal(np.asarray(stylizer.stylize(source, "starry:1,wave:1")), np.asarray(out))
+
+
+def test_xla_gives_the_same_image(net):
+    image = photo()
+    plain = np.asarray(Stylizer(net, jit_compile=False).stylize(image, "wave:1,mosaic:2")).astype(int)
+    xla = np.asarray(Stylizer(net, jit_compile=True).stylize(image, "wave:1,mosaic:2"))
+    assert np.abs(plain - xla).max() <= 1
+
+
+def test_styles_differ(stylizer):
+    outs = [np.asarray(stylizer.stylize(photo(), i)).astype(float) for i in range(3)]
+    assert np.abs(outs[0] - outs[1]).mean() > 5 and np.abs(outs[1] - outs[2]).mean() > 5
+
+
+def test_strength_is_a_pixel_mix(stylizer):
+    image = photo()
+    np.testing.assert_array_equal(np.asarray(stylizer.stylize(image, 1, strength=0.0)), image)
+    full = np.asarray(stylizer.stylize(image, 1)).astype(float)
+    half = np.asarray(stylizer.stylize(image, 1, strength=0.5)).astype(float)
+    assert np.abs(half - (0.5 * full + 0.5 * image)).max() <= 1.0
+    for bad in (-0.1, 1.5, "x", True):
+        with pytest.raises(ConfigError, match="strength"):
+            stylizer.stylize(image, 1, strength=bad)
+
+
+def to_ycbcr(array):
+    return np.asarray(Image.fromarray(array).convert("YCbCr")).astype(float)
+
+
+def test_preserve_color_keeps_chroma_and_stylized_luma(stylizer):
+    image = photo()
+    styled = np.asarray(stylizer.stylize(image, 2))
+    kept = np.asarray(stylizer.stylize(image, 2, preserve_color=True))
+    # Clipping to the RGB cube can move a few pixels; the typical error is rounding.
+    assert np.median(np.abs(to_ycbcr(kept)[..., 1:] - to_ycbcr(image)[..., 1:])) <= 1.0
+    assert np.median(np.abs(to_ycbcr(kept)[..., 0] - to_ycbcr(styled)[..., 0])) <= 1.0
+    assert np.abs(to_ycbcr(kept)[..., 1:] - to_ycbcr(styled)[..., 1:]).mean() > 3
+    x = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(preserve_colors(x, x), x, atol=1e-5)
+
+
+def test_max_size_and_small_images(stylizer):
+    image = photo(60, 80)
+    assert stylizer.stylize(image, 0, max_size=40).size == (40, 30)
+    assert stylizer.stylize(image, 0, max_size=0).size == (80, 60)
+    assert stylizer.stylize(image, 0, max_size=200).size == (80, 60)  # never enlarged
+    for bad in (8, -1, 1.5):
+        with pytest.raises(ConfigError, match="max_size"):
+            stylizer.stylize(image, 0, max_size=bad)
+    with pytest.raises(ImageError, match="under 16 px"):
+        stylizer.stylize(photo(16, 200), 0, max_size=100)
+    with pytest.raises(ImageError, match="16"):
+        stylizer.stylize(photo(10, 10), 0)
+
+
+def test_animated_frames(stylizer):
+    frames = [Image.fromarray(photo(seed=s)) for s in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=[50, 60, 70], loop=0)
+    result = stylizer.stylize_frames(buffer.getvalue(), 1)
+    assert len(result.frames) == 3 and result.durations == [50, 60, 70] and result.loop == 0
+    assert not np.array_equal(result.frames[0], result.frames[1])
+    first = stylizer.stylize(buffer.getvalue(), 1)
+    np.testing.assert_array_equal(np.asarray(first), result.frames[0])
+
+
+# --- regional styles ----------------------------------------------------------------------
+
+
+def test_mask_selects_styles_per_pixel(stylizer):
+    image = photo(48, 64)
+    white = np.full((24, 32), 255, np.uint8)
+    inside = np.asarray(stylizer.stylize(image, 0, mask=white, mask_style=2)).astype(int)
+    assert np.abs(inside - np.asarray(stylizer.stylize(image, 2))).max() <= 1
+    outside = np.asarray(stylizer.stylize(image, 0, mask=white * 0, mask_style=2)).astype(int)
+    assert np.abs(outside - np.asarray(stylizer.stylize(image, 0))).max() <= 1
+    half = np.zeros((48, 64), np.uint8)
+    half[:, 32:] = 255  # right half inside
+    mixed = np.asarray(stylizer.stylize(image, 0, mask=half, mask_style=2)).astype(float)
+    a = np.asarray(stylizer.stylize(image, 0)).astype(float)
+    b = np.asarray(stylizer.stylize(image, 2)).astype(float)
+    left, right = slice(0, 20), slice(44, 64)
+    assert np.abs(mixed[:, left] - a[:, left]).mean() < np.abs(mixed[:, left] - b[:, left]).mean()
+    assert np.abs(mixed[:, right] - b[:, right]).mean() < np.abs(mixed[:, right] - a[:, right]).mean()
+    with pytest.raises(ConfigError, match="mask"):
+        stylizer.stylize(image, 0, mask=half)
+    with pytest.raises(ConfigError, match="mask"):
+        stylizer.stylize(image, 0, mask_style=1)
+    with pytest.raises(ImageError):
+        stylizer.stylize(image, 0, mask=b"not an image", mask_style=1)
+
+
+# --- strips: exact whole-image statistics -------------------------------------------------
+
+
+@pytest.mark.parametrize("normalization", ["instance", "batch"])
+def test_strips_equal_whole_image(normalization):
+    net = small_network(normalization, seed=3)
+    whole = Stylizer(net)
+    image = photo(45, 58).astype(np.float32) / 255.0
+    rng = np.random.default_rng(0)
+    fields = [
+        _StyleField(parse_style_spec("starry:1,wave:2", net)),
+        _StyleField(parse_style_spec(0, net), parse_style_spec(2, net), rng.random((45, 58)).astype(np.float32)),
+    ]
+    for field in fields:
+        expected = whole._run_whole(image, field)
+        got = _StripRunner(net, strip_pixels=150).run(image, field)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 1e-4
+
+
+def test_stylizer_uses_strips_above_the_limit(net):
+    image = photo(45, 58)
+    striped = Stylizer(net, max_untiled_pixels=1000).stylize(image, "wave:1,mosaic:1", max_size=0)
+    whole = Stylizer(net).stylize(image, "wave:1,mosaic:1", max_size=0)
+    assert np.abs(np.asarray(striped).astype(int) - np.asarray(whole)).max() <= 1
+
+
+# --- interpolation, grids, sheets ---------------------------------------------------------
+
+
+def test_interpolate_and_grid(stylizer):
+    image = photo()
+    frames = stylizer.interpolate(image, 0, "mosaic", frames=4, max_size=32)
+    assert len(frames) == 4 and frames[0].shape == (25, 32, 3)
+    np.testing.assert_array_equal(frames[0], np.asarray(stylizer.stylize(image, 0, max_size=32)))
+    np.testing.assert_array_equal(frames[-1], np.asarray(stylizer.stylize(image, 2, max_size=32)))
+    with pytest.raises(ConfigError, match="frames"):
+        stylizer.interpolate(image, 0, 1, frames=1)
+    rows, weights = stylizer.blend_grid(image, [0, 1, 2, "starry:1,wave:1"], steps=2, max_size=32)
+    assert len(rows) == 2 and len(rows[0]) == 2
+    np.testing.assert_allclose(weights[1][1], [0.5, 0.5, 0], atol=1e-6)
+    np.testing.assert_array_equal(rows[0][1], np.asarray(stylizer.stylize(image, 1, max_size=32)))
+    with pytest.raises(ConfigError, match="4 corner"):
+        stylizer.blend_grid(image, [0, 1], steps=2)
+    with pytest.raises(ConfigError, match="steps"):
+        stylizer.blend_grid(image, [0, 1, 2, 0], steps=1)
+
+
+def test_style_sheet(stylizer):
+    sheet = stylizer.style_sheet(photo(), tile_size=32, columns=2)
+    # 4 tiles (original + 3 styles) in 2 columns of 32x25 cells with labels below.
+    assert sheet.size == (2 * (32 + 6) + 6, 2 * (25 + 20 + 6) + 6)
+    only = stylizer.style_sheet(photo(), styles=["wave"], tile_size=32, include_original=False)
+    assert only.size == (32 + 12, 25 + 20 + 12)
+    with pytest.raises(StyleSpecError, match="0=starry"):
+        stylizer.style_sheet(photo(), styles=["nope"])
+
+
+@pytest.mark.slow
+def test_real_photo(shared_data, stylizer):
+    path = sorted((shared_data / "content").glob("*.png"))[0]
+    out = stylizer.stylize(path, "starry:1,mosaic:1", max_size=96, preserve_color=True)
+    with Image.open(path) as original:
+        scale = 96 / max(original.size)
+        assert max(out.size) == 96 and abs(out.width - original.width * scale) <= 1
+    plain = np.asarray(stylizer.stylize(path, 0, max_size=96)).astype(float)
+    assert np.asarray(out).std() > 5 and np.abs(plain - np.asarray(out)).mean() > 1
