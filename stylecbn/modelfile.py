@@ -6,10 +6,13 @@ own format carries it and `load_model` needs nothing beside the file.
 """
 
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 
+import h5py
 import keras
+import numpy as np
 
 from .errors import ModelFileError
 from .fileio import atomic_path
@@ -26,8 +29,18 @@ def default_model_path():
     return Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_NAME
 
 
-def save_model(model, path):
-    """Save `model` to `path` (must end in .keras) atomically: whole file or nothing."""
+def save_model(model, path, weights_dtype="float32"):
+    """Save `model` to `path` (must end in .keras) atomically: whole file or nothing.
+
+    Args:
+        model: a StyleTransferNetwork.
+        path: the destination, ending in .keras.
+        weights_dtype: "float32" (a bit-exact round trip) or "float16" (half the size; the
+            weights are rounded to float16 in the file and loaded back into float32
+            variables; `benchmarks/half_precision.py` measures what that changes).
+    """
+    if weights_dtype not in ("float32", "float16"):
+        raise ModelFileError(f"weights_dtype must be float32 or float16; got {weights_dtype!r}.")
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelFileError(f"Model file name {path} must end in .keras.")
@@ -41,8 +54,38 @@ def save_model(model, path):
     try:
         with atomic_path(path, suffix=".keras") as tmp:
             keras.saving.save_model(model, tmp)
+            if weights_dtype == "float16":
+                _halve_weights(tmp)
     except OSError as exc:
         raise ModelFileError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def _halve_weights(path):
+    """Rewrite the weights inside a .keras archive as float16 (a fresh HDF5 file: HDF5 does
+    not give back the space of deleted datasets)."""
+    with tempfile.TemporaryDirectory(dir=Path(path).parent) as folder:
+        original, half = Path(folder) / "full.h5", Path(folder) / "half.h5"
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        original.write_bytes(entries.pop("model.weights.h5"))
+        with h5py.File(original, "r") as source, h5py.File(half, "w") as target:
+            target.attrs.update(source.attrs)
+
+            def copy(name, item):
+                if isinstance(item, h5py.Dataset):
+                    data = item[()]
+                    if data.dtype == np.float32:
+                        data = data.astype(np.float16)
+                    copied = target.create_dataset(name, data=data)
+                else:
+                    copied = target.require_group(name)
+                copied.attrs.update(item.attrs)
+
+            source.visititems(copy)
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+            archive.write(half, "model.weights.h5")
 
 
 def _check_container(path):

@@ -147,3 +147,19 @@ def test_damaged_and_foreign_archives(saved, tmp_path):
                 content = json.dumps(config).encode()
             dst.writestr(item, content)
     assert "could not be loaded" in _error(broken)
+
+
+def test_half_precision_file(saved, tmp_path):
+    net, full_path = saved
+    half_path = tmp_path / "half.keras"
+    save_model(net, half_path, weights_dtype="float16")
+    assert half_path.stat().st_size < 0.6 * full_path.stat().st_size
+    loaded = load_model(half_path)
+    assert loaded.style_names == net.style_names
+    for a, b in zip(loaded.weights, net.weights):
+        assert a.dtype == "float32"
+        expected = ops.convert_to_numpy(b).astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(ops.convert_to_numpy(a), expected)
+    with pytest.raises(ModelFileError, match="weights_dtype"):
+        save_model(net, tmp_path / "x.keras", weights_dtype="int8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half.keras"]

@@ -1,0 +1,31 @@
+"""Install a trained model as the built-in one: stylecbn/assets/default.keras.
+
+    python tools/ship_default_model.py MODEL.keras [--float32]
+
+Weights are stored in float16 (half the package size) unless --float32 is given; measure what
+that changes first with `python benchmarks/half_precision.py --model MODEL.keras`.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stylecbn.modelfile import default_model_path, load_model, save_model  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--float32", action="store_true", help="keep float32 weights")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    target = default_model_path()
+    target.parent.mkdir(exist_ok=True)
+    save_model(model, target, weights_dtype="float32" if args.float32 else "float16")
+    print(f"{target}: {model.num_styles} styles, {target.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
