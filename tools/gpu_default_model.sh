@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
 train() {  # name style_weight normalization steps [extra options]
   local name=$1 weight=$2 norm=$3 steps=$4; shift 4
-  python -c "from stylecbn.cli import main; main()" train \
+  python -m stylecbn train \
     --styles bundle/paintings --content bundle/content --vgg-weights bundle/vgg16_block4.npz \
     --style-weight "$weight" --normalization "$norm" --steps "$steps" \
     --batch-size 16 --crop-size 256 --precision mixed_bfloat16 --seed 0 \
