@@ -27,7 +27,9 @@ import dataclasses
 import importlib.util
 import json
 import random
+import signal
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -554,6 +556,25 @@ class _Run:
         self.log(f"preview: {path}")
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C while training, so `kill`, job schedulers and time limits
+    also end with a checkpoint. Background jobs of non-interactive shells ignore SIGINT, so
+    SIGTERM is often the only polite signal a run gets."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(config, *, loss_network=None, callbacks=None, log=None):
     """Train a multi-style network (or add styles to one) and write the model file.
 
@@ -571,7 +592,8 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
     Raises:
         ConfigError, DataError, ModelFileError: unusable settings, inputs or files; nothing
             is written over an existing model file.
-        KeyboardInterrupt: after writing a checkpoint, when the run was interrupted.
+        KeyboardInterrupt: after writing a checkpoint, when the run was interrupted (Ctrl-C,
+            or SIGTERM while training).
     """
     log = log or _stderr
     if not isinstance(config, TrainingConfig):
@@ -677,7 +699,9 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
                 len(specs), label_offset,
             )
             try:
-                trainer.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=all_callbacks)
+                with _sigterm_as_interrupt():
+                    trainer.fit(batches, epochs=1, verbose=0, shuffle=False,
+                                callbacks=all_callbacks)
             except KeyboardInterrupt:
                 # Adam's step counter is the number of updates the weights hold.
                 step = int(ops.convert_to_numpy(trainer.optimizer.iterations))

@@ -7,12 +7,14 @@ takes seconds; the end-to-end run with real VGG weights is in test_cli_train.py.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import keras
+
 import numpy as np
 import pytest
 from keras import ops
@@ -96,6 +98,14 @@ class InterruptAt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.first_step + batch + 1 == self.step:
             raise KeyboardInterrupt
+
+
+class TerminateAt(InterruptAt):
+    """Send this process SIGTERM (as `kill` or a time limit would) at global step `step`."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_step + batch + 1 == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
@@ -400,3 +410,13 @@ def test_distribute_on_two_tensorflow_cpu_devices(tmp_path):
     )
     out = _run_python(setup + _DISTRIBUTED_RUN, tmp_path, {"KERAS_BACKEND": "tensorflow"})
     assert out.strip().endswith("ok")
+
+
+def test_sigterm_writes_a_checkpoint_like_ctrl_c(data, tmp_path):
+    config = tiny_config(data, tmp_path, checkpoint_every=100, preview_every=100)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, loss_network=fake_loss_network(), callbacks=[TerminateAt(2)],
+              log=lambda line: None)
+    assert latest_checkpoint(tmp_path / "runs" / "model").name == "checkpoint-00000002.npz"
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is restored
