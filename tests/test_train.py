@@ -14,7 +14,6 @@ import textwrap
 from pathlib import Path
 
 import keras
-
 import numpy as np
 import pytest
 from keras import ops
