@@ -12,6 +12,8 @@ from stylecbn import modelfile
 from stylecbn.cli import main
 from stylecbn.network import build_network
 
+from helpers import randomize_style_tables
+
 NAMES = ["starry", "wave", "mosaic"]
 
 
@@ -19,10 +21,7 @@ NAMES = ["starry", "wave", "mosaic"]
 def model_path(tmp_path_factory):
     net = build_network(3, style_names=NAMES, style_credits=["Van Gogh", "Hokusai", ""],
                         width_multiplier=0.25)
-    rng = np.random.default_rng(0)
-    for layer in net.normalization_layers:
-        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
+    randomize_style_tables(net)
     path = tmp_path_factory.mktemp("model") / "small.keras"
     modelfile.save_model(net, path)
     return str(path)

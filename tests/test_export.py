@@ -21,6 +21,8 @@ from stylecbn import export, modelfile
 from stylecbn.cli import main
 from stylecbn.network import StyleTransferNetwork, build_network
 
+from helpers import randomize_style_tables
+
 NAMES = ["ink", "sun"]
 SIZE = (32, 48)
 ODD_SIZE = (30, 45)  # not a multiple of 4: the network pads and crops inside the graph
@@ -56,10 +58,7 @@ def levels(a, b):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     net = build_network(2, style_names=NAMES, width_multiplier=0.25)
-    rng = np.random.default_rng(0)
-    for layer in net.normalization_layers:
-        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
+    randomize_style_tables(net)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     modelfile.save_model(net, path)
     return net, path

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from stylecbn.errors import StyleSpecError
+from helpers import randomize_style_tables
 from stylecbn.network import StyleTransferNetwork, build_network, normalize_style_weights, style_weights
 
 # Convolution weights of the full-width network (no biases: every conv feeds a normalization).
@@ -25,17 +26,10 @@ def images(b=2, h=32, w=32, seed=0):
     return np.random.default_rng(seed).random((b, h, w, 3)).astype("float32")
 
 
-def randomize_tables(net, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in net.normalization_layers:
-        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
-
-
 @pytest.fixture(scope="module")
 def net3():
     net = build_network(3, style_names=["a", "b", "c"])
-    randomize_tables(net)
+    randomize_style_tables(net)
     return net
 
 
