@@ -13,6 +13,7 @@ _LAZY = {
     "StyleTransferNetwork": ("stylecbn.network", "StyleTransferNetwork"),
     "TrainingConfig": ("stylecbn.config", "TrainingConfig"),
     "Stylizer": ("stylecbn.stylize", "Stylizer"),
+    "Blend": ("stylecbn.blend", "Blend"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -22,10 +22,10 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 # `stylecbn --help` and `stylecbn styles` don't pay for importing training code.
 COMMANDS = {
     "apply": "stylecbn.commands.apply:apply",
-    "styles": "stylecbn.commands.apply:styles",
-    "sheet": "stylecbn.commands.apply:sheet",
-    "interpolate": "stylecbn.commands.apply:interpolate",
-    "info": "stylecbn.commands.apply:info",
+    "styles": "stylecbn.commands.info:styles",
+    "sheet": "stylecbn.commands.sheets:sheet",
+    "interpolate": "stylecbn.commands.sheets:interpolate",
+    "info": "stylecbn.commands.info:info",
     "train": "stylecbn.commands.train:train",
     "vgg-weights": "stylecbn.commands.train:vgg_weights",
     "bundle": "stylecbn.commands.train:bundle",

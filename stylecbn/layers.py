@@ -36,7 +36,7 @@ def _style_affine(gamma_table, beta_table, style, spatial_shape):
     """
     rank = len(style.shape)
     if rank == 1:
-        # Seed defect 5: the gathered rows must broadcast per sample: (B, 1, 1, C).
+        # The gathered rows broadcast per sample: (B, 1, 1, C).
         labels = ops.cast(style, "int32")
         gamma = ops.take(gamma_table, labels, axis=0)[:, None, None, :]
         beta = ops.take(beta_table, labels, axis=0)[:, None, None, :]
@@ -78,7 +78,6 @@ class _ConditionalNormalization(keras.layers.Layer):
             raise ValueError(f"epsilon must be positive. Received: epsilon={epsilon}")
         self.num_classes = int(num_classes)
         self.epsilon = float(epsilon)
-        # Seed defect 1: gamma must start at ones, not zeros.
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
         self.beta_initializer = keras.initializers.get(beta_initializer)
         self.supports_masking = False
@@ -98,7 +97,6 @@ class _ConditionalNormalization(keras.layers.Layer):
             initializer=self.gamma_initializer,
             name="gamma",
         )
-        # Seed defect 3: beta is used, so it must be created.
         self.beta = self.add_weight(
             shape=(self.num_classes, channels),
             initializer=self.beta_initializer,
@@ -146,9 +144,8 @@ class ConditionalBatchNormalization(_ConditionalNormalization):
 
     In training, `mean` and `var` are the batch moments over (N, H, W) and the moving
     statistics are updated as `moving = moving * momentum + batch * (1 - momentum)`; at
-    inference the moving statistics are used. This is the seed article's `ConditionBatchNorm`
-    with its six defects corrected (see tests/test_layers.py). Statistics are computed in
-    float32 whatever the dtype policy.
+    inference the moving statistics are used. Statistics are computed in float32 whatever the
+    dtype policy. The seed article's defects and their fixes: docs/seed_defects.md.
 
     Args:
         num_classes: number of styles (rows of the gamma/beta tables).
@@ -188,10 +185,8 @@ class ConditionalBatchNormalization(_ConditionalNormalization):
         )
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1). Received: momentum={momentum}")
-        # Seed defect 6: every hyper-parameter the maths uses is stored on the layer.
         self.momentum = float(momentum)
         self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
-        # Seed defect 2: the moving variance must start at ones.
         self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
 
     def build(self, inputs_shape, style_shape=None):
@@ -212,7 +207,6 @@ class ConditionalBatchNormalization(_ConditionalNormalization):
         )
 
     def call(self, inputs, style, training=None):
-        # Seed defect 4: the flag is `training` and it is the one the body tests.
         self._check_style(inputs, style)
         if training and self.trainable:
             x = ops.cast(inputs, "float32")
@@ -307,11 +301,10 @@ class ConditionalResidualBlock(keras.layers.Layer):
     the skip. When the input has a different number of channels than `filters`, the skip is
     learned: conv 1x1 -> norm -> activation.
 
-    The defaults are the seed article's block (leaky ReLU 0.2 after both norms, zero padding).
-    The style network uses the same class with `activation="relu"`,
-    `activation_after_add_path=False` and `padding="reflect"` (Dumoulin et al.: no activation
-    after the second norm, reflect padding against border artefacts): one class with two
-    switches is simpler than two classes that share everything else.
+    The defaults are the style network's block (Dumoulin et al.: ReLU, no activation after the
+    second norm, reflect padding against border artefacts). The seed article's block is the
+    same class with `normalization="batch"`, `activation="leaky_relu"` (slope 0.2),
+    `activation_after_add_path=True` and `padding="same"` (zeros).
 
     Args:
         filters: output channels.
@@ -332,10 +325,10 @@ class ConditionalResidualBlock(keras.layers.Layer):
         self,
         filters,
         num_classes,
-        normalization="batch",
-        activation="leaky_relu",
-        activation_after_add_path=True,
-        padding="same",
+        normalization="instance",
+        activation="relu",
+        activation_after_add_path=False,
+        padding="reflect",
         epsilon=1e-3,
         momentum=0.99,
         **kwargs,

@@ -6,74 +6,24 @@ with a conditional normalization after every convolution. Every convolution is s
 styles; a style is its rows of gamma/beta (about 3.2K numbers).
 
 Blending: style weights are normalized to sum 1, then mix the gamma/beta rows of every
-normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`.
+normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`. Reading a user's style
+specification (names, blend strings) is `stylecbn.blend`'s job.
+
+The forward pass is the sequence `StyleTransferNetwork.stages`: `call` runs those steps and
+nothing else, and strip inference (`stylecbn.strips`) runs the same steps strip by strip.
 """
 
-import numpy as np
+from dataclasses import dataclass
+
 import keras
 from keras import ops
 
 from .errors import StyleSpecError
 from .layers import ConditionalResidualBlock, conditional_normalization, reflect_pad
 
-__all__ = ["StyleTransferNetwork", "build_network", "normalize_style_weights", "style_weights"]
+__all__ = ["StyleTransferNetwork", "ConvStage", "build_network"]
 
 NORMALIZATION_KINDS = ("instance", "batch")
-
-
-def normalize_style_weights(weights, num_styles):
-    """Check a style-weight vector (or a batch of them) and scale each to sum 1.
-
-    Args:
-        weights: array-like of shape (num_styles,), (B, num_styles) or (B, H, W, num_styles).
-        num_styles: the number of styles of the network.
-
-    Returns:
-        float32 NumPy array of the same shape, summing to 1 along the last axis.
-
-    Raises:
-        StyleSpecError: wrong length, non-finite or negative entries, or a sum that is not
-            positive.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 0 or w.shape[-1] != num_styles:
-        raise StyleSpecError(
-            f"Style weights must have one entry per style ({num_styles}); got shape {w.shape}."
-        )
-    if not np.all(np.isfinite(w)):
-        raise StyleSpecError(f"Style weights must be finite numbers; got {w.tolist()}.")
-    if np.any(w < 0):
-        raise StyleSpecError(
-            "Style weights must not be negative (a blend mixes styles with weights >= 0); "
-            f"got {np.round(w, 4).tolist() if w.size <= 64 else 'negative entries'}."
-        )
-    sums = w.sum(axis=-1, keepdims=True)
-    if np.any(sums <= 0):
-        raise StyleSpecError(
-            "Style weights must have a positive sum (give at least one style a weight > 0)."
-        )
-    return (w / sums).astype(np.float32)
-
-
-def style_weights(style, num_styles):
-    """One normalized weight vector from an index or an {index: weight} mapping."""
-    if isinstance(style, dict):
-        w = np.zeros(num_styles)
-        for index, weight in style.items():
-            _check_index(index, num_styles)
-            w[index] += weight
-        return normalize_style_weights(w, num_styles)
-    _check_index(style, num_styles)
-    return np.eye(num_styles, dtype=np.float32)[style]
-
-
-def _check_index(index, num_styles):
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise StyleSpecError(f"A style index must be an integer; got {index!r}.")
-    if not 0 <= index < num_styles:
-        raise StyleSpecError(
-            f"Style index {index} is out of range: this model has styles 0..{num_styles - 1}."
-        )
 
 
 def _keep_channels(x, channels):
@@ -87,6 +37,41 @@ def _keep_channels(x, channels):
     if any(dim is None for dim in shape[1:3]):
         return x  # symbolic Keras tensors: nothing to restate
     return ops.reshape(x, (-1, shape[1], shape[2], channels))
+
+
+STAGE_ACTIVATIONS = {"relu": ops.relu, "sigmoid": ops.sigmoid}
+
+
+@dataclass(frozen=True, eq=False)
+class ConvStage:
+    """One plain step of the network: [nearest upsample ->] reflect pad -> convolution ->
+    conditional normalization -> activation.
+
+    Attributes:
+        conv: the `keras.layers.Conv2D` (no bias, "valid" padding after the reflect pad).
+        norm: its conditional normalization layer.
+        activation: "relu" or "sigmoid" (a key of `STAGE_ACTIVATIONS`).
+        upsample: the `keras.layers.UpSampling2D` (nearest) applied first, or None.
+    """
+
+    conv: object
+    norm: object
+    activation: str
+    upsample: object = None
+
+    @property
+    def kernel_size(self):
+        return self.conv.kernel_size[0]
+
+    @property
+    def stride(self):
+        return self.conv.strides[0]
+
+    def __call__(self, x, style, training=None):
+        if self.upsample is not None:
+            x = _keep_channels(self.upsample(x), x.shape[-1])
+        x = self.conv(reflect_pad(x, self.kernel_size // 2))
+        return STAGE_ACTIVATIONS[self.activation](self.norm(x, style, training=training))
 
 
 @keras.saving.register_keras_serializable(package="stylecbn")
@@ -167,55 +152,57 @@ class StyleTransferNetwork(keras.Model):
             return conditional_normalization(normalization, num_styles, name=name)
 
         c32, c64, c128 = width(32), width(64), width(128)
-        # (kernel, stride, filters, name) of the plain convolutions, in order.
-        self._conv_specs = [
-            (9, 1, c32, "conv_in"),
-            (3, 2, c64, "down_1"),
-            (3, 2, c128, "down_2"),
-        ]
-        self._up_specs = [(3, 1, c64, "up_1"), (3, 1, c32, "up_2")]
+        # The attribute names and the order in which the layers are made fix the weight paths
+        # inside .keras files: keep both (see tests/test_modelfile.py).
+        down = [(9, 1, c32, "conv_in"), (3, 2, c64, "down_1"), (3, 2, c128, "down_2")]
         self.convs = [
-            keras.layers.Conv2D(f, k, strides=s, use_bias=False, name=n)
-            for k, s, f, n in self._conv_specs
+            keras.layers.Conv2D(f, k, strides=s, use_bias=False, name=n) for k, s, f, n in down
         ]
-        self.norms = [norm(f"{n}_norm") for _, _, _, n in self._conv_specs]
+        self.norms = [norm(f"{n}_norm") for _, _, _, n in down]
         self.residual_blocks = [
             ConditionalResidualBlock(
-                c128,
-                num_styles,
-                normalization=normalization,
-                activation="relu",
-                activation_after_add_path=False,
-                padding="reflect",
-                name=f"residual_{i + 1}",
+                c128, num_styles, normalization=normalization, name=f"residual_{i + 1}"
             )
             for i in range(5)
         ]
         self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
-        self.up_convs = [
-            keras.layers.Conv2D(f, k, use_bias=False, name=n) for k, _, f, n in self._up_specs
-        ]
-        self.up_norms = [norm(f"{n}_norm") for _, _, _, n in self._up_specs]
+        up = [(3, c64, "up_1"), (3, c32, "up_2")]
+        self.up_convs = [keras.layers.Conv2D(f, k, use_bias=False, name=n) for k, f, n in up]
+        self.up_norms = [norm(f"{n}_norm") for _, _, n in up]
         self.conv_out = keras.layers.Conv2D(3, 9, use_bias=False, name="conv_out")
         self.norm_out = norm("conv_out_norm")
         self.build()
 
+    @property
+    def stages(self):
+        """The forward pass, in order: `ConvStage`s and `ConditionalResidualBlock`s.
+
+        Three convolutions (9x9, then two 3x3 of stride 2) with ReLU, five residual blocks,
+        two upsample-and-convolve stages with ReLU, and a 9x9 convolution to RGB with a
+        sigmoid. Each stage is called as `stage(x, style, training=...)`; `call` runs exactly
+        these, between its reflect pad to a multiple of 4 and its crop back.
+        """
+        down = [ConvStage(c, n, "relu") for c, n in zip(self.convs, self.norms)]
+        up = [
+            ConvStage(c, n, "relu", upsample=self.upsample)
+            for c, n in zip(self.up_convs, self.up_norms)
+        ]
+        return (
+            *down, *self.residual_blocks, *up, ConvStage(self.conv_out, self.norm_out, "sigmoid")
+        )
+
     def build(self, input_shape=None):
         if self.built:
             return
-        channels = 3
-        for (k, _, f, _), conv, norm in zip(self._conv_specs, self.convs, self.norms):
-            conv.build((None, None, None, channels))
-            norm.build((None, None, None, f))
-            channels = f
-        for block in self.residual_blocks:
-            block.build((None, None, None, channels))
-        for (_, _, f, _), conv, norm in zip(self._up_specs, self.up_convs, self.up_norms):
-            conv.build((None, None, None, channels))
-            norm.build((None, None, None, f))
-            channels = f
-        self.conv_out.build((None, None, None, channels))
-        self.norm_out.build((None, None, None, 3))
+        shape = (None, None, None, 3)
+        for stage in self.stages:
+            if isinstance(stage, ConvStage):
+                stage.conv.build(shape)
+                shape = (None, None, None, stage.conv.filters)
+                stage.norm.build(shape)
+            else:
+                stage.build(shape)
+                shape = (None, None, None, stage.filters)
         self.built = True
 
     @staticmethod
@@ -238,8 +225,8 @@ class StyleTransferNetwork(keras.Model):
                 f"got shape {tuple(style.shape)}."
             )
         style = ops.cast(style, "float32")
-        # Normalize to sum 1; a non-positive sum is caught by normalize_style_weights before
-        # values reach the graph (Stylizer, export), the floor only avoids dividing by zero.
+        # Normalize to sum 1; a non-positive sum is caught before values reach the graph
+        # (stylecbn.blend, the export's assertions), the floor only avoids dividing by zero.
         return style / ops.maximum(ops.sum(style, axis=-1, keepdims=True), 1e-12)
 
     def call(self, inputs, training=None):
@@ -256,17 +243,8 @@ class StyleTransferNetwork(keras.Model):
         x = ops.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         x = _keep_channels(x, 3)
 
-        for (k, _, _, _), conv, norm in zip(self._conv_specs, self.convs, self.norms):
-            x = conv(reflect_pad(x, k // 2))
-            x = ops.relu(norm(x, style, training=training))
-        for block in self.residual_blocks:
-            x = block(x, style, training=training)
-        for (k, _, _, _), conv, norm in zip(self._up_specs, self.up_convs, self.up_norms):
-            x = _keep_channels(self.upsample(x), x.shape[-1])
-            x = conv(reflect_pad(x, k // 2))
-            x = ops.relu(norm(x, style, training=training))
-        x = self.conv_out(reflect_pad(x, 4))
-        x = ops.sigmoid(self.norm_out(x, style, training=training))
+        for stage in self.stages:
+            x = stage(x, style, training=training)
         x = x[:, :height, :width, :]
         return ops.cast(x, "float32")
 
@@ -283,20 +261,6 @@ class StyleTransferNetwork(keras.Model):
         for block in self.residual_blocks:
             layers += [block.norm_1, block.norm_2]
         return layers + list(self.up_norms) + [self.norm_out]
-
-    def style_index(self, style):
-        """The index of a style given by index or name."""
-        if isinstance(style, str):
-            if style in self.style_names:
-                return self.style_names.index(style)
-            if style.lstrip("-").isdigit():
-                style = int(style)
-            else:
-                raise StyleSpecError(
-                    f"Unknown style {style!r}; this model has: {', '.join(self.style_names)}."
-                )
-        _check_index(style, self.num_styles)
-        return int(style)
 
     def get_config(self):
         base_config = super().get_config()

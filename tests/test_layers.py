@@ -95,6 +95,12 @@ def test_wrong_style_width_and_rank_are_errors():
         layer(x, np.ones((2, 3, 1), "float32"))
 
 
+# The seed article's block: see docs/seed_defects.md.
+SEED_BLOCK = dict(
+    normalization="batch", activation="leaky_relu", activation_after_add_path=True, padding="same"
+)
+
+
 # ---- the seed article's six defects, one test each ---------------------------------------
 
 
@@ -171,7 +177,7 @@ def test_seed_defect_6_hyperparameters_are_set_and_used():
     np.testing.assert_allclose(np_(layer.moving_variance), 0.5 * 1 + 0.5 * var, rtol=1e-5)
     np.testing.assert_allclose(y, np_batch_norm(x, mean, var, 1, 0, eps=0.25), rtol=1e-4, atol=1e-5)
     # The block's second normalization is its own layer and is applied (the seed's `tf.cbn_2`).
-    block = ConditionalResidualBlock(2, num_classes=2)
+    block = ConditionalResidualBlock(2, num_classes=2, **SEED_BLOCK)
     block.build((None, None, None, 2))
     before = np_(block(x, np.array([0, 1, 0, 1])))
     block.norm_2.beta.assign(np.full((2, 2), 3.0, "float32"))
@@ -339,7 +345,7 @@ def _reference_block(block, x):
 
 @pytest.mark.parametrize("in_channels, learned_skip", [(4, False), (3, True)])
 def test_residual_block_matches_keras_reference(in_channels, learned_skip):
-    block = ConditionalResidualBlock(4, num_classes=1)
+    block = ConditionalResidualBlock(4, num_classes=1, **SEED_BLOCK)
     x = rand(2, 6, 6, in_channels)
     labels = np.zeros(2, "int32")
     y = np_(block(x, labels, training=False))
@@ -351,10 +357,10 @@ def test_residual_block_matches_keras_reference(in_channels, learned_skip):
     np.testing.assert_allclose(y, _reference_block(block, x), rtol=1e-4, atol=1e-4)
 
 
-def test_style_network_variant_of_block():
-    block = ConditionalResidualBlock(
-        4, num_classes=2, normalization="instance", activation="relu",
-        activation_after_add_path=False, padding="reflect",
+def test_block_defaults_are_the_style_networks_block():
+    block = ConditionalResidualBlock(4, num_classes=2)
+    assert (block.normalization, block.activation, block.activation_after_add_path, block.padding) == (
+        "instance", "relu", False, "reflect"
     )
     x = rand(2, 6, 6, 4)
     y = np_(block(x, np.array([0, 1])))

@@ -7,7 +7,7 @@ from keras import ops
 
 from stylecbn.errors import StyleSpecError
 from helpers import randomize_style_tables
-from stylecbn.network import StyleTransferNetwork, build_network, normalize_style_weights, style_weights
+from stylecbn.network import StyleTransferNetwork, build_network
 
 # Convolution weights of the full-width network (no biases: every conv feeds a normalization).
 CONV_WEIGHTS = (
@@ -128,40 +128,6 @@ def test_per_pixel_style_weights(net3):
 def test_wrong_number_of_style_weights_is_an_error(net3):
     with pytest.raises(StyleSpecError, match="one entry per style \\(3\\)"):
         net3((images(1), np.ones((1, 4), "float32")))
-
-
-@pytest.mark.parametrize(
-    "weights, message",
-    [
-        ([0.0, 0.0, 0.0], "positive sum"),
-        ([1.0, -0.5, 0.0], "negative"),
-        ([1.0, 1.0], "one entry per style"),
-        ([1.0, np.nan, 0.0], "finite"),
-    ],
-)
-def test_normalize_style_weights_errors(weights, message):
-    with pytest.raises(StyleSpecError, match=message):
-        normalize_style_weights(weights, 3)
-
-
-def test_normalize_style_weights_values():
-    np.testing.assert_allclose(normalize_style_weights([2, 0, 6], 3), [0.25, 0, 0.75])
-    batch = normalize_style_weights([[1, 1, 0], [0, 0, 5]], 3)
-    np.testing.assert_allclose(batch, [[0.5, 0.5, 0], [0, 0, 1]])
-    np.testing.assert_array_equal(style_weights(1, 3), [0, 1, 0])
-    np.testing.assert_allclose(style_weights({0: 1, 2: 3}, 3), [0.25, 0, 0.75])
-    with pytest.raises(StyleSpecError, match="out of range"):
-        style_weights(3, 3)
-
-
-def test_style_index_by_name_and_number(net3):
-    assert net3.style_index("b") == 1
-    assert net3.style_index("2") == 2
-    assert net3.style_index(0) == 0
-    with pytest.raises(StyleSpecError, match="a, b, c"):
-        net3.style_index("starry")
-    with pytest.raises(StyleSpecError, match="0..2"):
-        net3.style_index(7)
 
 
 def test_config_round_trip(net3):

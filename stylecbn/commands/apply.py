@@ -1,86 +1,35 @@
-"""The everyday commands: `apply`, `styles`, `sheet`, `interpolate`, `info`.
+"""`stylecbn apply`: stylize photos from files, folders or stdin.
 
-Each command parses its options, plans where outputs go (refusing to overwrite an input) and
-calls `stylecbn.stylize.Stylizer`; library errors become one-line messages through
-`handle_errors`. Exit codes: 0 = all done, 1 = some inputs failed, 2 = usage or bad input.
+Parses the options, plans where outputs go (refusing to overwrite an input or to write one
+file twice) and calls `Stylizer.stylize_frames` once per input; library errors become
+one-line messages through `handle_errors`. Exit codes: 0 = all done, 1 = some inputs failed,
+2 = usage or bad input.
 """
 
-import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import click
 
-from .. import __version__
 from ..cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
 from ..errors import StylecbnError
 from ..images import IMAGE_SUFFIXES, OUTPUT_SUFFIXES, read_image, write_image
+from .common import (
+    STDIO,
+    check_output_file,
+    echo_json,
+    load_stylizer,
+    model_option,
+    read_input,
+    same_file,
+    stdout,
+)
 
 DEFAULT_NAME = "{stem}_{style}.{ext}"
 NAME_FIELDS = ("stem", "style", "ext", "index")
 FORMATS = ("png", "jpg", "webp", "gif", "tif", "bmp")
-STDIO = "-"
-
-model_option = click.option(
-    "--model",
-    "-m",
-    "model_path",
-    default=None,
-    metavar="FILE",
-    help="Model file (.keras). Default: the built-in model.",
-)
-
-
-_LOADED = {}  # (model file, its mtime and size, xla) -> Stylizer: load once per process
-
-
-def _stylizer(model_path, jit_compile=None):
-    """A Stylizer for `model_path` (None: the built-in model), reused within this process."""
-    from ..modelfile import default_model_path
-    from ..stylize import Stylizer
-
-    path = Path(model_path) if model_path else default_model_path()
-    try:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile)
-    except OSError:
-        key = None  # missing: let Stylizer raise its clear error
-    if key is None or key not in _LOADED:
-        stylizer = Stylizer(model_path, jit_compile=jit_compile)
-        if key is None:
-            return stylizer
-        _LOADED[key] = stylizer
-    return _LOADED[key]
-
-
-def _stdin():
-    return click.open_file(STDIO, "rb")
-
-
-def _stdout():
-    return click.open_file(STDIO, "wb")
-
-
-def _read(source):
-    """Read an input path, or stdin for "-"."""
-    if source == STDIO:
-        return read_image(_stdin(), name="<stdin>")
-    return read_image(source)
-
-
-def _same_file(a, b):
-    a, b = Path(a), Path(b)
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
-
-
-# --- apply --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -156,12 +105,7 @@ def _output_mode(output, jobs, from_folder):
         return "dir"
     if len(jobs) > 1 or from_folder:
         fail(f"-o {output} is not an existing folder; several images need one (create it first).")
-    if output.endswith(("/", "\\")) or not path.suffix:
-        fail(f"Output folder {output} does not exist; create it first.")
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        fail(f"Cannot tell the image format of -o {output}; use one of {', '.join(OUTPUT_SUFFIXES)}.")
-    if not path.parent.is_dir():
-        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
+    check_output_file(output)
     return "file"
 
 
@@ -183,7 +127,7 @@ def _plan_outputs(jobs, mode, output, pattern, style_name, out_format):
     outputs = {}
     for job in jobs:
         for other in jobs:
-            if other.source != STDIO and _same_file(job.output, other.source):
+            if other.source != STDIO and same_file(job.output, other.source):
                 fail(
                     f"Writing {job.output} would overwrite the input {other.source}; inputs are "
                     "never overwritten: choose another -o or --name."
@@ -205,7 +149,7 @@ def _write_format(job, loaded, out_format):
     return loaded.format if loaded.format in ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP") else "PNG"
 
 
-def _echo_json(record):
+def echo_json(record):
     click.echo(json.dumps(record, sort_keys=True))
 
 
@@ -300,7 +244,7 @@ def apply(
       stylecbn apply photos/ -r --style 3:0.5,12:0.5 -o styled/ --name {stem}_{style}.png
       cat photo.jpg | stylecbn apply - --style 2 > out.png
     """
-    from ..stylize import _check_max_size, style_label
+    from ..stylize import _check_max_size
 
     _check_max_size(max_size)
     if (mask is None) != (mask_style is None):
@@ -313,16 +257,17 @@ def apply(
         fail("--json prints to stdout, which the image already uses; write to a file with -o.")
     out_format = out_format.lower() if out_format else None
 
-    stylizer = _stylizer(model_path, jit_compile=xla)
-    weights = stylizer.style_weights(style)
-    label = style_label(weights, stylizer.model)
-    mask_image = None
+    stylizer = load_stylizer(model_path, jit_compile=xla)
+    blend = stylizer.blend(style)
+    label = blend.label
+    mask_blend = mask_image = None
     if mask is not None:
-        label += "+" + style_label(stylizer.style_weights(mask_style), stylizer.model)
+        mask_blend = stylizer.blend(mask_style)
+        label += "+" + mask_blend.label
         mask_image = read_image(mask)
     _plan_outputs(jobs, mode, output, name_pattern, label, out_format)
-    blend = {
-        stylizer.style_names[i]: round(float(w), 6) for i, w in enumerate(weights) if w > 0
+    style_record = {
+        stylizer.style_names[i]: round(w, 6) for i, w in enumerate(blend.weights) if w > 0
     }
 
     failures = 0
@@ -334,20 +279,20 @@ def apply(
             started = time.perf_counter()
             target = str(job.output) if job.output is not None else "<stdout>"
             try:
-                loaded = _read(job.source)
+                loaded = read_input(job.source)
                 if mode == "dir":  # mirror the input's subfolders below the existing -o folder
                     job.output.parent.mkdir(parents=True, exist_ok=True)
                 result = stylizer.stylize_frames(
                     loaded,
-                    weights,
+                    blend,
                     strength=strength,
                     preserve_color=preserve_color,
                     max_size=max_size,
                     mask=mask_image,
-                    mask_style=mask_style,
+                    mask_style=mask_blend,
                 )
                 write_image(
-                    job.output if job.output is not None else _stdout(),
+                    job.output if job.output is not None else stdout(),
                     result.frames,
                     format=_write_format(job, result, out_format),
                     durations=result.durations,
@@ -360,18 +305,18 @@ def apply(
                     click.echo("", err=True)
                 click.echo(f"Error: {exc}", err=True)
                 if as_json:
-                    _echo_json(
+                    echo_json(
                         {"input": job.source, "output": target, "status": "error", "error": str(exc)}
                     )
                 continue
             if as_json:
                 width, height = result.size
-                _echo_json(
+                echo_json(
                     {
                         "input": job.source,
                         "output": target,
                         "status": "ok",
-                        "style": blend,
+                        "style": style_record,
                         "strength": strength,
                         "preserve_color": preserve_color,
                         "width": width,
@@ -400,223 +345,3 @@ class _nullbar:
 
     def __exit__(self, *exc):
         return False
-
-
-# --- styles -------------------------------------------------------------------------------
-
-
-@click.command()
-@model_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per style.")
-@handle_errors
-def styles(model_path, as_json):
-    """List the model's styles: index, name and credits."""
-    model = _stylizer(model_path).model
-    rows = list(zip(range(model.num_styles), model.style_names, model.style_credits))
-    if as_json:
-        for index, name, credit in rows:
-            _echo_json({"index": index, "name": name, "credits": credit})
-        return
-    width = max(len(name) for _, name, _ in rows)
-    for index, name, credit in rows:
-        click.echo(f"{index:>3}  {name:<{width}}  {credit}".rstrip())
-
-
-# --- sheet --------------------------------------------------------------------------------
-
-
-def _check_output_not_input(output, source):
-    if output != STDIO and source != STDIO and _same_file(output, source):
-        fail(f"Writing {output} would overwrite the input {source}; choose another -o.")
-
-
-def _save(image, output, fmt=None):
-    import numpy as np
-
-    if output == STDIO:
-        write_image(_stdout(), np.asarray(image), format=fmt or "PNG")
-    else:
-        write_image(output, np.asarray(image))
-        click.echo(f"Wrote {output}", err=True)
-
-
-@click.command()
-@click.argument("photo")
-@click.option("-o", "--output", required=True, help="Output image file, or '-' for stdout (PNG).")
-@model_option
-@click.option("--tile-size", type=click.IntRange(16, None), default=256, show_default=True)
-@click.option("--columns", type=click.IntRange(1, None), default=None, help="Tiles per row.")
-@click.option("--styles", "only", default=None, help="Comma-separated indices or names to show.")
-@click.option("--no-original", is_flag=True, help="Leave out the unstyled photo.")
-@handle_errors
-def sheet(photo, output, model_path, tile_size, columns, only, no_original):
-    """Every style on one photo, each tile labelled with its index and name."""
-    _check_output_not_input(output, photo)
-    stylizer = _stylizer(model_path)
-    chosen = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
-    image = stylizer.style_sheet(
-        _read(photo),
-        styles=chosen,
-        tile_size=tile_size,
-        columns=columns,
-        include_original=not no_original,
-    )
-    _save(image, output)
-
-
-# --- interpolate ----------------------------------------------------------------------------
-
-
-@click.command()
-@click.argument("photo")
-@click.option("--from", "from_style", default=None, help="Starting style or blend.")
-@click.option("--to", "to_style", default=None, help="Final style or blend.")
-@click.option("--frames", type=click.IntRange(2, 1000), default=24, show_default=True)
-@click.option(
-    "--grid",
-    nargs=4,
-    default=None,
-    metavar="TL TR BL BR",
-    help="Instead of --from/--to: a 2-D grid of blends between four corner styles.",
-)
-@click.option("--steps", type=click.IntRange(2, 20), default=5, show_default=True,
-              help="Cells per side of --grid.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    help=".gif/.webp: an animation; another image file: a labelled strip (or the grid); "
-    "an existing folder: one PNG per frame.",
-)
-@model_option
-@click.option("--max-size", type=click.IntRange(16, None), default=None,
-              help="Longest side of each frame [default: 512; 256 for --grid].")
-@click.option("--duration", type=click.IntRange(1, None), default=80, show_default=True,
-              help="Milliseconds per animation frame.")
-@handle_errors
-def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_path, max_size,
-                duration):
-    """Blend smoothly from one style to another, or between four styles on a grid.
-
-    \b
-    Examples:
-      stylecbn interpolate photo.jpg --from 3 --to 12 --frames 24 -o anim.gif
-      stylecbn interpolate photo.jpg --from starry --to wave -o frames/
-      stylecbn interpolate photo.jpg --grid 0 3 7 12 --steps 5 -o grid.png
-    """
-    from ..sheets import blend_grid_sheet, labelled_sheet
-    from ..stylize import style_label
-
-    if grid and (from_style or to_style):
-        fail("Use either --grid or --from/--to, not both.")
-    if not grid and not (from_style and to_style):
-        fail("Give --from and --to (or --grid with four styles).")
-    _check_output_not_input(output, photo)
-    out = Path(output)
-    is_folder = output != STDIO and out.is_dir()
-    suffix = out.suffix.lower()
-    if output != STDIO and not is_folder:
-        if output.endswith(("/", "\\")) or not suffix:
-            fail(f"Output folder {output} does not exist; create it first.")
-        if suffix not in OUTPUT_SUFFIXES:
-            fail(f"Cannot tell the image format of -o {output}; use one of {', '.join(OUTPUT_SUFFIXES)}.")
-        if not out.parent.is_dir():
-            fail(f"Cannot write {output}: the folder {out.parent} does not exist.")
-    if grid and is_folder:
-        fail("--grid writes one image: give -o a file such as grid.png.")
-
-    stylizer = _stylizer(model_path)
-    loaded = _read(photo)
-    if grid:
-        rows, _ = stylizer.blend_grid(loaded, list(grid), steps=steps, max_size=max_size or 256)
-        labels = [style_label(stylizer.style_weights(c), stylizer.model) for c in grid]
-        _save(blend_grid_sheet(rows, labels), output)
-        return
-    images = stylizer.interpolate(loaded, from_style, to_style, frames=frames,
-                                  max_size=max_size or 512)
-    if is_folder:
-        stem = Path(photo).stem if photo != STDIO else "stdin"
-        for i, frame in enumerate(images):
-            write_image(out / f"{stem}_{i:03d}.png", frame)
-        click.echo(f"Wrote {len(images)} frames to {out}", err=True)
-    elif output == STDIO or suffix in (".gif", ".webp"):
-        fmt = "GIF" if output == STDIO else None
-        if output == STDIO:
-            write_image(_stdout(), images, format=fmt, durations=duration)
-        else:
-            write_image(out, images, durations=duration)
-            click.echo(f"Wrote {output}", err=True)
-    else:
-        ts = [i / (len(images) - 1) for i in range(len(images))]
-        _save(labelled_sheet(images, [f"{t:.2f}" for t in ts], columns=len(images)), output)
-
-
-# --- info -----------------------------------------------------------------------------------
-
-
-def _version(distribution):
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-@click.command()
-@model_option
-@click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
-@handle_errors
-def info(model_path, as_json):
-    """Versions, Keras backend, devices, and a summary of the model."""
-    import keras
-
-    from ..modelfile import default_model_path
-
-    backend = keras.backend.backend()
-    record = {
-        "stylecbn": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "keras": keras.__version__,
-        "backend": backend,
-        "backend_version": _version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(
-            backend, backend)),
-        "numpy": _version("numpy"),
-        "pillow": _version("pillow"),
-        "click": _version("click"),
-        "devices": [str(d) for d in keras.distribution.list_devices()],
-    }
-    path = Path(model_path) if model_path else default_model_path()
-    if model_path or path.is_file():
-        model = _stylizer(model_path).model
-        record["model"] = {
-            "path": str(path),
-            "file_bytes": path.stat().st_size,
-            "num_styles": model.num_styles,
-            "styles": model.style_names,
-            "normalization": model.normalization,
-            "width_multiplier": model.width_multiplier,
-            "parameters": int(model.count_params()),
-            "metadata": model.metadata,
-        }
-    else:
-        record["model"] = None
-    if as_json:
-        click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
-        return
-    for key in ("stylecbn", "python", "platform", "keras", "backend", "backend_version", "numpy",
-                "pillow", "click"):
-        click.echo(f"{key + ':':<17}{record[key]}")
-    click.echo(f"{'devices:':<17}{', '.join(record['devices']) or 'none found'}")
-    model = record["model"]
-    if model is None:
-        click.echo(f"{'model:':<17}no built-in model installed (expected {path}); pass --model FILE")
-        return
-    click.echo(f"{'model:':<17}{model['path']} ({model['file_bytes'] / 1e6:.1f} MB)")
-    click.echo(
-        f"{'':<17}{model['num_styles']} styles, {model['normalization']} normalization, "
-        f"width x{model['width_multiplier']:g}, {model['parameters']:,} parameters"
-    )
-    click.echo(f"{'styles:':<17}{', '.join(f'{i}={n}' for i, n in enumerate(model['styles']))}")
-    for key, value in sorted(model["metadata"].items()):
-        text = json.dumps(value, sort_keys=True, default=str)
-        click.echo(f"{'  ' + key + ':':<17}{text if len(text) <= 100 else text[:97] + '...'}")

@@ -1,0 +1,102 @@
+"""What the apply-side commands share: the --model option, the loaded model, stdin/stdout,
+output-path checks and writing one image.
+
+Library errors become one-line messages through `stylecbn.cli.handle_errors`; the checks here
+`fail` with exit code 2 before any work starts.
+"""
+
+import json
+from pathlib import Path
+
+import click
+
+from ..cli import fail
+from ..images import OUTPUT_SUFFIXES, read_image, write_image
+
+STDIO = "-"
+
+model_option = click.option(
+    "--model",
+    "-m",
+    "model_path",
+    default=None,
+    metavar="FILE",
+    help="Model file (.keras). Default: the built-in model.",
+)
+
+
+_LOADED = {}  # (model file, its mtime and size, xla) -> Stylizer: load once per process
+
+
+def load_stylizer(model_path, jit_compile=None):
+    """A Stylizer for `model_path` (None: the built-in model), reused within this process."""
+    from ..modelfile import default_model_path
+    from ..stylize import Stylizer
+
+    path = Path(model_path) if model_path else default_model_path()
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile)
+    except OSError:
+        key = None  # missing: let Stylizer raise its clear error
+    if key is None or key not in _LOADED:
+        stylizer = Stylizer(model_path, jit_compile=jit_compile)
+        if key is None:
+            return stylizer
+        _LOADED[key] = stylizer
+    return _LOADED[key]
+
+
+def stdout():
+    """The binary stdout stream."""
+    return click.open_file(STDIO, "wb")
+
+
+def read_input(source):
+    """Read an input path, or stdin for "-"."""
+    if source == STDIO:
+        return read_image(click.open_file(STDIO, "rb"), name="<stdin>")
+    return read_image(source)
+
+
+def same_file(a, b):
+    """Whether paths `a` and `b` name the same file (False when that cannot be told)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_output_file(output):
+    """Fail unless -o `output` (not '-', not an existing folder) names an image file that can
+    be written: not a folder that is missing, a suffix that names a format, an existing
+    parent folder."""
+    path = Path(output)
+    if output.endswith(("/", "\\")) or not path.suffix:
+        fail(f"Output folder {output} does not exist; create it first.")
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        fail(f"Cannot tell the image format of -o {output}; use one of {', '.join(OUTPUT_SUFFIXES)}.")
+    if not path.parent.is_dir():
+        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
+
+
+def check_output_not_input(output, source):
+    """Fail when writing -o `output` would overwrite the input `source`."""
+    if output != STDIO and source != STDIO and same_file(output, source):
+        fail(f"Writing {output} would overwrite the input {source}; choose another -o.")
+
+
+def echo_json(record):
+    click.echo(json.dumps(record, sort_keys=True))
+
+
+def save_image(image, output):
+    """Write one image to a file (saying so on stderr) or to stdout ("-", as PNG)."""
+    import numpy as np
+
+    if output == STDIO:
+        write_image(stdout(), np.asarray(image), format="PNG")
+    else:
+        write_image(output, np.asarray(image))
+        click.echo(f"Wrote {output}", err=True)
