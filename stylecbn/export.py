@@ -272,7 +272,7 @@ def _serving_module(model, batch_size, height, width, check_weights):
 
 
 def _checked_style_weights(style_weights):
-    """Style weights with graph assertions matching `normalize_style_weights`."""
+    """Style weights with graph assertions matching `stylecbn.blend.resolve_style`'s checks."""
     checks = [
         tf.debugging.assert_all_finite(style_weights, "style_weights must be finite numbers"),
         tf.debugging.assert_non_negative(

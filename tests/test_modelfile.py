@@ -163,3 +163,31 @@ def test_half_precision_file(saved, tmp_path):
     with pytest.raises(ModelFileError, match="weights_dtype"):
         save_model(net, tmp_path / "x.keras", weights_dtype="int8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["half.keras"]
+
+
+def _weight_paths(path):
+    """The dataset paths inside a .keras file's weights: part of the file format."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as raw:
+        with h5py.File(raw, "r") as weights:
+            found = []
+            weights.visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
+    return sorted(found)
+
+
+def test_weight_paths_match_the_shipped_model(tmp_path):
+    """A network saved today stores its weights where the shipped built-in model has them,
+    and the shipped file loads and runs (the format is unchanged)."""
+    from stylecbn.modelfile import default_model_path
+
+    shipped = default_model_path()
+    if not shipped.is_file():
+        pytest.skip("no built-in model in this checkout")
+    model = load_model(shipped)
+    fresh = build_network(model.num_styles, normalization=model.normalization, width_multiplier=0.25)
+    save_model(fresh, tmp_path / "fresh.keras")
+    assert _weight_paths(tmp_path / "fresh.keras") == _weight_paths(shipped)
+    x = np.random.default_rng(0).random((1, 20, 20, 3)).astype("float32")
+    y = ops.convert_to_numpy(model((x, np.array([0]))))
+    assert y.shape == (1, 20, 20, 3) and np.isfinite(y).all()

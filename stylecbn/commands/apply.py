@@ -149,10 +149,6 @@ def _write_format(job, loaded, out_format):
     return loaded.format if loaded.format in ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP") else "PNG"
 
 
-def echo_json(record):
-    click.echo(json.dumps(record, sort_keys=True))
-
-
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
