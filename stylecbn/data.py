@@ -59,14 +59,14 @@ class StyleSpec:
         name: the style's name (the file stem unless the manifest says otherwise).
         path: the style image.
         credit: who made the image, for the model file and previews.
-        weight: the coefficient of this style's style loss.
+        coefficient: the multiplier of this style's style loss (the manifest's `weight`).
         size: the longer side, in pixels, at which its Gram matrices are computed.
     """
 
     name: str
     path: Path
     credit: str = ""
-    weight: float = 1.0
+    coefficient: float = 1.0
     size: int = DEFAULT_STYLE_SIZE
 
     def __post_init__(self):
@@ -201,7 +201,7 @@ def load_styles_folder(folder):
             name=entry.get("name", path.stem),
             path=path,
             credit=entry.get("credit", ""),
-            weight=float(entry.get("weight", 1.0)),
+            coefficient=float(entry.get("weight", 1.0)),
             size=entry.get("size", DEFAULT_STYLE_SIZE),
         ))
 

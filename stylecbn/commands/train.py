@@ -82,7 +82,8 @@ def _path_option(*names, **kwargs):
 def train(config_file, resume, **options):
     """Train one network on many styles (or add styles to a trained one)."""
     from ..config import TrainingConfig, read_config_file
-    from ..train import checkpoint_config, train as run_training
+    from ..checkpoints import checkpoint_config
+    from ..train import train as run_training
 
     settings = read_config_file(config_file) if config_file else {}
     given = {_OPTION_FIELDS[name]: value for name, value in options.items() if value is not None}
