@@ -4,7 +4,8 @@ Reading turns every input (a file, bytes, a binary stream such as stdin, a PIL i
 NumPy array) into one or more (H, W, 3) uint8 RGB frames: EXIF orientation applied,
 transparency composited on white, palette, grayscale, 16-bit, 32-bit, float and CMYK data
 converted, every frame of an animation kept. Anything Pillow cannot decode becomes an
-`ImageError` that names the input. Writing goes through `stylecbn.fileio.atomic_path`, so an
+`ImageError` that names the input. `resize_to_max` and `center_square` resize (Lanczos).
+Writing goes through `stylecbn.fileio.atomic_path`, so an
 output file appears whole or not at all.
 """
 
@@ -432,6 +433,26 @@ def resize_to_max(array, max_size):
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray(array).resize(new_size, Image.Resampling.LANCZOS)
     return np.array(resized)  # np.asarray would give a read-only view
+
+
+def center_square(array, size):
+    """The central square of an image, resized (Lanczos) to `size` x `size`.
+
+    Args:
+        array: (H, W, 3) uint8 image.
+        size: side of the result, in pixels.
+
+    Returns:
+        (size, size, 3) uint8 array: the largest centred square, resized when its side is not
+        `size` (an odd leftover pixel goes to the right/bottom margin).
+    """
+    height, width = array.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = array[top:top + side, left:left + side]
+    if side == size:
+        return square
+    return np.array(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS))
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from .checkpoints import (
 )
 from .config import TrainingConfig
 from .data import ContentPhotos, load_style_image, load_styles_folder
-from .errors import ConfigError, DataError, ModelFileError
+from .errors import ConfigError, ModelFileError
 from .fileio import check_writable
 from .losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss, compute_style_grams
 from .modelfile import load_model, save_model
@@ -54,6 +54,8 @@ from .trainer import (
     TrainingMonitor,
     data_parallel,
     dtype_policy,
+    extend_network,
+    freeze_all_but_new_rows,
     sigterm_as_interrupt,
 )
 from .vgg import build_loss_network
@@ -223,49 +225,8 @@ def _style_network(config, specs, base):
             width_multiplier=config.width_multiplier,
         )
         return network, None
-    network = _extend_network(base, specs, config.base_model)
-    return network, _freeze_all_but_new_rows(network, base.num_styles)
-
-
-def _extend_network(base, specs, base_path):
-    """A copy of `base` with the styles of `specs` appended (rows = mean of the old rows)."""
-    taken = set(base.style_names)
-    clashes = [spec.name for spec in specs if spec.name in taken]
-    if clashes:
-        raise DataError(
-            f"style name(s) {', '.join(clashes)} are already in {base_path}; rename the new "
-            "style images (or name them in the manifest)."
-        )
-    added = len(specs)
-    network = build_network(
-        base.num_styles + added,
-        style_names=base.style_names + [spec.name for spec in specs],
-        style_credits=base.style_credits + [spec.credit for spec in specs],
-        normalization=base.normalization,
-        width_multiplier=base.width_multiplier,
-        metadata=dict(base.metadata),
-        name=base.name,
-    )
-    for target, source in zip(network.weights, base.weights):
-        value = ops.convert_to_numpy(source)
-        if tuple(target.shape) != tuple(value.shape):
-            # A gamma or beta table: new styles start from the average existing style.
-            value = np.concatenate([value, np.repeat(value.mean(axis=0, keepdims=True), added, 0)])
-        target.assign(value)
-    return network
-
-
-def _freeze_all_but_new_rows(network, first_new):
-    """Freeze the convolutions; return gradient masks that zero the old styles' rows."""
-    for layer in network._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Conv2D):
-            layer.trainable = False
-    mask = (np.arange(network.num_styles) >= first_new).astype(np.float32)[:, None]
-    masks = {}
-    for norm in network.normalization_layers:
-        masks[norm.gamma.path] = mask
-        masks[norm.beta.path] = mask
-    return masks
+    network = extend_network(base, specs, config.base_model)
+    return network, freeze_all_but_new_rows(network, base.num_styles)
 
 
 def _loss_network(config, injected, layers):

@@ -3,8 +3,9 @@
 - `StyleTrainer` is a `keras.Model` that wraps the style network and overrides
   `compute_loss` with the perceptual loss, so Keras' own `fit` loop runs it on TensorFlow
   and on JAX.
-- `RowMaskedAdam` is Adam with fixed gradient masks: adding styles to a trained network
-  trains only the new styles' gamma/beta rows.
+- Adding styles to a trained network: `extend_network` appends their gamma/beta rows,
+  `freeze_all_but_new_rows` freezes the rest and returns the gradient masks that
+  `RowMaskedAdam` (Adam with fixed gradient masks) applies, so only the new rows train.
 - `TrainingBatches` feeds `fit` the batch of each global step (a pure function of the seed
   and the step, see `data.ContentPhotos`), prefetched on a thread.
 - `TrainingMonitor` prints progress and asks the run for checkpoints and previews.
@@ -24,12 +25,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
+from .network import build_network
 
 __all__ = [
     "REPORTED_TERMS",
     "StyleTrainer",
     "RowMaskedAdam",
+    "extend_network",
+    "freeze_all_but_new_rows",
     "TrainingBatches",
     "TrainingMonitor",
     "dtype_policy",
@@ -126,6 +130,47 @@ class RowMaskedAdam(keras.optimizers.Adam):
             mask = self._gradient_masks.get(variable.path)
             masked.append(grad if mask is None or grad is None else grad * ops.cast(mask, grad.dtype))
         return super().apply(masked, trainable_variables)
+
+
+def extend_network(base, specs, base_path):
+    """A copy of `base` with the styles of `specs` appended (rows = mean of the old rows)."""
+    taken = set(base.style_names)
+    clashes = [spec.name for spec in specs if spec.name in taken]
+    if clashes:
+        raise DataError(
+            f"style name(s) {', '.join(clashes)} are already in {base_path}; rename the new "
+            "style images (or name them in the manifest)."
+        )
+    added = len(specs)
+    network = build_network(
+        base.num_styles + added,
+        style_names=base.style_names + [spec.name for spec in specs],
+        style_credits=base.style_credits + [spec.credit for spec in specs],
+        normalization=base.normalization,
+        width_multiplier=base.width_multiplier,
+        metadata=dict(base.metadata),
+        name=base.name,
+    )
+    for target, source in zip(network.weights, base.weights):
+        value = ops.convert_to_numpy(source)
+        if tuple(target.shape) != tuple(value.shape):
+            # A gamma or beta table: new styles start from the average existing style.
+            value = np.concatenate([value, np.repeat(value.mean(axis=0, keepdims=True), added, 0)])
+        target.assign(value)
+    return network
+
+
+def freeze_all_but_new_rows(network, first_new):
+    """Freeze the convolutions; return gradient masks that zero the old styles' rows."""
+    for layer in network._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.trainable = False
+    mask = (np.arange(network.num_styles) >= first_new).astype(np.float32)[:, None]
+    masks = {}
+    for norm in network.normalization_layers:
+        masks[norm.gamma.path] = mask
+        masks[norm.beta.path] = mask
+    return masks
 
 
 class TrainingBatches(keras.utils.PyDataset):
