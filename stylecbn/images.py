@@ -33,16 +33,8 @@ MAX_PIXELS = 30000 * 30000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 # What write_image can produce, by suffix and by format name.
-_SUFFIX_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".gif": "GIF",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-}
+_SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF",
+                   ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 OUTPUT_SUFFIXES = tuple(_SUFFIX_FORMATS)
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}
 _ANIMATED_FORMATS = ("GIF", "WEBP")
@@ -436,16 +428,8 @@ def resize_to_max(array, max_size):
 
 
 def center_square(array, size):
-    """The central square of an image, resized (Lanczos) to `size` x `size`.
-
-    Args:
-        array: (H, W, 3) uint8 image.
-        size: side of the result, in pixels.
-
-    Returns:
-        (size, size, 3) uint8 array: the largest centred square, resized when its side is not
-        `size` (an odd leftover pixel goes to the right/bottom margin).
-    """
+    """The largest centred square of an (H, W, 3) uint8 image, as a (size, size, 3) uint8 array
+    (Lanczos-resized unless its side is `size`; an odd leftover pixel goes right/bottom)."""
     height, width = array.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
