@@ -20,12 +20,10 @@ as in the project's first model. Each configuration gets one untimed warm-up cal
 import argparse
 import os
 import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+from _common import median_seconds, synthetic_photo  # noqa: E402
 
 
 def make_stylizer(width_multiplier, jit_compile):
@@ -42,23 +40,6 @@ def make_lite():
     except ImportError:
         return None
     return StyleTransfer(device="cpu")
-
-
-def photo(size, seed=0):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] / size
-    base = np.stack([x, y, 1 - x * y], axis=-1) + rng.normal(0, 0.05, (size, size, 3))
-    return np.clip(base * 255, 0, 255).astype(np.uint8)
-
-
-def time_calls(call, repeats):
-    call()  # warm-up: traces/compiles for this size
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000.0
 
 
 def main():
@@ -93,17 +74,17 @@ def main():
         header += " | w1.0/lite | w0.5/lite"
     print(header + "   (ms per image; ratios < 1 = left is faster)")
     for size in args.sizes:
-        image = photo(size)
+        image = synthetic_photo(size)
         repeats = 1 if size >= 2048 else args.repeats
         row = {}
         for name, stylizer in configs.items():
-            row[name] = time_calls(lambda: stylizer.stylize(image, 3, max_size=0), repeats)
+            row[name] = 1000 * median_seconds(lambda: stylizer.stylize(image, 3, max_size=0), repeats)
         line = f"{size:>6} | " + " | ".join(f"{row[name]:>9.0f}" for name in configs)
         if lite is not None:
             from PIL import Image
 
             pil = Image.fromarray(image)
-            row["lite"] = time_calls(lambda: lite.stylize(pil, 3, max_size=size), repeats)
+            row["lite"] = 1000 * median_seconds(lambda: lite.stylize(pil, 3, max_size=size), repeats)
             line += f" | {row['lite']:>9.0f}"
         xla = row.get("w1.0 XLA")
         line += f" | {xla / row['w1.0']:>7.2f}" if xla else f" | {'-':>7}"

@@ -31,6 +31,7 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from stylecbn.images import center_square, read_image  # noqa: E402
 from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams  # noqa: E402
 from stylecbn.vgg import DEFAULT_LAYERS, build_loss_network  # noqa: E402
 
@@ -42,13 +43,7 @@ PAINTINGS = ("vangogh_the_starry_night.jpg", "hokusai_the_great_wave_off_kanagaw
 
 def load_photo(path, size):
     """Centre square crop, resized to size x size, float32 in [0, 1]."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        scale = size / min(image.size)
-        image = image.resize((max(size, round(image.width * scale)),
-                              max(size, round(image.height * scale))), Image.BICUBIC)
-        left, top = (image.width - size) // 2, (image.height - size) // 2
-        return np.asarray(image.crop((left, top, left + size, top + size)), np.float32) / 255
+    return center_square(read_image(path).frames[0], size).astype(np.float32) / 255
 
 
 def load_painting(path, longer_side):

@@ -23,15 +23,14 @@ is not flat and the differences mean something; a trained model needs no such st
 import argparse
 import os
 import platform
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _common import median_seconds, synthetic_photo  # noqa: E402
 
 CONTENT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "content"
 QUANTIZATIONS = ("none", "float16", "dynamic")
@@ -50,29 +49,12 @@ def random_model(num_styles=17, seed=0):
 
 def test_image(size, path=None):
     """A square uint8 (1, size, size, 3) photo: `path`, a shared content image, else a gradient."""
-    from PIL import Image
+    from stylecbn.images import center_square, read_image
 
     photos = [Path(path)] if path else sorted(CONTENT.glob("*.png")) + sorted(CONTENT.glob("*.jpg"))
     if photos:
-        with Image.open(photos[0]) as photo:
-            photo = photo.convert("RGB")
-            side = min(photo.size)
-            photo = photo.crop((0, 0, side, side)).resize((size, size), Image.BICUBIC)
-            return np.asarray(photo)[None], photos[0].name
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:size, 0:size] / size
-    base = np.stack([x, y, 1 - x * y], axis=-1) + rng.normal(0, 0.05, (size, size, 3))
-    return np.clip(base * 255, 0, 255).astype(np.uint8)[None], "synthetic gradient"
-
-
-def median_seconds(call, repeats):
-    call()  # warm-up: traces, allocates, picks kernels
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return center_square(read_image(photos[0]).frames[0], size)[None], photos[0].name
+    return synthetic_photo(size)[None], "synthetic gradient"
 
 
 def folder_size(path):

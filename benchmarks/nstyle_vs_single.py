@@ -37,7 +37,7 @@ def styles_subset(source, files, out):
         spec = specs[name]
         (out / name).symlink_to(spec.path.resolve())
         lines += ["[[style]]", f'file = "{name}"', f'name = "{spec.name}"',
-                  f"weight = {spec.weight}", f"size = {spec.size}", ""]
+                  f"weight = {spec.coefficient}", f"size = {spec.size}", ""]
     (out / "styles.toml").write_text("\n".join(lines), encoding="utf-8")
     return out
 
@@ -50,7 +50,7 @@ def held_out_losses(model_path, styles_dir, content, args, loss_network):
                           style=training["style_weight"] or LossWeights().style)
     specs = load_styles_folder(styles_dir)
     grams = compute_style_grams(loss_network, [load_style_image(s) for s in specs], weights.style_layers)
-    loss = PerceptualLoss(loss_network, weights, grams, [s.weight for s in specs])
+    loss = PerceptualLoss(loss_network, weights, grams, [s.coefficient for s in specs])
     photos = ContentPhotos(content, crop=args.crop_size, holdout=args.holdout, seed=args.seed)
     held_out = photos.preview_photos(size=args.eval_size)
     results = {}

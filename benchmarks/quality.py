@@ -27,7 +27,7 @@ import keras
 from keras import ops
 
 from stylecbn.data import load_style_image, load_styles_folder
-from stylecbn.images import read_image
+from stylecbn.images import center_square, read_image
 from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
 from stylecbn.modelfile import load_model
 from stylecbn.vgg import build_loss_network
@@ -60,16 +60,6 @@ def value_and_grad(loss_fn):
 
         return step
     raise SystemExit(f"quality.py supports the tensorflow and jax backends, not {backend}")
-
-
-def square_crop(array, size):
-    from PIL import Image
-
-    h, w = array.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    image = Image.fromarray(array[top : top + side, left : left + side])
-    return np.asarray(image.resize((size, size), Image.LANCZOS), dtype=np.float32) / 255.0
 
 
 def per_sample_losses(loss, content, stylized, labels):
@@ -158,7 +148,8 @@ def main():
 
     photo_paths = sorted(p for p in Path(args.content).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     photo_paths = photo_paths[-args.photos:]
-    photos = [square_crop(read_image(p).frames[0], args.size) for p in photo_paths]
+    photos = [center_square(read_image(p).frames[0], args.size).astype(np.float32) / 255
+              for p in photo_paths]
     content = np.stack([p for p in photos for _ in indices])
     local_labels = np.array([j for _ in photos for j in range(len(indices))], "int32")
     model_labels = np.array([indices[j] for j in local_labels], "int32")

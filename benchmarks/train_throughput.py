@@ -71,7 +71,7 @@ def keras_images_per_second(arrays):
 
     from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
     from stylecbn.network import build_network
-    from stylecbn.train import StyleTrainer
+    from stylecbn.trainer import StyleTrainer
     from stylecbn.vgg import build_loss_network
 
     keras.config.set_dtype_policy(ARGS.precision)

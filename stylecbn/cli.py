@@ -28,7 +28,6 @@ COMMANDS = {
     "info": "stylecbn.commands.info:info",
     "train": "stylecbn.commands.train:train",
     "vgg-weights": "stylecbn.commands.train:vgg_weights",
-    "bundle": "stylecbn.commands.train:bundle",
     "export": "stylecbn.commands.export:export",
 }
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 from stylecbn.errors import ConfigError, DataError, ImageError
 from stylecbn.fileio import atomic_path
-from stylecbn.images import IMAGE_SUFFIXES, read_image
+from stylecbn.images import IMAGE_SUFFIXES, center_square, read_image
 
 try:
     import tomllib
@@ -59,14 +59,14 @@ class StyleSpec:
         name: the style's name (the file stem unless the manifest says otherwise).
         path: the style image.
         credit: who made the image, for the model file and previews.
-        weight: the coefficient of this style's style loss.
+        coefficient: the multiplier of this style's style loss (the manifest's `weight`).
         size: the longer side, in pixels, at which its Gram matrices are computed.
     """
 
     name: str
     path: Path
     credit: str = ""
-    weight: float = 1.0
+    coefficient: float = 1.0
     size: int = DEFAULT_STYLE_SIZE
 
     def __post_init__(self):
@@ -201,7 +201,7 @@ def load_styles_folder(folder):
             name=entry.get("name", path.stem),
             path=path,
             credit=entry.get("credit", ""),
-            weight=float(entry.get("weight", 1.0)),
+            coefficient=float(entry.get("weight", 1.0)),
             size=entry.get("size", DEFAULT_STYLE_SIZE),
         ))
 
@@ -487,13 +487,7 @@ class ContentPhotos:
         size = _check_int("size", size, 1)
         previews = np.empty((len(self._holdout), size, size, 3), dtype=np.float32)
         for i, photo in enumerate(self._holdout):
-            height, width = photo.shape[:2]
-            side = min(height, width)
-            top, left = (height - side) // 2, (width - side) // 2
-            square = Image.fromarray(photo[top:top + side, left:left + side])
-            if side != size:
-                square = square.resize((size, size), Image.Resampling.LANCZOS)
-            np.divide(np.asarray(square), np.float32(255), out=previews[i])
+            np.divide(center_square(photo, size), np.float32(255), out=previews[i])
         return previews
 
 

@@ -1,4 +1,4 @@
-"""Atomic writes: outputs and checkpoints appear whole or not at all."""
+"""Atomic writes: outputs and checkpoints appear whole or not at all; a writability probe."""
 
 import contextlib
 import os
@@ -40,3 +40,21 @@ def atomic_write_bytes(path, data):
     """Write `data` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def check_writable(path):
+    """Raise OSError unless a file can be created at `path` (nothing is left behind).
+
+    Probes with the same temporary-file-then-rename machinery as `atomic_path`, stopping
+    before the rename, so it fails exactly where the real write would.
+    """
+    try:
+        with atomic_path(path) as probe:
+            probe.write_bytes(b"")
+            raise _ProbeDone
+    except _ProbeDone:
+        pass
+
+
+class _ProbeDone(Exception):
+    """Ends the writability probe without renaming the empty file onto `path`."""

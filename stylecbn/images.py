@@ -4,7 +4,8 @@ Reading turns every input (a file, bytes, a binary stream such as stdin, a PIL i
 NumPy array) into one or more (H, W, 3) uint8 RGB frames: EXIF orientation applied,
 transparency composited on white, palette, grayscale, 16-bit, 32-bit, float and CMYK data
 converted, every frame of an animation kept. Anything Pillow cannot decode becomes an
-`ImageError` that names the input. Writing goes through `stylecbn.fileio.atomic_path`, so an
+`ImageError` that names the input. `resize_to_max` and `center_square` resize (Lanczos).
+Writing goes through `stylecbn.fileio.atomic_path`, so an
 output file appears whole or not at all.
 """
 
@@ -32,16 +33,8 @@ MAX_PIXELS = 30000 * 30000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 # What write_image can produce, by suffix and by format name.
-_SUFFIX_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".gif": "GIF",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-}
+_SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF",
+                   ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 OUTPUT_SUFFIXES = tuple(_SUFFIX_FORMATS)
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}
 _ANIMATED_FORMATS = ("GIF", "WEBP")
@@ -432,6 +425,18 @@ def resize_to_max(array, max_size):
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray(array).resize(new_size, Image.Resampling.LANCZOS)
     return np.array(resized)  # np.asarray would give a read-only view
+
+
+def center_square(array, size):
+    """The largest centred square of an (H, W, 3) uint8 image, as a (size, size, 3) uint8 array
+    (Lanczos-resized unless its side is `size`; an odd leftover pixel goes right/bottom)."""
+    height, width = array.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = array[top:top + side, left:left + side]
+    if side == size:
+        return square
+    return np.array(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS))
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -141,7 +141,8 @@ class PerceptualLoss:
         loss_network: a model returning {layer name: features} for RGB images in [0, 1].
         weights: a `LossWeights`.
         style_grams: {style layer: array (S, C, C)}, e.g. from `compute_style_grams`.
-        style_coefficients: array (S,), the weight of each style (1.0 for all: equal).
+        style_coefficients: array (S,), the multiplier of each style's style loss (1.0 for all:
+            equal; the styles manifest's per-style `weight`).
 
     Call arguments:
         content_images: (B, H, W, 3) photos in [0, 1].

@@ -22,6 +22,9 @@ __all__ = ["save_model", "load_model", "default_model_path", "load_default_model
 
 _CLASS_NAME = "StyleTransferNetwork"
 DEFAULT_MODEL_NAME = "default.keras"
+# Metadata keys renamed since files were written with them (old -> new); renamed on load.
+# "style_weights" held the styles manifest's per-style loss multipliers, not a blend.
+_RENAMED_METADATA = {"style_weights": "style_coefficients"}
 
 
 def default_model_path():
@@ -134,6 +137,9 @@ def load_model(path):
         raise ModelFileError(f"{path} could not be loaded as a stylecbn model: {first_line}") from None
     if not isinstance(model, StyleTransferNetwork):
         raise ModelFileError(f"{path} is not a stylecbn style network.")
+    for old, new in _RENAMED_METADATA.items():
+        if old in model.metadata:
+            model.metadata.setdefault(new, model.metadata.pop(old))
     return model
 
 

@@ -15,3 +15,15 @@ def shared_data():
     if not (SHARED_DATA / "paintings").is_dir() or not (SHARED_DATA / "content").is_dir():
         pytest.skip(f"real images not available ({SHARED_DATA} is absent)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def bad_styles_folders(tmp_path):
+    """Styles folders that training must refuse, by what is wrong with them: `empty`,
+    `no_images` (a text file only: notes.txt) and `corrupt` (an unreadable broken.png)."""
+    folders = {name: tmp_path / name for name in ("empty", "no_images", "corrupt")}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["no_images"] / "notes.txt").write_text("not an image")
+    (folders["corrupt"] / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return folders

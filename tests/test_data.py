@@ -63,7 +63,7 @@ def test_styles_sorted_by_file_name_with_defaults(tmp_path, no_warnings):
     assert [spec.path for spec in specs] == [
         tmp_path / "a_waves.png", tmp_path / "b_mosaic.jpg", tmp_path / "c_glass.WEBP"
     ]
-    assert all(spec.credit == "" and spec.weight == 1.0 and spec.size == 512 for spec in specs)
+    assert all(spec.credit == "" and spec.coefficient == 1.0 and spec.size == 512 for spec in specs)
 
 
 def test_styles_non_image_files_warn_and_are_skipped(tmp_path):
@@ -99,8 +99,8 @@ def test_styles_toml_manifest(tmp_path, no_warnings):
     assert [spec.name for spec in specs] == ["01_waves", "mosaic", "03_dots"]
     mosaic = specs[1]
     assert mosaic.credit == "Drawn by styles/make_styles.py"
-    assert mosaic.weight == 2.5 and mosaic.size == 256
-    assert isinstance(specs[0].weight, float) and specs[0].weight == 1.0
+    assert mosaic.coefficient == 2.5 and mosaic.size == 256
+    assert isinstance(specs[0].coefficient, float) and specs[0].coefficient == 1.0
     assert specs[2] == StyleSpec("03_dots", tmp_path / "03_dots.png")
 
 

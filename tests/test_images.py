@@ -15,6 +15,7 @@ from stylecbn.images import (
     IMAGE_SUFFIXES,
     MIN_SIDE,
     LoadedImage,
+    center_square,
     read_image,
     resize_to_max,
     write_image,
@@ -453,6 +454,19 @@ def test_float_array():
 def test_bad_arrays(array, message):
     with pytest.raises(ImageError, match=message):
         read_image(array)
+
+
+# --- center_square -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("height, width", [(30, 41), (41, 30)])
+def test_center_square_crops_the_middle_and_matches_pillow_lanczos(height, width):
+    pixels = noise(height, width)
+    # The 30 px square starts (41 - 30) // 2 = 5 px in: the middle, not the top-left corner.
+    middle = pixels[5:35] if height > width else pixels[:, 5:35]
+    np.testing.assert_array_equal(center_square(pixels, 30), middle)
+    expected = np.asarray(Image.fromarray(middle).resize((16, 16), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(center_square(pixels, 16), expected)
 
 
 # --- resize_to_max -----------------------------------------------------------------------

@@ -57,6 +57,19 @@ def test_metadata_survives(saved):
     assert "stylecbn_version" in loaded.metadata
 
 
+def test_old_style_weights_key_loads_as_style_coefficients(tmp_path):
+    # Files written before the rename keep the manifest's per-style loss multipliers under
+    # "style_weights" (a name now kept for blend vectors).
+    path = tmp_path / "old.keras"
+    save_model(build_network(2, width_multiplier=0.25, metadata={"style_weights": [1.0, 2.5]}),
+               path)
+    with zipfile.ZipFile(path) as archive:
+        assert '"style_weights"' in archive.read("config.json").decode()
+    metadata = load_model(path).metadata
+    assert metadata["style_coefficients"] == [1.0, 2.5]
+    assert "style_weights" not in metadata
+
+
 def test_save_leaves_no_temporary_files(saved):
     _, path = saved
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.keras"]

@@ -16,15 +16,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers import make_images
 from keras import ops
 from PIL import Image
 
+from stylecbn.checkpoints import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint
 from stylecbn.config import TrainingConfig, read_config_file
 from stylecbn.errors import ConfigError, DataError
 from stylecbn.modelfile import load_model, save_model
 from stylecbn.network import build_network
 from stylecbn.preview import preview_grid, write_preview
-from stylecbn.train import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint, train
+from stylecbn.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
@@ -45,18 +47,6 @@ def fake_loss_network(seed=1):
     model = keras.Model(inputs, outputs, name="fake_vgg")
     model.trainable = False
     return model
-
-
-def make_images(folder, count, size=(40, 48), seed=0, prefix="img"):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        # Smooth colour fields plus noise: something for the style loss to match.
-        base = rng.random((4, 4, 3)) * 255
-        image = Image.fromarray(base.astype(np.uint8)).resize(size[::-1], Image.BILINEAR)
-        noisy = np.asarray(image, np.float32) + rng.normal(0, 20, (*size, 3))
-        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / f"{prefix}{i}.png")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +71,17 @@ def tiny_config(data, tmp_path, **changes):
     )
     settings.update(changes)
     return TrainingConfig(**settings)
+
+
+def rewrite_checkpoint_meta(path, change, target=None):
+    """Rewrite a checkpoint file (to `target`, default in place) with `change(meta)` applied."""
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    change(meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(target or path, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def weights_of(path):
@@ -126,6 +127,7 @@ def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, 
     assert model.metadata["vgg_weights"] == "injected loss network 'fake_vgg'"
     assert model.metadata["steps_trained"] == 4
     assert model.metadata["loss_weights"]["style"] == 100.0
+    assert model.metadata["style_coefficients"] == [1.0, 1.0]
     assert set(model.metadata["final_losses"]) >= {"total_loss", "content_loss", "style_loss"}
     run_dir = path.parent / "runs" / "model"
     checkpoints = sorted(p.name for p in run_dir.glob("checkpoint-*.npz"))
@@ -155,6 +157,8 @@ def test_interrupted_and_resumed_run_ends_bit_identical(uninterrupted, data, tmp
     # A fresh start in the same run folder would silently lose the run: refused.
     with pytest.raises(ConfigError, match="--resume"):
         train(config, loss_network=fake_loss_network())
+    # Checkpoints written before style_coefficients was recorded still resume.
+    rewrite_checkpoint_meta(latest_checkpoint(run_dir), lambda meta: meta.pop("style_coefficients"))
     lines = []
     train(config.replace(resume=True), loss_network=fake_loss_network(), log=lines.append)
     assert any("resuming from" in line and "step 3" in line for line in lines)
@@ -177,6 +181,15 @@ def test_resume_rejects_changed_settings_and_missing_checkpoint(uninterrupted, d
         train(changed, loss_network=fake_loss_network())
     with pytest.raises(ConfigError, match="no checkpoint"):
         train(tiny_config(data, tmp_path, resume=True), loss_network=fake_loss_network())
+    # The styles manifest's per-style weights (loss coefficients) are part of the result too.
+    changed_dir = tmp_path / "coefficients"
+    changed_dir.mkdir()
+    rewrite_checkpoint_meta(latest_checkpoint(run_dir),
+                            lambda meta: meta.update(style_coefficients=[1.0, 3.0]),
+                            target=changed_dir / "checkpoint-00000002.npz")
+    with pytest.raises(ConfigError, match=r"per-style weights changed .*\[1\.0, 3\.0\]"):
+        train(tiny_config(data, tmp_path, resume=True, run_dir=str(changed_dir)),
+              loss_network=fake_loss_network())
     # A damaged checkpoint is named, with what to do.
     bad_dir = tmp_path / "bad"
     bad_dir.mkdir()
@@ -188,6 +201,7 @@ def test_resume_rejects_changed_settings_and_missing_checkpoint(uninterrupted, d
 
 @pytest.mark.parametrize("normalization", ["instance", "batch"])
 def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normalization):
+    # A model file written before the rename: its style coefficients are under "style_weights".
     base = build_network(2, style_names=["red", "blue"], normalization=normalization,
                          width_multiplier=0.25, metadata={"style_weights": [1.0, 2.0]})
     rng = np.random.default_rng(0)
@@ -207,7 +221,8 @@ def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normaliza
     extended = load_model(tmp_path / "more.keras")
     assert extended.style_names == ["red", "blue", "new0"]
     assert extended.normalization == normalization
-    assert extended.metadata["style_weights"] == [1.0, 2.0, 1.0]
+    assert extended.metadata["style_coefficients"] == [1.0, 2.0, 1.0]
+    assert "style_weights" not in extended.metadata
     assert extended.metadata["base_model"]["styles"] == ["red", "blue"]
 
     photos = np.random.default_rng(1).random((2, 24, 24, 3)).astype("float32")
@@ -243,25 +258,19 @@ def test_adding_a_style_whose_name_exists_is_an_error(data, tmp_path):
         train(config, loss_network=fake_loss_network())
 
 
-def test_bad_inputs_fail_before_training_and_keep_the_old_model(data, tmp_path):
+def test_bad_inputs_fail_before_training_and_keep_the_old_model(data, tmp_path,
+                                                               bad_styles_folders):
     output = tmp_path / "model.keras"
     output.write_bytes(b"the previous model")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    no_images = tmp_path / "no_images"
-    no_images.mkdir()
-    (no_images / "notes.txt").write_text("not an image")
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    bad = bad_styles_folders
     cases = [
-        (dict(styles=str(empty)), DataError, "holds no images"),
-        (dict(styles=str(no_images)), DataError, "holds no images"),
-        (dict(styles=str(corrupt)), DataError, "broken.png"),
+        (dict(styles=str(bad["empty"])), DataError, "holds no images"),
+        (dict(styles=str(bad["no_images"])), DataError, "holds no images"),
+        (dict(styles=str(bad["corrupt"])), DataError, "broken.png"),
         (dict(content=str(tmp_path / "missing")), DataError, "does not exist"),
         (dict(content=""), ConfigError, "--content"),
         (dict(output=str(tmp_path / "nowhere" / "m.keras")), ConfigError, "does not exist"),
-        (dict(output=str(tmp_path / "no_images" / "notes.txt" / "m.keras")), ConfigError,
+        (dict(output=str(bad["no_images"] / "notes.txt" / "m.keras")), ConfigError,
          "cannot write"),
     ]
     for changes, error, message in cases:
@@ -313,7 +322,8 @@ _SUBPROCESS_HELPERS = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from keras import ops
-    from test_train import fake_loss_network, tiny_config, make_images, InterruptAt
+    from helpers import make_images
+    from test_train import fake_loss_network, tiny_config, InterruptAt
     from stylecbn.modelfile import load_model
     from stylecbn.train import train
     root = Path({root!r})

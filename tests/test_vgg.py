@@ -13,6 +13,7 @@ import pytest
 
 from stylecbn import vgg
 from stylecbn.errors import ConfigError
+from stylecbn.images import center_square, read_image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -316,15 +317,7 @@ def test_jax_backend_never_imports_tensorflow(tmp_path, legacy_file):
 
 
 def _center_crop(path, size):
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        scale = size / min(image.size)
-        image = image.resize((max(size, round(image.width * scale)),
-                              max(size, round(image.height * scale))), Image.BICUBIC)
-        left, top = (image.width - size) // 2, (image.height - size) // 2
-        return np.asarray(image.crop((left, top, left + size, top + size)), np.float32) / 255
+    return center_square(read_image(path).frames[0], size).astype(np.float32) / 255
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 # normalization, and train the built-in model, with Keras 3 on JAX (no TensorFlow there).
 #
 # Prepare here (a machine with PyPI):
-#   stylecbn bundle --content ../shared/data/content -o bundle/ --weights auto
+#   python tools/bundle.py --content ../shared/data/content -o bundle/ --weights auto
 #   python tools/paintings_folder.py --copy --out bundle/paintings      # 17 paintings, ~9 MB
 #   du -sh bundle/                                                       # under 64 MiB
 # Then one device `run` per phase, each with carry ["bundle"] and a timeout that fits:

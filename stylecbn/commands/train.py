@@ -1,13 +1,10 @@
-"""`stylecbn train`, `stylecbn vgg-weights` and `stylecbn bundle`: thin layers over the library."""
+"""`stylecbn train` and `stylecbn vgg-weights`: thin layers over the library."""
 
-import importlib.metadata
-import subprocess
-import sys
 from pathlib import Path
 
 import click
 
-from ..cli import EXIT_BAD_INPUT, fail, handle_errors
+from ..cli import handle_errors
 
 # Option name -> TrainingConfig field, for the options that map one to one.
 _OPTION_FIELDS = {
@@ -36,11 +33,6 @@ _OPTION_FIELDS = {
     "distribute": "distribute",
     "tensorboard": "tensorboard",
 }
-
-# The wheels that Keras needs on the GPU machine (it has JAX, but neither Keras nor TensorFlow).
-GPU_WHEELS = ("keras", "namex", "optree")
-GPU_PYTHON = "3.12"
-GPU_PLATFORM = "manylinux_2_28_x86_64"
 
 
 def _path_option(*names, **kwargs):
@@ -82,7 +74,8 @@ def _path_option(*names, **kwargs):
 def train(config_file, resume, **options):
     """Train one network on many styles (or add styles to a trained one)."""
     from ..config import TrainingConfig, read_config_file
-    from ..train import checkpoint_config, train as run_training
+    from ..checkpoints import checkpoint_config
+    from ..train import train as run_training
 
     settings = read_config_file(config_file) if config_file else {}
     given = {_OPTION_FIELDS[name]: value for name, value in options.items() if value is not None}
@@ -110,64 +103,3 @@ def vgg_weights(weights, output):
 
     size = write_compact_weights(weights, output)
     click.echo(f"wrote {output} ({size / 2**20:.1f} MiB) from {resolve_weights(weights)[1]}")
-
-
-@click.command()
-@click.option("--content", type=click.Path(path_type=Path), required=True,
-              help="Folder of content photos to carry (resized).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("bundle"),
-              show_default=True, help="The bundle folder.")
-@click.option("--weights", default="auto", show_default=True,
-              help="VGG-16 weights for the compact .npz: auto, imagenet, hed or a file.")
-@click.option("--size", type=int, default=288, show_default=True,
-              help="Shorter side of the resized photos.")
-@click.option("--wheels/--no-wheels", default=True, show_default=True,
-              help="Download the keras, namex and optree wheels for the GPU machine.")
-@handle_errors
-def bundle(content, output, weights, size, wheels):
-    """Write what the GPU machine needs: resized photos, compact VGG weights, Keras wheels."""
-    from ..data import write_resized_photos
-    from ..vgg import write_compact_weights
-
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        fail(f"cannot create the bundle folder {output}: {error.strerror or error}.")
-    count, photo_bytes = write_resized_photos(content, output / "content", size=size)
-    click.echo(f"{output / 'content'}: {count} photos, {photo_bytes / 2**20:.1f} MiB")
-    weights_path = output / "vgg16_block4.npz"
-    weights_bytes = write_compact_weights(weights, weights_path)
-    click.echo(f"{weights_path}: {weights_bytes / 2**20:.1f} MiB")
-    total = photo_bytes + weights_bytes
-    if wheels:
-        total += _download_wheels(output / "wheels")
-    click.echo(f"bundle {output}: {total / 2**20:.1f} MiB in all (the GPU machine takes 64 MiB)")
-    if total > 64 * 2**20:
-        fail(f"the bundle is {total / 2**20:.1f} MiB, over the 64 MiB the GPU machine takes; "
-             "use fewer photos or a smaller --size.")
-
-
-def _download_wheels(folder):
-    """pip-download the GPU machine's wheels (same versions as here); return their bytes."""
-    requirements = []
-    for name in GPU_WHEELS:
-        try:
-            requirements.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            requirements.append(name)
-    command = [
-        sys.executable, "-m", "pip", "download", "--only-binary=:all:",
-        "--python-version", GPU_PYTHON, "--platform", GPU_PLATFORM, "--no-deps",
-        "--dest", str(folder), *requirements,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        fail(f"pip download of {', '.join(requirements)} failed ({last}); check the network "
-             "or pass --no-wheels and carry the wheels yourself.", EXIT_BAD_INPUT)
-    wheels = [path for path in folder.glob("*.whl")
-              if path.name.split("-")[0].lower() in GPU_WHEELS]
-    size = sum(path.stat().st_size for path in wheels)
-    click.echo(f"{folder}: {', '.join(sorted(path.name for path in wheels))} "
-               f"({size / 2**20:.1f} MiB)")
-    return size

@@ -1,0 +1,342 @@
+"""The Keras pieces of training: the trainer model, its optimizer, its batches, its monitor.
+
+- `StyleTrainer` is a `keras.Model` that wraps the style network and overrides
+  `compute_loss` with the perceptual loss, so Keras' own `fit` loop runs it on TensorFlow
+  and on JAX.
+- Adding styles to a trained network: `extend_network` appends their gamma/beta rows,
+  `freeze_all_but_new_rows` freezes the rest and returns the gradient masks that
+  `RowMaskedAdam` (Adam with fixed gradient masks) applies, so only the new rows train.
+- `TrainingBatches` feeds `fit` the batch of each global step (a pure function of the seed
+  and the step, see `data.ContentPhotos`), prefetched on a thread.
+- `TrainingMonitor` prints progress and asks the run for checkpoints and previews.
+- `dtype_policy`, `data_parallel` and `sigterm_as_interrupt` are the scopes a run trains in.
+
+TensorFlow is imported only by `data_parallel` on the TensorFlow backend (tf.distribute has
+no backend-neutral equivalent there), so this module runs on JAX without TensorFlow.
+"""
+
+import concurrent.futures
+import contextlib
+import signal
+import threading
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from .errors import ConfigError, DataError
+from .network import build_network
+
+__all__ = [
+    "REPORTED_TERMS",
+    "StyleTrainer",
+    "RowMaskedAdam",
+    "extend_network",
+    "freeze_all_but_new_rows",
+    "TrainingBatches",
+    "TrainingMonitor",
+    "dtype_policy",
+    "data_parallel",
+    "sigterm_as_interrupt",
+]
+
+# Loss terms shown in the progress line and written to TensorBoard.
+REPORTED_TERMS = ("total_loss", "content_loss", "style_loss", "total_variation_loss")
+_SHORT_NAMES = {"total_loss": "loss", "content_loss": "content", "style_loss": "style",
+                "total_variation_loss": "tv"}
+
+
+class _LatestValue(keras.metrics.Metric):
+    """A metric that reports the value of the latest step (not a running mean)."""
+
+    def __init__(self, name):
+        super().__init__(name=name)
+        # "mean": with data-parallel replicas, each sees half the batch; the mean of their
+        # (batch-mean) losses is the loss of the whole batch.
+        self.value = self.add_variable(
+            shape=(), initializer="zeros", dtype="float32", aggregation="mean", name="value"
+        )
+
+    def update_state(self, value):
+        self.value.assign(ops.cast(value, "float32"))
+
+    def result(self):
+        # A tensor, not the variable: JAX's jitted step must return arrays.
+        return ops.convert_to_tensor(self.value)
+
+    def reset_state(self):
+        self.value.assign(0.0)
+
+
+class StyleTrainer(keras.Model):
+    """Wraps a style network with the perceptual loss, for `fit`.
+
+    Args:
+        network: the `StyleTransferNetwork` to train.
+        perceptual_loss: a `PerceptualLoss` whose styles are the trained styles.
+        label_offset: the network index of the loss's style 0 (the number of base styles
+            when adding styles to a trained network, else 0).
+        freeze_statistics: run the normalizations in inference mode (batch norm then uses
+            and keeps its moving statistics).
+        loss_scale: factor applied to the loss that is differentiated (1/replicas under
+            tf.distribute, whose optimizer sums the replicas' gradients).
+
+    Call arguments:
+        inputs: {"images": (B, H, W, 3) in [0, 1], "style": (B,) int labels}.
+
+    Returns:
+        The stylized images.
+    """
+
+    def __init__(self, network, perceptual_loss, *, label_offset=0, freeze_statistics=False,
+                 loss_scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.loss_network = perceptual_loss.loss_network
+        self.perceptual_loss = perceptual_loss
+        self.label_offset = int(label_offset)
+        self.freeze_statistics = bool(freeze_statistics)
+        self.loss_scale = float(loss_scale)
+        self.term_trackers = [_LatestValue(name) for name in REPORTED_TERMS]
+
+    def call(self, inputs, training=None):
+        training = bool(training) and not self.freeze_statistics
+        return self.network((inputs["images"], inputs["style"]), training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        labels = ops.cast(x["style"], "int32") - self.label_offset
+        total, terms = self.perceptual_loss(x["images"], y_pred, labels)
+        for tracker in self.term_trackers:
+            tracker.update_state(terms[tracker.name])
+        return total * self.loss_scale if self.loss_scale != 1.0 else total
+
+
+class RowMaskedAdam(keras.optimizers.Adam):
+    """Adam that multiplies the gradient of chosen variables by a fixed mask.
+
+    Rows whose gradient is exactly zero keep Adam's moments at zero, so their update is
+    0 / (0 + epsilon) = 0: they stay bit-identical.
+    """
+
+    def __init__(self, masks, name="row_masked_adam", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._gradient_masks = masks  # variable path -> array broadcastable to the variable
+
+    def apply(self, grads, trainable_variables=None):
+        variables = self._trainable_variables if trainable_variables is None else trainable_variables
+        masked = []
+        for grad, variable in zip(grads, variables):
+            mask = self._gradient_masks.get(variable.path)
+            masked.append(grad if mask is None or grad is None else grad * ops.cast(mask, grad.dtype))
+        return super().apply(masked, trainable_variables)
+
+
+def extend_network(base, specs, base_path):
+    """A copy of `base` with the styles of `specs` appended (rows = mean of the old rows)."""
+    taken = set(base.style_names)
+    clashes = [spec.name for spec in specs if spec.name in taken]
+    if clashes:
+        raise DataError(
+            f"style name(s) {', '.join(clashes)} are already in {base_path}; rename the new "
+            "style images (or name them in the manifest)."
+        )
+    added = len(specs)
+    network = build_network(
+        base.num_styles + added,
+        style_names=base.style_names + [spec.name for spec in specs],
+        style_credits=base.style_credits + [spec.credit for spec in specs],
+        normalization=base.normalization,
+        width_multiplier=base.width_multiplier,
+        metadata=dict(base.metadata),
+        name=base.name,
+    )
+    for target, source in zip(network.weights, base.weights):
+        value = ops.convert_to_numpy(source)
+        if tuple(target.shape) != tuple(value.shape):
+            # A gamma or beta table: new styles start from the average existing style.
+            value = np.concatenate([value, np.repeat(value.mean(axis=0, keepdims=True), added, 0)])
+        target.assign(value)
+    return network
+
+
+def freeze_all_but_new_rows(network, first_new):
+    """Freeze the convolutions; return gradient masks that zero the old styles' rows."""
+    for layer in network._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.trainable = False
+    mask = (np.arange(network.num_styles) >= first_new).astype(np.float32)[:, None]
+    masks = {}
+    for norm in network.normalization_layers:
+        masks[norm.gamma.path] = mask
+        masks[norm.beta.path] = mask
+    return masks
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Batch i of this dataset is the batch of global step `first_step + i`.
+
+    A thread makes the next batches while the accelerator runs the current step. Keras' own
+    PyDataset workers are not used: in Keras 3.15 they do not always deliver batches in index
+    order, and the order is what makes a resumed run exact.
+    """
+
+    PREFETCH = 2
+
+    def __init__(self, photos, first_step, last_step, batch_size, num_labels, label_offset):
+        super().__init__(workers=0)
+        self.photos = photos
+        self.first_step = first_step
+        self.last_step = last_step
+        self.batch_size = batch_size
+        self.num_labels = num_labels
+        self.label_offset = label_offset
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batches")
+        self._pending = {}
+
+    def __len__(self):
+        return self.last_step - self.first_step
+
+    def _make(self, index):
+        step = self.first_step + index
+        images = self.photos.batch(step, self.batch_size)
+        labels = self.photos.labels(step, self.batch_size, self.num_labels) + self.label_offset
+        return ({"images": images, "style": labels.astype(np.int32)},)
+
+    def __getitem__(self, index):
+        future = self._pending.pop(index, None)
+        batch = future.result() if future is not None else self._make(index)
+        for ahead in range(index + 1, min(index + 1 + self.PREFETCH, len(self))):
+            if ahead not in self._pending:
+                self._pending[ahead] = self._pool.submit(self._make, ahead)
+        return batch
+
+    def close(self):
+        """Stop the prefetching thread."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+
+class TrainingMonitor(keras.callbacks.Callback):
+    """Progress lines, checkpoints and previews at fixed step intervals.
+
+    Args:
+        run: the run being trained: its `config` (a `TrainingConfig`), `log(line)`,
+            `checkpoint(trainer, step)` and `preview(step)`.
+        first_step: the global step of `fit`'s batch 0 (the checkpoint's step on a resume).
+    """
+
+    def __init__(self, run, first_step):
+        super().__init__()
+        self.run = run
+        self.first_step = first_step
+        self.last_terms = {}
+        self._mark = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        run = self.run
+        step = self.first_step + batch + 1
+        self.last_terms = {name: float(logs[name]) for name in REPORTED_TERMS if name in logs}
+        config = run.config
+        if step % config.log_every == 0 or step == config.steps:
+            self._log_progress(step)
+        if self._mark is None:
+            # Speed is measured from the end of the first step, which includes compiling.
+            self._mark = (step, time.perf_counter())
+        if step % config.checkpoint_every == 0 and step < config.steps:
+            # Reading `self.model` makes the JAX backend write its state back to the variables.
+            run.checkpoint(self.model, step)
+        if step % config.preview_every == 0 and step < config.steps:
+            _ = self.model
+            run.preview(step)
+
+    def _log_progress(self, step):
+        config = self.run.config
+        terms = " ".join(
+            f"{_SHORT_NAMES[name]} {value:.4g}" for name, value in self.last_terms.items()
+        )
+        speed = "compiling"
+        if self._mark is not None:
+            mark_step, mark_time = self._mark
+            now = time.perf_counter()
+            seconds_per_step = (now - mark_time) / max(1, step - mark_step)
+            self._mark = (step, now)
+            left = _duration((config.steps - step) * seconds_per_step)
+            speed = f"{config.batch_size / max(seconds_per_step, 1e-9):.1f} img/s  {left} left"
+        self.run.log(f"step {step}/{config.steps}  {terms}  {speed}")
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Set Keras' global dtype policy for the block and restore the caller's afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def data_parallel(enabled, batch_size):
+    """Yield (variable scope, loss scale, devices) for training on all local devices."""
+    if not enabled:
+        yield contextlib.nullcontext(), 1.0, 1
+        return
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        # tf.distribute is the only data-parallel path for Keras on TensorFlow.
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        count = len(devices)
+        _check_divisible(batch_size, count)
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+        # The optimizer sums the replicas' gradients: each replica's loss is scaled by 1/count.
+        yield strategy.scope(), 1.0 / count, count
+    elif backend == "jax":
+        devices = keras.distribution.list_devices()
+        _check_divisible(batch_size, len(devices))
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        try:
+            yield contextlib.nullcontext(), 1.0, len(devices)
+        finally:
+            keras.distribution.set_distribution(previous)
+    else:
+        raise ConfigError(
+            f"distribute needs the tensorflow or jax Keras backend; this is {backend}."
+        )
+
+
+def _check_divisible(batch_size, devices):
+    if batch_size % devices:
+        raise ConfigError(
+            f"distribute: batch_size {batch_size} must be a multiple of the {devices} devices."
+        )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C while training, so `kill`, job schedulers and time limits
+    also end with a checkpoint. Background jobs of non-interactive shells ignore SIGINT, so
+    SIGTERM is often the only polite signal a run gets."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
