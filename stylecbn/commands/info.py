@@ -11,6 +11,8 @@ from .. import __version__
 from ..cli import handle_errors
 from .common import echo_json, load_stylizer, model_option
 
+LABEL = 23  # label column of `info`: the longest label, "  style_coefficients:", and a space
+
 
 @click.command()
 @model_option
@@ -80,18 +82,18 @@ def info(model_path, as_json):
         return
     for key in ("stylecbn", "python", "platform", "keras", "backend", "backend_version", "numpy",
                 "pillow", "click"):
-        click.echo(f"{key + ':':<17}{record[key]}")
-    click.echo(f"{'devices:':<17}{', '.join(record['devices']) or 'none found'}")
+        click.echo(f"{key + ':':<{LABEL}}{record[key]}")
+    click.echo(f"{'devices:':<{LABEL}}{', '.join(record['devices']) or 'none found'}")
     model = record["model"]
     if model is None:
-        click.echo(f"{'model:':<17}no built-in model installed (expected {path}); pass --model FILE")
+        click.echo(f"{'model:':<{LABEL}}no built-in model installed (expected {path}); pass --model FILE")
         return
-    click.echo(f"{'model:':<17}{model['path']} ({model['file_bytes'] / 1e6:.1f} MB)")
+    click.echo(f"{'model:':<{LABEL}}{model['path']} ({model['file_bytes'] / 1e6:.1f} MB)")
     click.echo(
-        f"{'':<17}{model['num_styles']} styles, {model['normalization']} normalization, "
+        f"{'':<{LABEL}}{model['num_styles']} styles, {model['normalization']} normalization, "
         f"width x{model['width_multiplier']:g}, {model['parameters']:,} parameters"
     )
-    click.echo(f"{'styles:':<17}{', '.join(f'{i}={n}' for i, n in enumerate(model['styles']))}")
+    click.echo(f"{'styles:':<{LABEL}}{', '.join(f'{i}={n}' for i, n in enumerate(model['styles']))}")
     for key, value in sorted(model["metadata"].items()):
         text = json.dumps(value, sort_keys=True, default=str)
-        click.echo(f"{'  ' + key + ':':<17}{text if len(text) <= 100 else text[:97] + '...'}")
+        click.echo(f"{'  ' + key + ':':<{LABEL}}{text if len(text) <= 100 else text[:97] + '...'}")
