@@ -29,6 +29,7 @@ COMMANDS = {
     "train": "stylecbn.commands.train:train",
     "vgg-weights": "stylecbn.commands.train:vgg_weights",
     "export": "stylecbn.commands.export:export",
+    "serve": "stylecbn.commands.serve:serve",
 }
 
 

@@ -1,0 +1,236 @@
+"""The `stylecbn serve` ASGI app: the page, `GET /api/styles` and `POST /api/stylize`.
+
+One `Stylizer` (the model loaded once) serves every request. Keras models are not safe to
+call from several threads at once (`Stylizer` swaps the model's compiled predict function
+per call), so inference runs one call at a time in a worker thread, off the event loop,
+behind an `asyncio.Lock`. A request whose client has gone away while it waited (the page
+cancels an outdated preview when a newer one starts) is dropped before it reaches the model,
+so a burst of slider moves costs one inference, not one per move.
+"""
+
+import asyncio
+import io
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..errors import ConfigError, StylecbnError
+from ..images import write_image
+from ..stylize import DEFAULT_MAX_SIZE
+from .sample import sample_photo
+from .uploads import BadRequestError, UploadLimits, UploadTooLargeError, read_form, read_upload
+
+__all__ = ["create_app", "PREVIEW_SIZE", "THUMBNAIL_SIZE"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PREVIEW_SIZE = 384  # longest side of the page's live preview
+THUMBNAIL_SIZE = 128  # longest side of a gallery thumbnail
+
+TEXT_FIELDS = ("style", "mask_style", "strength", "preserve_color", "max_size", "format", "quality")
+FILE_FIELDS = ("image", "mask")
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
+
+log = logging.getLogger("stylecbn.serve")
+
+
+class ClientGone(Exception):
+    """The client closed the connection while its request waited for the model."""
+
+
+class ModelQueue:
+    """Runs model calls one at a time in a worker thread, skipping requests nobody awaits."""
+
+    def __init__(self):
+        self._lock = asyncio.Lock()
+
+    async def run(self, request, func, /, *args, **kwargs):
+        async with self._lock:
+            if request is not None and await request.is_disconnected():
+                raise ClientGone()
+            return await run_in_threadpool(func, *args, **kwargs)
+
+
+def create_app(stylizer, limits=None, allowed_hosts=None):
+    """The web app for one loaded `Stylizer`.
+
+    Args:
+        stylizer: a `stylecbn.stylize.Stylizer`.
+        limits: `UploadLimits` for uploads; default `UploadLimits()`.
+        allowed_hosts: Host header values the app answers (protection against DNS
+            rebinding when it listens on 127.0.0.1); None answers any.
+
+    Returns:
+        A Starlette application.
+    """
+    limits = limits or UploadLimits()
+    queue = ModelQueue()
+    thumbnails = {}  # style index -> PNG bytes, made on first request
+
+    async def index(request):
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def styles(request):
+        return JSONResponse(
+            {
+                "styles": [
+                    {
+                        "index": index,
+                        "name": name,
+                        "credit": credit,
+                        "thumbnail": f"/api/styles/{index}/thumbnail.png",
+                    }
+                    for index, (name, credit) in enumerate(
+                        zip(stylizer.style_names, stylizer.style_credits)
+                    )
+                ],
+                "preview_size": PREVIEW_SIZE,
+                "default_max_size": DEFAULT_MAX_SIZE,
+                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+            }
+        )
+
+    async def thumbnail(request):
+        index = request.path_params["index"]
+        if not 0 <= index < len(stylizer.style_names):
+            return _error(404, f"no style {index}; this model has styles 0..{len(stylizer.style_names) - 1}")
+        if index not in thumbnails:
+            photo = sample_photo(THUMBNAIL_SIZE, THUMBNAIL_SIZE * 2 // 3)
+            image = await queue.run(request, stylizer.stylize, photo, style=index, max_size=0)
+            thumbnails[index] = _encode(image, "PNG")
+        return Response(
+            thumbnails[index], media_type="image/png", headers={"Cache-Control": "max-age=3600"}
+        )
+
+    async def stylize(request):
+        refusal = _foreign_origin(request)
+        if refusal:
+            return refusal
+        form = await read_form(request, limits)
+        form.check_names(TEXT_FIELDS, FILE_FIELDS)
+        options = _stylize_options(form, stylizer)
+        if "image" not in form.files:
+            raise BadRequestError("the form has no photo: send it as the file field 'image'")
+        photo = await run_in_threadpool(read_upload, form.files["image"], limits, "the photo")
+        if "mask" in form.files:
+            options["mask"] = await run_in_threadpool(
+                read_upload, form.files["mask"], limits, "the mask"
+            )
+        file_format, media_type = options.pop("format")
+        quality = options.pop("quality")
+        image = await queue.run(request, stylizer.stylize, photo, **options)
+        data = await run_in_threadpool(_encode, image, file_format, quality)
+        return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/styles", styles),
+            Route("/api/styles/{index:int}/thumbnail.png", thumbnail),
+            Route("/api/stylize", stylize, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        middleware=(
+            [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+            if allowed_hosts
+            else []
+        ),
+        exception_handlers={
+            StylecbnError: _library_error,
+            ClientGone: _client_gone,
+            Exception: _internal_error,
+        },
+    )
+
+
+def _stylize_options(form, stylizer):
+    """The keyword arguments of `Stylizer.stylize` (plus format and quality) from the form.
+
+    Style specifications are parsed here, before the request waits for the model, so a bad
+    one is answered at once.
+    """
+    fields = form.fields
+    has_mask = "mask" in form.files
+    if has_mask != ("mask_style" in fields):
+        raise BadRequestError(
+            "'mask' and 'mask_style' go together: mask_style is the style inside the white "
+            "part of the mask"
+        )
+    options = {
+        "style": stylizer.style_weights(fields.get("style", "0")),
+        "strength": _number(fields, "strength", float, 1.0),
+        "preserve_color": _flag(fields, "preserve_color"),
+        "max_size": _number(fields, "max_size", int, DEFAULT_MAX_SIZE),
+        "quality": _number(fields, "quality", int, 95),
+    }
+    if has_mask:
+        options["mask_style"] = stylizer.style_weights(fields["mask_style"])
+    name = fields.get("format", "png").strip().lower()
+    if name not in FORMATS:
+        raise BadRequestError(f"format must be png or jpeg; received: {fields['format']!r}")
+    options["format"] = FORMATS[name]
+    return options
+
+
+def _number(fields, name, kind, default):
+    if name not in fields:
+        return default
+    try:
+        return kind(fields[name])
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what}; received: {fields[name]!r}") from None
+
+
+def _flag(fields, name):
+    value = fields.get(name, "false").strip().lower()
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false; received: {fields[name]!r}")
+
+
+def _foreign_origin(request):
+    """A 403 answer to a post that another web site's page makes to this server, else None.
+
+    Browsers send Origin with every cross-site POST, and a multipart form needs no CORS
+    preflight, so without this check any page the user visits could keep the model busy.
+    """
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return _error(403, f"requests from {origin} are refused; use the page this server serves")
+    return None
+
+
+def _encode(image, file_format, quality=95):
+    buffer = io.BytesIO()
+    write_image(buffer, np.asarray(image), format=file_format, quality=quality)
+    return buffer.getvalue()
+
+
+def _error(status, message):
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _library_error(request, exc):
+    if isinstance(exc, UploadTooLargeError):
+        return _error(413, str(exc))
+    return _error(400, str(exc))
+
+
+async def _client_gone(request, exc):
+    return Response(status_code=499)  # nobody reads it: the client has left
+
+
+async def _internal_error(request, exc):
+    log.exception("stylecbn serve: %s %s failed", request.method, request.url.path)
+    return _error(500, f"the server failed ({type(exc).__name__}); see its terminal for details")

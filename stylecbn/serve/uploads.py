@@ -1,0 +1,237 @@
+"""Reading `POST /api/stylize` requests: the multipart form, its limits, and the uploaded images.
+
+Everything stays in memory (nothing from a client touches the disk, and no client value is
+ever used as a file path). Limits are enforced before the expensive step they protect:
+the body's size before it is read (Content-Length) and while it is read (chunked uploads),
+each file's bytes before it is opened, and its pixels from the image header, which Pillow
+reads without decoding the picture, before `stylecbn.images.read_image` decodes it.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import FormParser, parse_options_header
+
+from ..errors import ConfigError, ImageError
+from ..images import read_image
+
+__all__ = ["UploadLimits", "UploadForm", "UploadTooLargeError", "read_form", "read_upload"]
+
+MB = 1_000_000
+# Pillow refuses to open headers above twice Image.MAX_IMAGE_PIXELS (179 megapixels by
+# default) as decompression bombs; the pixel limit stays below that, so the header check
+# always gets to answer with the server's own limit.
+MAX_PIXELS_LIMIT = 170_000_000
+# The text fields of one request (style, options) fit easily in this; the files come on top.
+FIELDS_BYTES = 64 * 1024
+
+
+class UploadTooLargeError(ImageError):
+    """An upload is over the server's byte or pixel limit (HTTP 413)."""
+
+
+class BadRequestError(ConfigError):
+    """The request is not a well-formed stylize form (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How much one request may send.
+
+    Attributes:
+        max_bytes: largest file (the photo or the mask), in bytes.
+        max_pixels: largest image, width * height summed over its frames.
+    """
+
+    max_bytes: int = 50 * MB
+    max_pixels: int = 50_000_000
+
+    def __post_init__(self):
+        for name, most in (("max_bytes", None), ("max_pixels", MAX_PIXELS_LIMIT)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
+                most is not None and value > most
+            ):
+                bound = f" and <= {most:,}" if most else ""
+                raise ConfigError(f"{name} must be a whole number >= 1{bound}; received: {value!r}")
+
+    @property
+    def max_body_bytes(self):
+        """The whole request: a photo, a mask and the text fields."""
+        return 2 * self.max_bytes + FIELDS_BYTES
+
+    def describe_bytes(self):
+        return f"{self.max_bytes / MB:g} MB"
+
+    def describe_pixels(self):
+        return f"{self.max_pixels / 1e6:g} megapixels"
+
+
+@dataclass
+class UploadedFile:
+    """One file part: its bytes and the name to use in messages (never as a path)."""
+
+    data: bytes
+    name: str
+
+
+@dataclass
+class UploadForm:
+    """The parsed form: text fields by name, files by name."""
+
+    fields: dict
+    files: dict
+
+    def check_names(self, text_names, file_names):
+        """Refuse fields this endpoint does not know, so a misspelt option is not ignored."""
+        for name in self.fields:
+            if name not in text_names:
+                hint = " (it is a file field)" if name in file_names else ""
+                raise BadRequestError(
+                    f"unknown form field {name!r}{hint}; the fields are: "
+                    f"{', '.join(sorted((*text_names, *file_names)))}"
+                )
+        for name in self.files:
+            if name not in file_names:
+                raise BadRequestError(
+                    f"form field {name!r} must be text, not a file; the files are: "
+                    f"{', '.join(sorted(file_names))}"
+                )
+
+
+async def read_form(request, limits):
+    """Read a multipart/form-data request body into an `UploadForm`, within `limits`.
+
+    Raises:
+        BadRequestError: not multipart/form-data, malformed, or a field given twice.
+        UploadTooLargeError: the body is larger than `limits.max_body_bytes`.
+    """
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise BadRequestError(
+            "send the photo as multipart/form-data (curl: -F image=@photo.jpg); "
+            f"received Content-Type {request.headers.get('content-type', '(none)')!r}"
+        )
+    limit = limits.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _body_too_large(int(declared), limits)
+    body, received = bytearray(), 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _body_too_large(received, limits, at_least=True)
+        body += chunk
+    return _parse_multipart(bytes(body), boundary)
+
+
+def _body_too_large(size, limits, at_least=False):
+    return UploadTooLargeError(
+        f"the upload is {'over ' if at_least else ''}{size / MB:.1f} MB; this server takes "
+        f"photos up to {limits.describe_bytes()} (start it with a larger --max-upload-mb)"
+    )
+
+
+def _parse_multipart(body, boundary):
+    fields, files = {}, {}
+
+    def add(target, name, value):
+        if name in fields or name in files:
+            raise BadRequestError(f"form field {name!r} is given more than once")
+        target[name] = value
+
+    def on_field(field):
+        name = _text(field.field_name)
+        try:
+            value = (field.value or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequestError(f"form field {name!r} is not UTF-8 text") from None
+        add(fields, name, value)
+
+    def on_file(file):
+        file.file_object.seek(0)
+        name = _text(file.field_name)
+        add(files, name, UploadedFile(file.file_object.read(), _display_name(file.file_name)))
+
+    # The whole body is in memory already; files stay in memory too (never spooled to disk).
+    config = {"MAX_MEMORY_FILE_SIZE": len(body) + 1}
+    parser = FormParser("multipart/form-data", on_field, on_file, boundary=boundary, config=config)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except FormParserError as exc:
+        raise BadRequestError(f"the form data is malformed ({exc})") from None
+    return UploadForm(fields, files)
+
+
+def _text(raw):
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+
+
+def _display_name(raw):
+    """The client's file name, made safe to show in a message: printable, at most 80 chars."""
+    name = "".join(c for c in _text(raw) if c.isprintable()).strip()
+    return name[:80] if name else ""
+
+
+def read_upload(upload, limits, what):
+    """Check an uploaded image against `limits` and decode it with `read_image`.
+
+    Args:
+        upload: an `UploadedFile`.
+        limits: the `UploadLimits`.
+        what: what the file is, for messages ("the photo", "the mask").
+
+    Returns:
+        A `LoadedImage`.
+
+    Raises:
+        UploadTooLargeError: too many bytes, or too many pixels by the image header.
+        ImageError: the file is not a readable image (`read_image`'s message).
+    """
+    name = f"{what} {upload.name}" if upload.name else what
+    size = len(upload.data)
+    if size > limits.max_bytes:
+        raise UploadTooLargeError(
+            f"{name} is {size / MB:.1f} MB; this server takes files up to "
+            f"{limits.describe_bytes()} (start it with a larger --max-upload-mb)"
+        )
+    header = _header_size(upload.data, name, limits)
+    if header is not None:
+        width, height, frames = header
+        pixels = width * height * frames
+        if pixels > limits.max_pixels:
+            shape = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
+            raise UploadTooLargeError(
+                f"{name} is {shape} ({pixels / 1e6:.3g} megapixels); this server takes images "
+                f"up to {limits.describe_pixels()} (downscale it, or start the server with a "
+                "larger --max-megapixels)"
+            )
+    return read_image(upload.data, name=name)
+
+
+def _header_size(data, name, limits):
+    """(width, height, frames) from the image header, or None where it is unreadable.
+
+    `Image.open` parses only the header; nothing is decoded until `load()`. An unreadable
+    header is left to `read_image`, which explains it in its own words.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                frames = getattr(image, "n_frames", 1)
+    except Image.DecompressionBombError:
+        # Pillow refuses headers over twice its own cap, which MAX_PIXELS_LIMIT stays under.
+        raise UploadTooLargeError(
+            f"{name} is far larger than this server's limit of {limits.describe_pixels()}; "
+            "downscale it first"
+        ) from None
+    except Exception:  # Pillow raises many kinds on malformed headers
+        return None
+    return width, height, frames

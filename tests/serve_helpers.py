@@ -1,0 +1,83 @@
+"""Shared by the `stylecbn serve` tests: a tiny model, photos, the app in-process or on a port."""
+
+import asyncio
+import contextlib
+import io
+import socket
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+from helpers import randomize_style_tables
+from stylecbn.modelfile import save_model
+from stylecbn.network import build_network
+
+STYLE_NAMES = ["red_dots", "blue_waves", "green_glass"]
+STYLE_CREDITS = ["Dots, test painter, 2024", "Waves, test painter, 2024", ""]
+
+
+def save_tiny_model(path):
+    """A 3-style network at a quarter width with random gamma/beta rows, saved to `path`."""
+    net = build_network(
+        3, style_names=STYLE_NAMES, style_credits=STYLE_CREDITS, width_multiplier=0.25
+    )
+    randomize_style_tables(net, seed=3)
+    save_model(net, path)
+    return path
+
+
+def photo_array(height=64, width=96, seed=1):
+    """A smooth, photo-like uint8 image (gradients plus a little noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    base = np.stack([x, y, 1 - x * y], axis=-1)
+    return np.clip((base + rng.normal(0, 0.05, base.shape)) * 255, 0, 255).astype(np.uint8)
+
+
+def encode(array, file_format="PNG", **options):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=file_format, **options)
+    return buffer.getvalue()
+
+
+def decode(data):
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@contextlib.contextmanager
+def running_server(app):
+    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def call(app, method, url, **kwargs):
+    """One request to `app` in-process (httpx's ASGI transport); returns the httpx response."""
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.request(method, url, **kwargs)
+
+    return asyncio.run(go())
