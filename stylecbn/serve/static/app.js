@@ -103,6 +103,7 @@ async function loadPhoto(file) {
   if (!file) return;
   hideError();
   cancelPreview();
+  main.dataset.pending = "true";
   setStatus(`Reading ${file.name}…`);
   let photo;
   try {
@@ -116,6 +117,7 @@ async function loadPhoto(file) {
   } catch (error) {
     showError(error.message);
     setStatus(app.photoFile ? "Kept the previous photo." : "Choose a photo to start.");
+    main.dataset.pending = "false";
     return;
   }
   const bitmap = await createImageBitmap(photo);
@@ -126,6 +128,7 @@ async function loadPhoto(file) {
   clearMask();
   await showPicture(photo);
   $("stage").hidden = false;
+  fitStage();
   $("download").disabled = false;
   schedulePreview(0);
 }
@@ -139,10 +142,21 @@ async function showPicture(blob) {
   app.previewUrl = url;
 }
 
+function fitStage() {
+  // The picture as large as the panel and 72% of the window allow; the painting canvas
+  // lies exactly over it.
+  if (!mask.width) return;
+  const panel = $("picture");
+  const room = panel.clientWidth - 2 * parseFloat(getComputedStyle(panel).paddingLeft);
+  const scale = Math.min(room / mask.width, (0.72 * window.innerHeight) / mask.height);
+  $("stage").style.width = `${Math.floor(mask.width * scale)}px`;
+}
+
 // --- the live preview -----------------------------------------------------------------------
 
 function schedulePreview(delay = 150) {
   if (!app.previewPhoto) return;
+  main.dataset.pending = "true"; // until the newest preview is answered
   clearTimeout(app.timer);
   app.timer = setTimeout(renderPreview, delay);
 }
@@ -173,7 +187,9 @@ async function renderPreview() {
     showError(error.message);
     setStatus("The preview failed.");
   }
-  main.dataset.shown = number; // for tests: the newest request has been answered
+  // The newest request has been answered: tests wait for this.
+  main.dataset.shown = number;
+  main.dataset.pending = "false";
 }
 
 // --- blends -----------------------------------------------------------------------------
@@ -425,5 +441,6 @@ $("clear-mask").addEventListener("click", () => {
   schedulePreview(0);
 });
 $("download").addEventListener("click", download);
+window.addEventListener("resize", fitStage);
 
 loadStyles();
