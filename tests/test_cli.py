@@ -25,6 +25,6 @@ def test_missing_model_is_one_line_and_exit_2(tmp_path):
 def test_help_lists_every_command(tmp_path):
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("apply", "styles", "sheet", "interpolate", "info", "train", "export"):
+    for command in ("apply", "styles", "sheet", "interpolate", "info", "train", "export", "serve"):
         assert command in result.stdout
     assert "bundle" not in result.stdout  # GPU-machine plumbing: tools/bundle.py

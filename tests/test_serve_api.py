@@ -408,3 +408,62 @@ def test_serve_refuses_an_unknown_host(model_path):
     result = CliRunner().invoke(main, ["serve", "--model", str(model_path), "--host", "no.such.host.invalid"])
     assert result.exit_code == 2
     assert "--host no.such.host.invalid is not an address of this machine" in result.output
+
+
+@pytest.mark.slow
+def test_serve_command_serves_until_ctrl_c(model_path, tmp_path):
+    """The real `stylecbn serve` process: the address it prints answers, Ctrl-C stops it."""
+    import signal
+    import subprocess
+    import urllib.request
+
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stylecbn", "serve", "--model", str(model_path), "--port", "0",
+         "--host", "0.0.0.0"],
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        lines = []
+        while not lines or "open http://" not in lines[-1]:
+            line = process.stderr.readline()
+            assert line, f"serve exited early: {''.join(lines)}"
+            lines.append(line)
+        assert lines[0] == "Loading the model…\n"
+        assert lines[1].startswith("Warning: listening on 0.0.0.0: anyone who can reach")
+        port = int(lines[-1].split("http://0.0.0.0:")[1].split("/")[0])
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/api/styles", timeout=30) as answer:
+            assert b"red_dots" in answer.read()
+        response = httpx.post(f"{base}/api/stylize", data={"style": "2"}, timeout=60,
+                              files={"image": ("p.png", encode(PHOTO))})
+        assert response.status_code == 200
+        assert decode(response.content).shape == PHOTO.shape
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    assert process.returncode == 130  # the CLI's code for an interrupted command
+    assert rest.strip().splitlines()[-1] == "Interrupted."
+
+
+def test_open_waits_for_the_server_then_opens_the_page(monkeypatch):
+    from stylecbn.commands import serve as serve_command
+
+    opened = threading.Event()
+    urls = []
+
+    def fake_open(url):
+        urls.append(url)
+        opened.set()
+
+    class Server:
+        started = False
+        should_exit = False
+
+    monkeypatch.setattr(serve_command.webbrowser, "open", fake_open)
+    server = Server()
+    serve_command._open_when_started(server, "http://127.0.0.1:8765/")
+    assert not opened.wait(0.3)  # not before the server is up
+    server.started = True
+    assert opened.wait(5) and urls == ["http://127.0.0.1:8765/"]

@@ -134,7 +134,8 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
     if open_browser:
         _open_when_started(server, url)
     try:
+        # uvicorn shuts down gracefully on Ctrl-C, then raises it again: handle_errors
+        # reports it and exits 130 like every command.
         server.run(sockets=[sock])
     finally:
         sock.close()
-    click.echo("Stopped.", err=True)
