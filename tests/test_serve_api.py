@@ -298,6 +298,14 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(stylizer):
         "content-type": "multipart/form-data; boundary=xyz"})
     assert_error(response, 413, "0.2 MB", "0.001 MB")
 
+    async def chunks():  # no Content-Length: the limit applies as the body arrives
+        for _ in range(100):
+            yield b"x" * 2_000
+
+    response = call(app, "POST", "/api/stylize", content=chunks(), headers={
+        "content-type": "multipart/form-data; boundary=xyz"})
+    assert_error(response, 413, "the upload is over 0.1 MB", "0.001 MB")
+
 
 def test_too_many_pixels_is_413_from_the_header(stylizer, never_decoded):
     app = create_app(stylizer, UploadLimits(max_pixels=1_000_000))
