@@ -43,14 +43,6 @@ def save_tiny_model(path, normalization="instance"):
     return path
 
 
-def photo_array(height=64, width=96, seed=1):
-    """A smooth, photo-like uint8 image (gradients plus a little noise)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    base = np.stack([x, y, 1 - x * y], axis=-1)
-    return np.clip((base + rng.normal(0, 0.05, base.shape)) * 255, 0, 255).astype(np.uint8)
-
-
 def encode(array, file_format="PNG", **options):
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format=file_format, **options)

@@ -26,7 +26,6 @@ from serve_helpers import (  # noqa: E402
     call,
     decode,
     encode,
-    photo_array,
     save_tiny_model,
 )
 
@@ -54,7 +53,7 @@ def app(stylizer):
     return create_app(stylizer)
 
 
-PHOTO = photo_array(40, 56)
+PHOTO = sample_photo(56, 40)
 
 
 def post(app, data=None, files=None, **kwargs):
@@ -285,7 +284,7 @@ def never_decoded(monkeypatch):
 
 def test_too_many_bytes_is_413_before_decoding(stylizer, never_decoded):
     app = create_app(stylizer, UploadLimits(max_bytes=5_000))
-    data = encode(photo_array(80, 80))
+    data = encode(sample_photo(80, 80))
     assert len(data) > 5_000
     message = assert_error(post(app, files={"image": ("big.png", data)}), 413, "big.png")
     assert "0.005 MB" in message and "--max-upload-mb" in message
@@ -320,7 +319,8 @@ def test_too_many_pixels_is_413_from_the_header(stylizer, never_decoded):
 
 def test_animation_pixels_count_every_frame(stylizer, never_decoded):
     app = create_app(stylizer, UploadLimits(max_pixels=10_000))
-    frames = [Image.fromarray(photo_array(50, 50, seed=s)) for s in range(5)]
+    # Shifted copies: GIF would merge identical frames into one.
+    frames = [Image.fromarray(np.roll(sample_photo(50, 50), 7 * s, axis=1)) for s in range(5)]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=50)
     # 50 * 50 = 2,500 pixels a frame passes; 5 frames make 12,500.

@@ -25,7 +25,7 @@ playwright_api = pytest.importorskip(
     "playwright.sync_api", reason='Playwright is not installed: pip install -e ".[dev]"'
 )
 
-from serve_helpers import STYLE_NAMES, encode, photo_array, running_server, save_tiny_model  # noqa: E402
+from serve_helpers import STYLE_NAMES, running_server, save_tiny_model  # noqa: E402
 
 from stylecbn.modelfile import default_model_path  # noqa: E402
 from stylecbn.serve import UploadLimits, create_app  # noqa: E402
@@ -49,10 +49,10 @@ if not Path(CHROMIUM).is_file():
         allow_module_level=True,
     )
 
-PHOTO = photo_array(120, 180, seed=4)  # under the 384 px preview size: previews keep its size
+PHOTO = sample_photo(180, 120)  # under the 384 px preview size: previews keep its size
 # Small enough for the photo, too small for LARGE (the too-large message test).
 LIMITS = UploadLimits(max_pixels=200_000)
-LARGE = photo_array(400, 600, seed=5)
+LARGE = sample_photo(600, 400)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +265,7 @@ def test_painting_a_mask_changes_only_that_region(page, stylizer, photo_file):
 
 
 def test_download_renders_the_full_size_picture(page, stylizer, tmp_path):
-    big = photo_array(300, 450, seed=6)  # larger than the preview: the download is larger
+    big = sample_photo(450, 300)  # larger than the preview: the download is larger
     path = tmp_path / "terrace.jpg"
     Image.fromarray(big).save(path, quality=95)
     upload(page, path)
