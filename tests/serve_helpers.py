@@ -8,9 +8,9 @@ import threading
 import time
 
 import numpy as np
+from helpers import randomize_style_tables
 from PIL import Image
 
-from helpers import randomize_style_tables
 from stylecbn.modelfile import save_model
 from stylecbn.network import build_network
 

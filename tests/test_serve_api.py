@@ -31,8 +31,11 @@ from serve_helpers import (  # noqa: E402
 
 from stylecbn.cli import main  # noqa: E402
 from stylecbn.images import read_image  # noqa: E402
-from stylecbn.serve import UploadLimits, create_app  # noqa: E402
-from stylecbn.serve import uploads  # noqa: E402
+from stylecbn.serve import (  # noqa: E402
+    UploadLimits,
+    create_app,
+    uploads,
+)
 from stylecbn.serve.app import THUMBNAIL_SIZE, ClientGone, ModelQueue  # noqa: E402
 from stylecbn.serve.sample import sample_photo  # noqa: E402
 from stylecbn.stylize import Stylizer  # noqa: E402
@@ -324,7 +327,8 @@ def test_animation_pixels_count_every_frame(stylizer, never_decoded):
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=50)
     # 50 * 50 = 2,500 pixels a frame passes; 5 frames make 12,500.
-    assert_error(post(app, files={"image": ("anim.gif", buffer.getvalue())}), 413, "50x50 x 5 frames (0.0125 megapixels)")
+    response = post(app, files={"image": ("anim.gif", buffer.getvalue())})
+    assert_error(response, 413, "50x50 x 5 frames (0.0125 megapixels)")
 
 
 def test_limits_are_checked():
@@ -405,7 +409,9 @@ def test_serve_refuses_a_port_in_use(model_path):
     taken.listen(1)
     port = taken.getsockname()[1]
     try:
-        result = CliRunner().invoke(main, ["serve", "--model", str(model_path), "--port", str(port)])
+        result = CliRunner().invoke(
+            main, ["serve", "--model", str(model_path), "--port", str(port)]
+        )
     finally:
         taken.close()
     assert result.exit_code == 2
@@ -413,7 +419,9 @@ def test_serve_refuses_a_port_in_use(model_path):
 
 
 def test_serve_refuses_an_unknown_host(model_path):
-    result = CliRunner().invoke(main, ["serve", "--model", str(model_path), "--host", "no.such.host.invalid"])
+    result = CliRunner().invoke(
+        main, ["serve", "--model", str(model_path), "--host", "no.such.host.invalid"]
+    )
     assert result.exit_code == 2
     assert "--host no.such.host.invalid is not an address of this machine" in result.output
 

@@ -4,9 +4,11 @@ The page is served by uvicorn on a free port with a tiny random-weights model, s
 preview takes milliseconds. The model uses batch normalization: its statistics are fixed at
 inference, so a pixel depends only on the photo and style weights within its receptive
 field, and a painted region provably leaves the far side of the picture alone (with
-instance normalization every pixel feels the whole picture's statistics). What the page shows is compared, pixel for pixel, with the
-`Stylizer` call it stands for: the answers are PNG (lossless) and the browser draws an
-untagged PNG onto a canvas without colour conversion, so they must be equal exactly.
+instance normalization every pixel feels the whole picture's statistics).
+
+What the page shows is compared, pixel for pixel, with the `Stylizer` call it stands for:
+the answers are PNG (lossless) and the browser draws an untagged PNG onto a canvas without
+colour conversion, so they must be equal exactly.
 
 Set STYLECBN_SCREENSHOT=docs/images/serve.png to write README's screenshot (taken by
 `test_built_in_model_and_readme_screenshot`).
@@ -296,7 +298,8 @@ def test_download_renders_the_full_size_picture(page, stylizer, tmp_path):
 
 def test_a_corrupt_upload_is_explained(page, photo_file):
     page.set_input_files(
-        "#file", files=[{"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8junk"}]
+        "#file",
+        files=[{"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8junk"}],
     )
     error = page.locator("#error")
     error.wait_for(state="visible")

@@ -37,7 +37,11 @@ THUMBNAIL_SIZE = 128  # longest side of a gallery thumbnail
 
 TEXT_FIELDS = ("style", "mask_style", "strength", "preserve_color", "max_size", "format", "quality")
 FILE_FIELDS = ("image", "mask")
-FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
+FORMATS = {
+    "png": ("PNG", "image/png"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "jpg": ("JPEG", "image/jpeg"),
+}
 
 log = logging.getLogger("stylecbn.serve")
 
@@ -100,14 +104,16 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
 
     async def thumbnail(request):
         index = request.path_params["index"]
-        if not 0 <= index < len(stylizer.style_names):
-            return _error(404, f"no style {index}; this model has styles 0..{len(stylizer.style_names) - 1}")
+        count = len(stylizer.style_names)
+        if not 0 <= index < count:
+            return _error(404, f"no style {index}; this model has styles 0..{count - 1}")
         if index not in thumbnails:
             photo = sample_photo(THUMBNAIL_SIZE, THUMBNAIL_SIZE * 2 // 3)
             image = await queue.run(request, stylizer.stylize, photo, style=index, max_size=0)
             thumbnails[index] = _encode(image, "PNG")
+        # no-cache: a server restarted with another model must not show the old pictures.
         return Response(
-            thumbnails[index], media_type="image/png", headers={"Cache-Control": "max-age=3600"}
+            thumbnails[index], media_type="image/png", headers={"Cache-Control": "no-cache"}
         )
 
     async def stylize(request):
