@@ -111,7 +111,7 @@ def main():
     load_before = os.getloadavg()
 
     stylizer = Stylizer(args.model)
-    style = stylizer.style_weights(args.style)
+    style = stylizer.blend(args.style)
     for _ in range(2):
         stylizer.stylize(photo, style=style, max_size=PREVIEW_SIZE)
     baseline = []

@@ -160,8 +160,8 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
 def _stylize_options(form, stylizer):
     """The keyword arguments of `Stylizer.stylize` (plus format and quality) from the form.
 
-    Style specifications are parsed here, before the request waits for the model, so a bad
-    one is answered at once.
+    Style specifications are resolved here into `Blend` values, once, before the request
+    waits for the model, so a bad one is answered at once.
     """
     fields = form.fields
     has_mask = "mask" in form.files
@@ -171,14 +171,14 @@ def _stylize_options(form, stylizer):
             "part of the mask"
         )
     options = {
-        "style": stylizer.style_weights(fields.get("style", "0")),
+        "style": stylizer.blend(fields.get("style", "0")),
         "strength": _number(fields, "strength", float, 1.0),
         "preserve_color": _flag(fields, "preserve_color"),
         "max_size": _number(fields, "max_size", int, DEFAULT_MAX_SIZE),
         "quality": _number(fields, "quality", int, 95),
     }
     if has_mask:
-        options["mask_style"] = stylizer.style_weights(fields["mask_style"])
+        options["mask_style"] = stylizer.blend(fields["mask_style"])
     name = fields.get("format", "png").strip().lower()
     if name not in FORMATS:
         raise BadRequestError(f"format must be png or jpeg; received: {fields['format']!r}")
