@@ -9,6 +9,7 @@ import webbrowser
 import click
 
 from ..cli import fail, handle_errors
+from .common import model_option
 
 WEB_PACKAGES = ("starlette", "uvicorn", "python_multipart")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
@@ -67,14 +68,7 @@ def _open_when_started(server, url):
 
 
 @click.command()
-@click.option(
-    "--model",
-    "-m",
-    "model_path",
-    default=None,
-    metavar="FILE",
-    help="Model file (.keras). Default: the built-in model.",
-)
+@model_option
 @click.option(
     "--host",
     default="127.0.0.1",
