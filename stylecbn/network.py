@@ -14,7 +14,9 @@ import keras
 from keras import ops
 
 from .errors import StyleSpecError
-from .layers import ConditionalResidualBlock, conditional_normalization, reflect_pad
+from .layers import (
+    ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
+)
 
 __all__ = ["StyleTransferNetwork", "build_network", "normalize_style_weights", "style_weights"]
 
@@ -175,7 +177,8 @@ class StyleTransferNetwork(keras.Model):
         ]
         self._up_specs = [(3, 1, c64, "up_1"), (3, 1, c32, "up_2")]
         self.convs = [
-            keras.layers.Conv2D(f, k, strides=s, use_bias=False, name=n)
+            keras.layers.Conv2D(f, k, strides=s, use_bias=False, name=n,
+                                kernel_initializer=HostGlorotUniform())
             for k, s, f, n in self._conv_specs
         ]
         self.norms = [norm(f"{n}_norm") for _, _, _, n in self._conv_specs]
@@ -193,10 +196,13 @@ class StyleTransferNetwork(keras.Model):
         ]
         self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
         self.up_convs = [
-            keras.layers.Conv2D(f, k, use_bias=False, name=n) for k, _, f, n in self._up_specs
+            keras.layers.Conv2D(f, k, use_bias=False, name=n, kernel_initializer=HostGlorotUniform())
+            for k, _, f, n in self._up_specs
         ]
         self.up_norms = [norm(f"{n}_norm") for _, _, _, n in self._up_specs]
-        self.conv_out = keras.layers.Conv2D(3, 9, use_bias=False, name="conv_out")
+        self.conv_out = keras.layers.Conv2D(
+            3, 9, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
+        )
         self.norm_out = norm("conv_out_norm")
         self.build()
 
