@@ -363,12 +363,23 @@ _DISTRIBUTED_RUN = textwrap.dedent(
           loss_network=fake_loss_network(), log=lines.append)
     assert any("2 device(s)" in line for line in lines), lines
     # Instance normalization makes each sample independent, so splitting the batch over two
-    # devices changes only the order of floating-point sums. Adam moves each weight by about
-    # the learning rate (1e-2) per step whatever the gradient's size, so a wrong gradient
-    # (a replica's half of the batch lost) shows as ~1e-2; rounding stays < 2e-4.
-    for x, y in zip(weights(root / "single" / "model.keras"),
-                    weights(root / "multi" / "model.keras")):
-        np.testing.assert_allclose(x, y, rtol=0, atol=2e-4)
+    # devices changes only the order of floating-point sums: the gradients differ by float32
+    # rounding. Adam's step lr * m / (sqrt(v) + eps) ignores that, except for a weight whose
+    # gradient lies within rounding of +-eps (1e-7; here the median |gradient| is 1e-5 and
+    # ~900 of the N = 109,180 are below 1e-7): rounding can then move it by up to 2 * lr in
+    # a step (seen once: a weight off by 2.8e-4). So no per-weight tolerance holds for sure;
+    # the runs are compared as a whole. In its first two steps Adam moves a weight by at most
+    # 1.001 * lr per step (Cauchy-Schwarz on its bias-corrected moments), so k such weights
+    # part the runs by at most 2 * lr * steps * sqrt(k) in L2: below the bound
+    # 0.1 * lr * steps * sqrt(N) unless k > N / 400 (273 weights). A real divergence, where
+    # most gradients change, differs by about lr * steps * sqrt(N): batch 1 instead of 2
+    # (a replica's half lost) measured 1.08 times that, with 93% of weights off by > 1e-3.
+    single_weights, multi_weights = (
+        np.concatenate([w.ravel() for w in weights(root / name / "model.keras")])
+        for name in ("single", "multi"))
+    bound = 0.1 * single.learning_rate * single.steps * np.sqrt(single_weights.size)
+    distance = np.linalg.norm(multi_weights - single_weights)
+    assert distance < bound, (distance, bound)
     print("ok")
     """
 )
