@@ -49,6 +49,7 @@ from .modelfile import load_model, save_model
 from .network import build_network
 from .preview import write_preview
 from .trainer import (
+    DenseAdam,
     RowMaskedAdam,
     StyleTrainer,
     TrainingBatches,
@@ -316,7 +317,7 @@ def _compiled_trainer(network, perceptual, masks, learning_rate, *, label_offset
         freeze_statistics=masks is not None, loss_scale=loss_scale, name="style_trainer",
     )
     optimizer = (RowMaskedAdam(masks, learning_rate=learning_rate) if masks
-                 else keras.optimizers.Adam(learning_rate=learning_rate))
+                 else DenseAdam(learning_rate=learning_rate))
     trainer.compile(optimizer=optimizer)
     optimizer.build(trainer.trainable_variables)
     return trainer
