@@ -11,7 +11,11 @@ from, load the inputs, build the network and the trainer, fit, write the model.
   labels `ContentPhotos.labels(k, B, K)`; a resumed run sees exactly the batches an
   uninterrupted one would, and (the weights and Adam's state being restored bit for bit)
   ends with the same weights.
-- Checkpoints are written every `checkpoint_every` steps, at the end, and on Ctrl-C or SIGTERM.
+- Checkpoints are written every `checkpoint_every` steps, at the end, and on Ctrl-C or SIGTERM
+  (which stop the run between two steps, on every backend).
+- Each start-up phase logs how long it took (`start-up: ...`), up to the first step.
+- With `init_model`, the network starts from a trained model's weights (same styles and
+  network), with a fresh optimizer and step count; the model file records that model.
 - With `base_model`, the styles are appended to a trained network and only their
   gamma/beta rows train: convolutions frozen, the gradient of the old rows masked to zero
   (Adam then leaves them exactly unchanged), normalization on moving statistics (batch
@@ -238,7 +242,8 @@ def _check_init_model(init, config, specs):
 
 
 def _listed(names, shown=4):
-    return ", ".join(names[:shown]) + (f", ... {len(names) - shown} more" if len(names) > shown else "")
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f", ... {more} more" if more > 0 else "")
 
 
 def _loss_weights(config):

@@ -296,13 +296,15 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._fit_started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        # Keras has turned the logs into numbers: the step has finished.
+        finished_at = time.perf_counter()
         terms = {}
         try:
             terms = {name: float(logs[name]) for name in REPORTED_TERMS if name in (logs or {})}
         finally:
             # Always recorded: the main thread waits for this step in `on_train_batch_begin`.
             with self._condition:
-                self._finished[self.first_step + batch + 1] = terms
+                self._finished[self.first_step + batch + 1] = (terms, finished_at)
                 self._condition.notify_all()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -326,17 +328,19 @@ class TrainingMonitor(keras.callbacks.Callback):
         # Keras has waited for the worker thread: every step is recorded.
         self._handle_finished(max(self._finished, default=self._handled))
 
-    def _handle_finished(self, up_to):
-        """Log (and time) the finished steps up to global step `up_to`, in order."""
-        while self._handled < up_to:
+    def _handle_finished(self, wait_for):
+        """Log (and time) the finished steps in order: all that are recorded, waiting for
+        them up to global step `wait_for`."""
+        while True:
             step = self._handled + 1
             with self._condition:
-                while step not in self._finished:
+                while step not in self._finished and step <= wait_for:
                     self._condition.wait(timeout=1.0)
-                terms = self._finished.pop(step)
+                if step not in self._finished:
+                    return
+                terms, now = self._finished.pop(step)
             self._handled = step
             self.last_terms = terms
-            now = time.perf_counter()
             if step == self.first_step + 1 and self._fit_started is not None:
                 since = ("" if self.started is None
                          else f"; {now - self.started:.1f} s since the start")

@@ -171,8 +171,9 @@ def test_interrupted_and_resumed_run_ends_bit_identical(uninterrupted, data, tmp
     # A fresh start in the same run folder would silently lose the run: refused.
     with pytest.raises(ConfigError, match="--resume"):
         train(config, loss_network=fake_loss_network())
-    # Checkpoints written before style_coefficients was recorded still resume.
-    rewrite_checkpoint_meta(latest_checkpoint(run_dir), lambda meta: meta.pop("style_coefficients"))
+    # Checkpoints written before style_coefficients and init_model were recorded still resume.
+    rewrite_checkpoint_meta(latest_checkpoint(run_dir), lambda meta: (
+        meta.pop("style_coefficients"), meta["config"].pop("init_model")))
     lines = []
     train(config.replace(resume=True), loss_network=fake_loss_network(), log=lines.append)
     assert any("resuming from" in line and "step 3" in line for line in lines)
