@@ -58,7 +58,8 @@ def random_vgg_arrays(seed=0):
 
 def data(steps, batch, size, styles, seed=0):
     rng = np.random.default_rng(seed)
-    images = rng.random((steps, batch, size, size, 3)).astype(np.float32)
+    # uint8 pixels, as ContentPhotos.batch gives them (the Keras trainer scales them to [0, 1]).
+    images = rng.integers(0, 256, (steps, batch, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, styles, (steps, batch)).astype(np.int32)
     return images, labels
 
@@ -212,7 +213,7 @@ def torch_images_per_second(arrays):
         grams = {name: torch.stack(v) for name, v in grams.items()}
     optimizer = torch.optim.Adam(network.parameters(), 1e-3)
     images, labels = data(ARGS.warmup + ARGS.steps, ARGS.batch, ARGS.size, ARGS.styles)
-    images = torch.from_numpy(images).permute(0, 1, 4, 2, 3).contiguous()
+    images = torch.from_numpy(images.astype(np.float32) / 255).permute(0, 1, 4, 2, 3).contiguous()
     labels = torch.from_numpy(labels).long()
 
     def step(x, y):

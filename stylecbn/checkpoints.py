@@ -13,6 +13,7 @@ A resume must match what the checkpoint computed: the result settings of the con
 (`config.RESULT_SETTINGS`), the styles and their coefficients.
 """
 
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from .config import RESULT_SETTINGS
+from .config import RESULT_SETTINGS, TrainingConfig
 from .errors import ConfigError
 from .fileio import atomic_path
 
@@ -126,9 +127,12 @@ def find_resume_checkpoint(config, run_dir):
 
 def _check_resume_settings(saved, config, path):
     """Raise ConfigError when a setting that changes the result differs from the checkpoint's."""
+    # A setting added since the checkpoint was written (init_model) has its default there:
+    # that is what the run did.
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainingConfig)}
     differences = [
-        f"{name} (checkpoint: {saved.get(name)!r}, now: {getattr(config, name)!r})"
-        for name in RESULT_SETTINGS if saved.get(name) != getattr(config, name)
+        f"{name} (checkpoint: {saved.get(name, defaults[name])!r}, now: {getattr(config, name)!r})"
+        for name in RESULT_SETTINGS if saved.get(name, defaults[name]) != getattr(config, name)
     ]
     if differences:
         raise ConfigError(

@@ -20,7 +20,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # Settings that change what a run computes: a resumed run must keep them. The others (how
 # long, where to write, how often to log) may change between the parts of a run.
 RESULT_SETTINGS = (
-    "styles", "content", "base_model", "batch_size", "learning_rate", "crop_size", "precision",
+    "styles", "content", "base_model", "init_model", "batch_size", "learning_rate", "crop_size", "precision",
     "seed", "normalization", "width_multiplier", "content_weight", "style_weight",
     "total_variation_weight", "vgg_weights", "holdout",
 )
@@ -42,6 +42,9 @@ class TrainingConfig:
         batch_size, learning_rate, crop_size: Adam on random crops of this side.
         precision: "float32" or "mixed_bfloat16".
         seed: seeds the initial weights, the held-out photos and every batch.
+        init_model: a trained model whose weights the network starts from ("" starts from
+            random weights); same styles (names, order) and architecture, a fresh optimizer
+            and step count.
         normalization, width_multiplier: the network (ignored with base_model).
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
             the calibrated default).
@@ -59,6 +62,7 @@ class TrainingConfig:
     output: str = "model.keras"
     run_dir: str = ""
     base_model: str = ""
+    init_model: str = ""
     steps: int = 40000
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -115,7 +119,8 @@ class TrainingConfig:
             raise ConfigError(f"holdout must be an integer >= 0; got {self.holdout!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0; got {self.seed!r}.")
-        for name in ("styles", "content", "output", "run_dir", "base_model", "vgg_weights"):
+        for name in ("styles", "content", "output", "run_dir", "base_model", "init_model",
+                     "vgg_weights"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string; got {getattr(self, name)!r}.")
         for name in ("distribute", "tensorboard", "resume"):
@@ -123,6 +128,11 @@ class TrainingConfig:
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}.")
         if not self.output.endswith(".keras"):
             raise ConfigError(f"output must be a .keras file; got {self.output!r}.")
+        if self.base_model and self.init_model:
+            raise ConfigError(
+                "base_model (--base: add styles to a model) and init_model (--init-from: "
+                "continue training a model's own styles) exclude each other; give one."
+            )
 
     def resolved_run_dir(self):
         """The run folder: `run_dir`, or `runs/<output stem>` beside the output file."""

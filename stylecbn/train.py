@@ -11,7 +11,11 @@ from, load the inputs, build the network and the trainer, fit, write the model.
   labels `ContentPhotos.labels(k, B, K)`; a resumed run sees exactly the batches an
   uninterrupted one would, and (the weights and Adam's state being restored bit for bit)
   ends with the same weights.
-- Checkpoints are written every `checkpoint_every` steps, at the end, and on Ctrl-C or SIGTERM.
+- Checkpoints are written every `checkpoint_every` steps, at the end, and on Ctrl-C or SIGTERM
+  (which stop the run between two steps, on every backend).
+- Each start-up phase logs how long it took (`start-up: ...`), up to the first step.
+- With `init_model`, the network starts from a trained model's weights (same styles and
+  network), with a fresh optimizer and step count; the model file records that model.
 - With `base_model`, the styles are appended to a trained network and only their
   gamma/beta rows train: convolutions frozen, the gradient of the old rows masked to zero
   (Adam then leaves them exactly unchanged), normalization on moving statistics (batch
@@ -26,6 +30,7 @@ import dataclasses
 import importlib.util
 import random
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -48,6 +53,7 @@ from .modelfile import load_model, save_model
 from .network import build_network
 from .preview import write_preview
 from .trainer import (
+    DenseAdam,
     RowMaskedAdam,
     StyleTrainer,
     TrainingBatches,
@@ -56,7 +62,7 @@ from .trainer import (
     dtype_policy,
     extend_network,
     freeze_all_but_new_rows,
-    sigterm_as_interrupt,
+    stop_on_signals,
 )
 from .vgg import build_loss_network
 
@@ -88,6 +94,7 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
             or SIGTERM while training).
     """
     log = log or _stderr
+    startup = _StartupLog(log)
     _check_config(config)
     output = Path(config.output)
     _check_output(output)
@@ -96,8 +103,13 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
 
     specs = load_styles_folder(config.styles)
     base = load_model(config.base_model) if config.base_model else None
+    init = load_model(config.init_model) if config.init_model else None
+    if init is not None:
+        _check_init_model(init, config, specs)
+    startup.phase(f"styles: {len(specs)} read")
     photos = ContentPhotos(config.content, crop=config.crop_size, holdout=config.holdout,
                            seed=config.seed)
+    startup.phase(f"content photos: {len(photos) + len(photos.holdout_paths)} decoded")
     _make_run_dir(run_dir)
     weights = _loss_weights(config)
     coefficients = _style_coefficients(base, specs)
@@ -107,42 +119,59 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
             data_parallel(config.distribute, config.batch_size) as (scope, loss_scale, devices):
         _seed_initial_weights(config.seed)
         with scope:
-            network, masks = _style_network(config, specs, base)
+            network, masks = _style_network(config, specs, base, init)
             if checkpoint is not None:
                 check_resumed_styles(checkpoint, network.style_names, coefficients)
             loss_network, description = _loss_network(config, loss_network, weights.layers)
             log(f"loss network: {description}")
-            perceptual = PerceptualLoss(
-                loss_network, weights,
-                compute_style_grams(loss_network, [load_style_image(spec) for spec in specs],
-                                    weights.style_layers),
-                [spec.coefficient for spec in specs],
-            )
+            startup.phase("networks: built")
+            grams = compute_style_grams(loss_network, [load_style_image(spec) for spec in specs],
+                                        weights.style_layers)
+            startup.phase(f"Gram matrices: {len(specs)} style(s)")
+            perceptual = PerceptualLoss(loss_network, weights, grams,
+                                        [spec.coefficient for spec in specs])
             trainer = _compiled_trainer(network, perceptual, masks, config.learning_rate,
                                         label_offset=label_offset, loss_scale=loss_scale)
             if checkpoint is not None:
                 restore_checkpoint(trainer, checkpoint)
                 log(f"resuming from {checkpoint.path} (step {checkpoint.step})")
+            startup.phase("trainer: compiled, optimizer built"
+                          + (", checkpoint restored" if checkpoint is not None else ""))
 
         run = _Run(config, run_dir, photos, trainer, coefficients, log)
         config.save(run_dir / "config.json")
         what = (f"adding {len(specs)} style(s) to {config.base_model} ({base.num_styles} kept)"
                 if base is not None else f"training {len(specs)} style(s)")
+        if init is not None:
+            what += f" from the weights of {config.init_model}"
         log(f"{what} on {len(photos)} photos, {devices} device(s), backend "
             f"{keras.backend.backend()}, {config.precision}; run folder {run_dir}")
         first_step = checkpoint.step if checkpoint is not None else 0
-        monitor = TrainingMonitor(run, first_step)
-        _fit(run, first_step, len(specs), label_offset,
-             [monitor, *_tensorboard(config, run_dir, log), *(callbacks or [])])
+        monitor = TrainingMonitor(run, first_step, started=startup.started)
+        _fit(run, monitor, first_step, len(specs), label_offset,
+             [*_tensorboard(config, run_dir, log), *(callbacks or [])])
         steps_done = int(ops.convert_to_numpy(trainer.optimizer.iterations))
         run.preview(steps_done)
         values = variable_arrays(network.weights)
 
-    metadata = _model_metadata(config, base, weights, coefficients, description, steps_done,
-                               monitor.last_terms)
+    metadata = _model_metadata(config, base, init, weights, coefficients, description,
+                               steps_done, monitor.last_terms)
     _write_model(network, values, metadata, output, run_dir)
     log(f"wrote {output} ({network.num_styles} styles, {steps_done} steps)")
     return output
+
+
+class _StartupLog:
+    """Logs how long each start-up phase took: `phase(what)` at the end of each."""
+
+    def __init__(self, log):
+        self.log = log
+        self.started = self._last = time.perf_counter()
+
+    def phase(self, what):
+        now = time.perf_counter()
+        self.log(f"start-up: {what} in {now - self._last:.1f} s")
+        self._last = now
 
 
 # ----------------------------------------------------------------------------- before training
@@ -187,6 +216,36 @@ def _make_run_dir(run_dir):
         raise ConfigError(f"cannot write in the run folder {run_dir}: {error.strerror or error}.") from None
 
 
+def _check_init_model(init, config, specs):
+    """Raise ConfigError unless `init` has the styles of `specs` and the configured network."""
+    where = f"--init-from {config.init_model}"
+    names = [spec.name for spec in specs]
+    if init.style_names != names:
+        raise ConfigError(
+            f"{where} has {init.num_styles} styles ({_listed(init.style_names)}) but the "
+            f"styles folder {config.styles} has {len(names)} ({_listed(names)}); it must have "
+            "the same names in the same order: pass the styles folder the model was trained "
+            "on (names come from file names or the manifest), or add new styles with --base."
+        )
+    differences = [
+        f"--{option} {theirs} (this run: {ours})"
+        for option, theirs, ours in (
+            ("normalization", init.normalization, config.normalization),
+            ("width", init.width_multiplier, float(config.width_multiplier)),
+        ) if theirs != ours
+    ]
+    if differences:
+        raise ConfigError(
+            f"{where} was trained with {', '.join(differences)}; pass the same network "
+            "options to start from its weights."
+        )
+
+
+def _listed(names, shown=4):
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f", ... {more} more" if more > 0 else "")
+
+
 def _loss_weights(config):
     return LossWeights(
         content=config.content_weight,
@@ -214,8 +273,11 @@ def _seed_initial_weights(seed):
 # ----------------------------------------------------------------------------- the models
 
 
-def _style_network(config, specs, base):
-    """The network to train and its gradient masks (None: every weight trains)."""
+def _style_network(config, specs, base, init):
+    """The network to train and its gradient masks (None: every weight trains).
+
+    With `init` (checked by `_check_init_model`), the network starts from its weights.
+    """
     if base is None:
         network = build_network(
             len(specs),
@@ -224,6 +286,9 @@ def _style_network(config, specs, base):
             normalization=config.normalization,
             width_multiplier=config.width_multiplier,
         )
+        if init is not None:
+            for target, source in zip(network.weights, init.weights):
+                target.assign(ops.convert_to_numpy(source))
         return network, None
     network = extend_network(base, specs, config.base_model)
     return network, freeze_all_but_new_rows(network, base.num_styles)
@@ -257,7 +322,7 @@ def _compiled_trainer(network, perceptual, masks, learning_rate, *, label_offset
         freeze_statistics=masks is not None, loss_scale=loss_scale, name="style_trainer",
     )
     optimizer = (RowMaskedAdam(masks, learning_rate=learning_rate) if masks
-                 else keras.optimizers.Adam(learning_rate=learning_rate))
+                 else DenseAdam(learning_rate=learning_rate))
     trainer.compile(optimizer=optimizer)
     optimizer.build(trainer.trainable_variables)
     return trainer
@@ -304,9 +369,9 @@ def _tensorboard(config, run_dir, log):
     )]
 
 
-def _fit(run, first_step, num_labels, label_offset, callbacks):
-    """Train from `first_step` to `config.steps` and checkpoint; on an interrupt, checkpoint
-    the step reached and re-raise."""
+def _fit(run, monitor, first_step, num_labels, label_offset, callbacks):
+    """Train from `first_step` to `config.steps` and checkpoint; on an interrupt (Ctrl-C,
+    SIGTERM, or KeyboardInterrupt from a callback), checkpoint the step reached and re-raise."""
     config, trainer = run.config, run.trainer
     if first_step >= config.steps:
         run.log(f"the checkpoint is at step {first_step} >= steps {config.steps}: nothing to train")
@@ -314,13 +379,16 @@ def _fit(run, first_step, num_labels, label_offset, callbacks):
     batches = TrainingBatches(run.photos, first_step, config.steps, config.batch_size,
                               num_labels, label_offset)
     try:
-        with sigterm_as_interrupt():
-            trainer.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
+        with stop_on_signals(monitor):
+            trainer.fit(batches, epochs=1, verbose=0, shuffle=False,
+                        callbacks=[monitor, *callbacks])
     except KeyboardInterrupt:
         # Adam's step counter is the number of updates the weights hold.
         step = int(ops.convert_to_numpy(trainer.optimizer.iterations))
         path = run.checkpoint(trainer, step)
-        run.log(f"interrupted at step {step}; continue with --resume (checkpoint {path.name}).")
+        cause = f" by {monitor.stop_reason}" if monitor.stop_reason else ""
+        run.log(f"interrupted{cause} at step {step}; continue with --resume "
+                f"(checkpoint {path.name}).")
         raise
     finally:
         batches.close()
@@ -330,14 +398,23 @@ def _fit(run, first_step, num_labels, label_offset, callbacks):
 # ----------------------------------------------------------------------------- the model file
 
 
-def _model_metadata(config, base, weights, style_coefficients, description, steps_done,
+def _model_metadata(config, base, init, weights, style_coefficients, description, steps_done,
                     final_losses):
-    """What the model file records about how it was made."""
+    """What the model file records about how it was made (and from which model)."""
     metadata = dict(base.metadata) if base is not None else {}
     if base is not None:
         metadata["base_model"] = {"file": str(config.base_model),
                                   "styles": base.style_names,
                                   "training": base.metadata.get("training")}
+    if init is not None:
+        # The init model's own lineage comes along, so a chain of runs stays traceable.
+        metadata["init_model"] = {
+            "file": str(config.init_model),
+            "steps_trained": init.metadata.get("steps_trained"),
+            "training": init.metadata.get("training"),
+            **{key: init.metadata[key] for key in ("init_model", "base_model")
+               if key in init.metadata},
+        }
     metadata.update({
         "training": config.to_dict(),
         "vgg_weights": description,

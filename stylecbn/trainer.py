@@ -6,10 +6,12 @@
 - Adding styles to a trained network: `extend_network` appends their gamma/beta rows,
   `freeze_all_but_new_rows` freezes the rest and returns the gradient masks that
   `RowMaskedAdam` (Adam with fixed gradient masks) applies, so only the new rows train.
+  Both optimizers (`DenseAdam` otherwise) are Adam on dense gradients, also on TensorFlow.
 - `TrainingBatches` feeds `fit` the batch of each global step (a pure function of the seed
-  and the step, see `data.ContentPhotos`), prefetched on a thread.
-- `TrainingMonitor` prints progress and asks the run for checkpoints and previews.
-- `dtype_policy`, `data_parallel` and `sigterm_as_interrupt` are the scopes a run trains in.
+  and the step, see `data.ContentPhotos`; uint8 pixels), prefetched on a thread.
+- `TrainingMonitor` prints progress, asks the run for checkpoints and previews, and stops
+  training when asked (Ctrl-C, SIGTERM), without making the host wait for every step.
+- `dtype_policy`, `data_parallel` and `stop_on_signals` are the scopes a run trains in.
 
 TensorFlow is imported only by `data_parallel` on the TensorFlow backend (tf.distribute has
 no backend-neutral equivalent there), so this module runs on JAX without TensorFlow.
@@ -31,6 +33,7 @@ from .network import build_network
 __all__ = [
     "REPORTED_TERMS",
     "StyleTrainer",
+    "DenseAdam",
     "RowMaskedAdam",
     "extend_network",
     "freeze_all_but_new_rows",
@@ -38,7 +41,7 @@ __all__ = [
     "TrainingMonitor",
     "dtype_policy",
     "data_parallel",
-    "sigterm_as_interrupt",
+    "stop_on_signals",
 ]
 
 # Loss terms shown in the progress line and written to TensorBoard.
@@ -83,7 +86,9 @@ class StyleTrainer(keras.Model):
             tf.distribute, whose optimizer sums the replicas' gradients).
 
     Call arguments:
-        inputs: {"images": (B, H, W, 3) in [0, 1], "style": (B,) int labels}.
+        inputs: {"images": (B, H, W, 3) uint8 pixels, "style": (B,) int labels}. The pixels
+            are scaled to [0, 1] here, on the accelerator: the host makes and copies a
+            quarter of the bytes of a float32 batch.
 
     Returns:
         The stylized images.
@@ -102,18 +107,47 @@ class StyleTrainer(keras.Model):
 
     def call(self, inputs, training=None):
         training = bool(training) and not self.freeze_statistics
-        return self.network((inputs["images"], inputs["style"]), training=training)
+        return self.network((_unit_range(inputs["images"]), inputs["style"]), training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels = ops.cast(x["style"], "int32") - self.label_offset
-        total, terms = self.perceptual_loss(x["images"], y_pred, labels)
+        total, terms = self.perceptual_loss(_unit_range(x["images"]), y_pred, labels)
         for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name])
         return total * self.loss_scale if self.loss_scale != 1.0 else total
 
 
-class RowMaskedAdam(keras.optimizers.Adam):
-    """Adam that multiplies the gradient of chosen variables by a fixed mask.
+def _unit_range(pixels):
+    """uint8 pixels as float32 in [0, 1] (the division NumPy's float32 `x / 255` does)."""
+    return ops.cast(pixels, "float32") / 255.0
+
+
+class DenseAdam(keras.optimizers.Adam):
+    """Adam on dense gradients: the same updates on TensorFlow as on JAX.
+
+    On TensorFlow the gradient of a gamma/beta table (rows gathered by style label) arrives
+    as IndexedSlices, one slice per sample, and Keras' Adam squares the slices one by one:
+    when samples of a batch share a style, that row's second moment gets g_a^2 + g_b^2
+    instead of (g_a + g_b)^2, and its step grows up to sqrt(samples) times Adam's (measured:
+    1.2 lr in a second step, where Adam's is at most 1.0014 lr). Summing the slices first
+    restores Adam.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        return super().apply([_dense(grad) for grad in grads], trainable_variables)
+
+
+def _dense(gradient):
+    if type(gradient).__name__ != "IndexedSlices":
+        return gradient
+    import tensorflow as tf  # only TensorFlow makes IndexedSlices
+
+    return tf.convert_to_tensor(gradient)
+
+
+class RowMaskedAdam(DenseAdam):
+    """Adam (dense, see `DenseAdam`) that multiplies the gradient of chosen variables by a
+    fixed mask.
 
     Rows whose gradient is exactly zero keep Adam's moments at zero, so their update is
     0 / (0 + epsilon) = 0: they stay bit-identical.
@@ -126,7 +160,7 @@ class RowMaskedAdam(keras.optimizers.Adam):
     def apply(self, grads, trainable_variables=None):
         variables = self._trainable_variables if trainable_variables is None else trainable_variables
         masked = []
-        for grad, variable in zip(grads, variables):
+        for grad, variable in zip((_dense(grad) for grad in grads), variables):
             mask = self._gradient_masks.get(variable.path)
             masked.append(grad if mask is None or grad is None else grad * ops.cast(mask, grad.dtype))
         return super().apply(masked, trainable_variables)
@@ -218,39 +252,108 @@ class TrainingBatches(keras.utils.PyDataset):
 
 
 class TrainingMonitor(keras.callbacks.Callback):
-    """Progress lines, checkpoints and previews at fixed step intervals.
+    """Progress lines, checkpoints, previews and stop requests, without a host sync per step.
+
+    Keras runs the `on_train_batch_end` of `async_safe` callbacks on a worker thread, and that
+    is where it turns the step's logs (the loss terms) into numbers, waiting for the step to
+    finish; the main thread meanwhile feeds the accelerator the next step. Everything that
+    needs the model's state or stops the loop happens on the main thread, in
+    `on_train_batch_begin`, between two steps: progress lines, checkpoints, previews, and the
+    stop that `request_stop` asks for (from a signal handler). The main thread runs at most
+    `MAX_STEPS_AHEAD` steps ahead of the last finished one. (With another callback that is
+    not async safe, such as TensorBoard or a test's, Keras calls everything on the main
+    thread after each step: the same events, one step at a time.)
 
     Args:
         run: the run being trained: its `config` (a `TrainingConfig`), `log(line)`,
             `checkpoint(trainer, step)` and `preview(step)`.
         first_step: the global step of `fit`'s batch 0 (the checkpoint's step on a resume).
+        started: `time.perf_counter()` when the run started, for the start-up line that the
+            first step's end prints; None leaves the total out.
     """
 
-    def __init__(self, run, first_step):
+    async_safe = True
+    MAX_STEPS_AHEAD = 2
+
+    def __init__(self, run, first_step, started=None):
         super().__init__()
         self.run = run
         self.first_step = first_step
+        self.started = started
         self.last_terms = {}
+        self.stop_reason = None
+        self._finished = {}  # global step -> its loss terms, until handled in step order
+        self._handled = first_step
+        self._condition = threading.Condition()
+        self._fit_started = None
         self._mark = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        run = self.run
-        step = self.first_step + batch + 1
-        self.last_terms = {name: float(logs[name]) for name in REPORTED_TERMS if name in logs}
-        config = run.config
-        if step % config.log_every == 0 or step == config.steps:
-            self._log_progress(step)
-        if self._mark is None:
-            # Speed is measured from the end of the first step, which includes compiling.
-            self._mark = (step, time.perf_counter())
-        if step % config.checkpoint_every == 0 and step < config.steps:
-            # Reading `self.model` makes the JAX backend write its state back to the variables.
-            run.checkpoint(self.model, step)
-        if step % config.preview_every == 0 and step < config.steps:
-            _ = self.model
-            run.preview(step)
+    def request_stop(self, reason):
+        """Stop training before the next step (only sets a flag: safe in a signal handler)."""
+        self.stop_reason = reason
 
-    def _log_progress(self, step):
+    def on_train_begin(self, logs=None):
+        self._fit_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras has turned the logs into numbers: the step has finished.
+        finished_at = time.perf_counter()
+        terms = {}
+        try:
+            terms = {name: float(logs[name]) for name in REPORTED_TERMS if name in (logs or {})}
+        finally:
+            # Always recorded: the main thread waits for this step in `on_train_batch_begin`.
+            with self._condition:
+                self._finished[self.first_step + batch + 1] = (terms, finished_at)
+                self._condition.notify_all()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps_done = self.first_step + batch
+        self._handle_finished(steps_done - self.MAX_STEPS_AHEAD)
+        if self.stop_reason is not None:
+            raise KeyboardInterrupt(self.stop_reason)
+        if steps_done == self.first_step:
+            return
+        config = self.run.config
+        if steps_done % config.checkpoint_every == 0:
+            self._handle_finished(steps_done)
+            # Reading `self.model` makes the JAX backend write its state back to the variables.
+            self.run.checkpoint(self.model, steps_done)
+        if steps_done % config.preview_every == 0:
+            self._handle_finished(steps_done)
+            _ = self.model
+            self.run.preview(steps_done)
+
+    def on_train_end(self, logs=None):
+        # Keras has waited for the worker thread: every step is recorded.
+        self._handle_finished(max(self._finished, default=self._handled))
+
+    def _handle_finished(self, wait_for):
+        """Log (and time) the finished steps in order: all that are recorded, waiting for
+        them up to global step `wait_for`."""
+        while True:
+            step = self._handled + 1
+            with self._condition:
+                while step not in self._finished and step <= wait_for:
+                    self._condition.wait(timeout=1.0)
+                if step not in self._finished:
+                    return
+                terms, now = self._finished.pop(step)
+            self._handled = step
+            self.last_terms = terms
+            if step == self.first_step + 1 and self._fit_started is not None:
+                since = ("" if self.started is None
+                         else f"; {now - self.started:.1f} s since the start")
+                self.run.log(f"start-up: first step (compiling the training step) in "
+                             f"{now - self._fit_started:.1f} s{since}")
+            config = self.run.config
+            if step % config.log_every == 0 or step == config.steps:
+                self._log_progress(step, now)
+            if self._mark is None:
+                # Speed is measured from the end of the first step, which includes compiling.
+                self._mark = (step, now)
+
+    def _log_progress(self, step, now):
         config = self.run.config
         terms = " ".join(
             f"{_SHORT_NAMES[name]} {value:.4g}" for name, value in self.last_terms.items()
@@ -258,7 +361,6 @@ class TrainingMonitor(keras.callbacks.Callback):
         speed = "compiling"
         if self._mark is not None:
             mark_step, mark_time = self._mark
-            now = time.perf_counter()
             seconds_per_step = (now - mark_time) / max(1, step - mark_step)
             self._mark = (step, now)
             left = _duration((config.steps - step) * seconds_per_step)
@@ -324,19 +426,29 @@ def _check_divisible(batch_size, devices):
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C while training, so `kill`, job schedulers and time limits
-    also end with a checkpoint. Background jobs of non-interactive shells ignore SIGINT, so
-    SIGTERM is often the only polite signal a run gets."""
+def stop_on_signals(monitor):
+    """While training, Ctrl-C (SIGINT) and SIGTERM ask `monitor` to stop before the next step.
+
+    The handler only sets a flag, which the monitor checks between steps, so the run then
+    writes a checkpoint and stops. Python's default handler raises KeyboardInterrupt wherever
+    the main thread is, and Keras swallows it in one such place (a bare `except` in
+    `pythonify_logs`, where JAX's main thread waits most of each step). SIGTERM counts too:
+    `kill`, job schedulers and time limits send it, and background jobs of non-interactive
+    shells ignore SIGINT (an ignored SIGINT stays ignored here).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    def request_stop(signum, frame):
+        monitor.request_stop(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, request_stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

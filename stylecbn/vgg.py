@@ -113,17 +113,27 @@ def build_loss_network(weights="auto", layers=DEFAULT_LAYERS, dtype=None):
             features = keras.layers.MaxPooling2D(
                 2, strides=2, name=f"block{closed_block}_pool", dtype=dtype
             )(features)
-        channels = arrays[name][0].shape[-1]
+        kernel, bias = arrays[name]
+        # Created from the loaded arrays: a random initializer would compile once per kernel
+        # shape on JAX (about a second each on a CPU) for values that are overwritten anyway.
         features = keras.layers.Conv2D(
-            channels, 3, padding="same", activation="relu", name=name, dtype=dtype
+            kernel.shape[-1], 3, padding="same", activation="relu", name=name, dtype=dtype,
+            kernel_initializer=_given(kernel), bias_initializer=_given(bias),
         )(features)
         if name in layers:
             outputs[name] = features
     model = keras.Model(inputs, outputs, name="vgg16_loss_network")
-    for name in needed:
-        model.get_layer(name).set_weights(list(arrays[name]))
     model.trainable = False
     return model, description
+
+
+def _given(array):
+    """An initializer that returns `array` (its shape was checked by `_checked`)."""
+
+    def initializer(shape, dtype=None):
+        return array if dtype is None else array.astype(keras.backend.standardize_dtype(dtype))
+
+    return initializer
 
 
 def load_vgg16_weights(weights, names):

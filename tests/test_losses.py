@@ -95,6 +95,46 @@ def test_compute_style_grams_per_image_any_size(network, batch):
                                        rtol=1e-4, atol=1e-6)
 
 
+def vgg_like_network(first_stride=1):
+    """Caffe preprocessing, then convolutions and poolings as in VGG-16 (random weights)."""
+    from stylecbn.vgg import CaffePreprocessing
+
+    inputs = keras.Input((None, None, 3))
+    x = CaffePreprocessing()(inputs)
+    outputs = {}
+    for i, name in enumerate(("block1_conv2", "block2_conv2", "block3_conv3")):
+        if i:
+            x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.Conv2D(
+            5, 3, strides=first_stride if i == 0 else 1, padding="same", activation="relu",
+            name=name, kernel_initializer=keras.initializers.RandomNormal(0, 0.01, seed=i),
+            bias_initializer=keras.initializers.Constant(0.5),
+        )(x)
+        outputs[name] = x
+    model = keras.Model(inputs, outputs)
+    model.trainable = False
+    return model
+
+
+@pytest.mark.parametrize("first_stride", [1, 2])
+def test_style_grams_of_padded_canvases_equal_each_images_own(first_stride):
+    """Odd sizes (the poolings floor them) padded to 64 px canvases, zeroed layer by layer,
+    against the network run on each image alone; a strided convolution is not maskable and
+    runs each image at its own size."""
+    network = vgg_like_network(first_stride)
+    assert (losses._masked_gram_model(network, STYLE_LAYERS) is None) == (first_stride != 1)
+    rng = np.random.default_rng(4)
+    styles = [rng.random(shape, dtype=np.float32) for shape in ((37, 53, 3), (64, 21, 3))]
+    grams = compute_style_grams(network, styles, ("block1_conv2", "block2_conv2", "block3_conv3"))
+    for index, image in enumerate(styles):
+        features = numpy_features(network, image[None])
+        for layer, gram in grams.items():
+            # The same sums of products in another order (other tile sizes): float32 rounding,
+            # relative 1e-6 per layer over three layers, far inside 1e-4. A padding that leaked
+            # into the valid pixels (biases of 0.5 outside the image) changes them by > 1%.
+            np.testing.assert_allclose(gram[index], numpy_gram(features[layer])[0], rtol=1e-4)
+
+
 def test_compute_style_grams_errors(network):
     with pytest.raises(ConfigError, match="at least one style image"):
         compute_style_grams(network, [], STYLE_LAYERS)

@@ -13,6 +13,7 @@ _OPTION_FIELDS = {
     "output": "output",
     "run_dir": "run_dir",
     "base": "base_model",
+    "init_from": "init_model",
     "steps": "steps",
     "batch_size": "batch_size",
     "learning_rate": "learning_rate",
@@ -47,6 +48,8 @@ def _path_option(*names, **kwargs):
 @_path_option("-o", "--output", help="The model file to write. [model.keras]")
 @_path_option("--run-dir", help="Checkpoints, previews, logs. [runs/<output stem>]")
 @_path_option("--base", help="A trained model: add the --styles to it, training only their rows.")
+@_path_option("--init-from", help="A trained model with the same styles and network: start "
+              "from its weights (fresh optimizer, steps from 0).")
 @click.option("--steps", type=int, default=None, help="Training steps. [40000]")
 @click.option("--batch-size", type=int, default=None, help="[16]")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, default=None, help="[1e-3]")
