@@ -282,7 +282,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.started = started
         self.last_terms = {}
         self.stop_reason = None
-        self._finished = {}  # global step -> its loss terms, until handled in step order
+        self._finished = {}  # global step -> (loss terms, when it finished), until handled
         self._handled = first_step
         self._condition = threading.Condition()
         self._fit_started = None
