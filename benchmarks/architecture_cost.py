@@ -189,6 +189,12 @@ CANDIDATES = {
     "w0.5-up-slim-r3": Candidate(down=(16, 32, 64), up=(16, 8), residual_blocks=3),
     "w0.25-k5": Candidate(down=(8, 16, 32), up=(16, 8), edge_kernel=5),
     "w0.25-r3": Candidate(down=(8, 16, 32), up=(16, 8), residual_blocks=3),
+    "w0.25-k3": Candidate(down=(8, 16, 32), up=(16, 8), edge_kernel=3),
+    "w0.25-r3-k5": Candidate(down=(8, 16, 32), up=(16, 8), residual_blocks=3, edge_kernel=5),
+    "w0.25-up-slim": Candidate(down=(8, 16, 32), up=(8, 4)),
+    "w0.25-up-slim-k5": Candidate(down=(8, 16, 32), up=(8, 4), edge_kernel=5),
+    "w0.25-r3-up-slim-k5": Candidate(down=(8, 16, 32), up=(8, 4), residual_blocks=3, edge_kernel=5),
+    "fast": Candidate(down=(8, 16, 32), up=(8, 4), residual_blocks=3, edge_kernel=5),
 }
 
 
@@ -198,8 +204,8 @@ CANDIDATES = {
 
 def rounds_at(size, repeats):
     """Timed rounds at `size`: `repeats` at 1024 px, more for smaller images (as many as cost
-    about the same time, at most 5x), fewer for larger ones (at least one)."""
-    return max(1, min(5 * repeats, round(repeats * (1024 / size) ** 2)))
+    about the same time, at most 5x), fewer for larger ones (at least two)."""
+    return max(2, min(5 * repeats, round(repeats * (1024 / size) ** 2)))
 
 
 def seconds(call):

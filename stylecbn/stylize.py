@@ -135,18 +135,16 @@ class StyleField:
 
 
 def _resolve_model(model):
-    from .modelfile import load_default_model, load_model
+    from .modelfile import load_model, resolve_model_path
     from .network import StyleTransferNetwork
 
-    if model is None:
-        return load_default_model()
     if isinstance(model, StyleTransferNetwork):
         return model
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        return load_model(model)
+    if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
+        return load_model(resolve_model_path(model))
     raise ModelFileError(
-        f"model must be a path to a .keras file, a StyleTransferNetwork or None (the built-in "
-        f"model); got a {type(model).__name__}"
+        f"model must be a built-in model name, a path to a .keras file, a StyleTransferNetwork "
+        f"or None (the built-in default model); got a {type(model).__name__}"
     )
 
 
@@ -157,8 +155,9 @@ class Stylizer:
     same size (Keras' predict function: `tf.function` on TensorFlow, `jax.jit` on JAX).
 
     Args:
-        model: a path to a `.keras` model file, a loaded `StyleTransferNetwork`, or None for
-            the built-in model.
+        model: a built-in model name ("default", "fast"; see
+            `stylecbn.modelfile.BUILT_IN_MODELS`), a path to a `.keras` model file, a loaded
+            `StyleTransferNetwork`, or None for the built-in default model.
         jit_compile: XLA-compile inference: True, False, or None (default) for automatic:
             on JAX always (its un-jitted path runs op by op); on TensorFlow for images of
             at least XLA_MIN_PIXELS, where XLA measured 1.5-2x faster on this CPU, and not
@@ -167,8 +166,8 @@ class Stylizer:
             layer by layer in strips with exact whole-image statistics.
 
     Raises:
-        ModelFileError: the model file is missing or unusable, or no built-in model is
-            installed.
+        ModelFileError: the model file is missing or unusable, or the built-in model asked
+            for is not installed in this build.
 
     Examples:
     >>> stylizer = Stylizer("styles.keras")
