@@ -71,7 +71,7 @@ def test_fast_weight_counts():
         assert net.count_params() == FAST_CONV_WEIGHTS + 2 * FAST_NORM_CHANNELS * k
         assert len(net.normalization_layers) == 3 + 2 * 3 + 2 + 1
         assert net.preset == "fast" and net.architecture == PRESETS["fast"]
-    assert build_network(17, preset="fast").count_params() == 73_490  # README, DESIGN
+    assert build_network(17, preset="fast").count_params() == 73_490  # README
     assert build_network(2).preset == "full"
 
 
