@@ -41,9 +41,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
-from apply_latency import make_lite, photo  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import make_lite, rounds_at, synthetic_photo  # noqa: E402
 
 NUM_STYLES = 17
 
@@ -172,11 +170,6 @@ def _separable_network_class():
     return SeparableNetwork
 
 
-def rounds_at(size, repeats):
-    """Timed rounds at `size`: `repeats` at 1024 px, more for smaller images (as many as cost
-    about the same time, at most 5x), fewer for larger ones (at least two)."""
-    return max(2, min(5 * repeats, round(repeats * (1024 / size) ** 2)))
-
 
 def seconds(call):
     start = time.perf_counter()
@@ -222,7 +215,7 @@ def main():
     ratios = {name: {} for name in args.candidates}
     lite_ms = {}
     for size in args.sizes:
-        image = photo(size)
+        image = synthetic_photo(size)
         pil = Image.fromarray(image)
         calls = {name: (lambda s=s: s.stylize(image, 3, max_size=0)) for name, s in stylizers.items()}
         lite_call = lambda: lite.stylize(pil, 3, max_size=size)  # noqa: E731

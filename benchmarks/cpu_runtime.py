@@ -33,22 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from apply_latency import make_lite, photo  # noqa: E402  (benchmarks/ is on sys.path)
-from architecture_cost import rounds_at  # noqa: E402
+from _common import make_lite, random_network, rounds_at, synthetic_photo  # noqa: E402
 
 NUM_STYLES = 17
 STYLE = 3
-
-
-def random_network(preset, seed=0):
-    from stylecbn.network import build_network
-
-    net = build_network(NUM_STYLES, preset=preset)
-    rng = np.random.default_rng(seed)
-    for layer in net.normalization_layers:
-        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
-    return net
 
 
 
@@ -104,7 +92,7 @@ def main():
     tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per size
     runtimes = {}
     for preset in args.networks:
-        net = random_network(preset)
+        net = random_network(NUM_STYLES, preset)
         runtimes[(preset, "keras")] = Stylizer(net, jit_compile=False, max_untiled_pixels=1 << 30)
         runtimes[(preset, "keras XLA")] = Stylizer(net, jit_compile=True, max_untiled_pixels=1 << 30)
         runtimes[(preset, "tflite")] = TFLiteRunner(net)
@@ -119,7 +107,7 @@ def main():
     results = {}
     lite_ms = {}
     for size in args.sizes:
-        image = photo(size)
+        image = synthetic_photo(size)
         calls = {}
         for key, runtime in runtimes.items():
             if isinstance(runtime, TFLiteRunner):
