@@ -109,6 +109,17 @@ def test_train_fast_preset_end_to_end(folders, tmp_path):
     assert "preset (checkpoint: 'fast', now: 'full')" in line
 
 
+def test_init_from_needs_the_same_preset(folders, tmp_path):
+    from stylecbn.modelfile import save_model
+    from stylecbn.network import build_network
+
+    init = tmp_path / "fast_init.keras"
+    save_model(build_network(2, style_names=["first", "second"], preset="fast"), init)
+    line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
+                               folders["content"], "--init-from", init, "-o", tmp_path / "m.keras"]))
+    assert "was trained with --preset fast (this run: full)" in line
+
+
 def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path,
                                                                bad_styles_folders):
     output = tmp_path / "model.keras"
