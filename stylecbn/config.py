@@ -21,7 +21,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # long, where to write, how often to log) may change between the parts of a run.
 RESULT_SETTINGS = (
     "styles", "content", "base_model", "init_model", "batch_size", "learning_rate", "crop_size", "precision",
-    "seed", "normalization", "width_multiplier", "content_weight", "style_weight",
+    "seed", "normalization", "preset", "width_multiplier", "content_weight", "style_weight",
     "total_variation_weight", "vgg_weights", "holdout",
 )
 
@@ -45,7 +45,8 @@ class TrainingConfig:
         init_model: a trained model whose weights the network starts from ("" starts from
             random weights); same styles (names, order) and architecture, a fresh optimizer
             and step count.
-        normalization, width_multiplier: the network (ignored with base_model).
+        normalization, preset, width_multiplier: the network (ignored with base_model);
+            preset is a name in `stylecbn.network.PRESETS` ("full" or "fast").
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
             the calibrated default).
         vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
@@ -70,6 +71,7 @@ class TrainingConfig:
     precision: str = "float32"
     seed: int = 0
     normalization: str = "instance"
+    preset: str = "full"
     width_multiplier: float = 1.0
     content_weight: float = 1.0
     style_weight: float | None = None  # None: the calibrated default of stylecbn.losses
@@ -114,6 +116,12 @@ class TrainingConfig:
         if self.normalization not in ("instance", "batch"):
             raise ConfigError(
                 f"normalization must be 'instance' or 'batch'; got {self.normalization!r}."
+            )
+        from .network import PRESETS  # here, not at the top: it imports Keras
+
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"preset must be one of: {', '.join(PRESETS)}; got {self.preset!r}."
             )
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
             raise ConfigError(f"holdout must be an integer >= 0; got {self.holdout!r}.")

@@ -231,6 +231,7 @@ def _check_init_model(init, config, specs):
         f"--{option} {theirs} (this run: {ours})"
         for option, theirs, ours in (
             ("normalization", init.normalization, config.normalization),
+            ("preset", init.preset or "(a custom architecture)", config.preset),
             ("width", init.width_multiplier, float(config.width_multiplier)),
         ) if theirs != ours
     ]
@@ -285,6 +286,7 @@ def _style_network(config, specs, base, init):
             style_credits=[spec.credit for spec in specs],
             normalization=config.normalization,
             width_multiplier=config.width_multiplier,
+            preset=config.preset,
         )
         if init is not None:
             for target, source in zip(network.weights, init.weights):
@@ -432,7 +434,8 @@ def _write_model(network, values, metadata, output, run_dir):
         final = build_network(
             network.num_styles, style_names=network.style_names,
             style_credits=network.style_credits, normalization=network.normalization,
-            width_multiplier=network.width_multiplier, metadata=metadata, name=network.name,
+            width_multiplier=network.width_multiplier, preset=network.architecture,
+            metadata=metadata, name=network.name,
         )
     for variable, value in zip(final.weights, values):
         variable.assign(value)

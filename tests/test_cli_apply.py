@@ -29,7 +29,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture
 def no_builtin(tmp_path, monkeypatch):
-    monkeypatch.setattr(modelfile, "default_model_path", lambda: tmp_path / "absent.keras")
+    monkeypatch.setattr(modelfile, "ASSETS_DIR", tmp_path / "no_assets")
 
 
 def photo(h=40, w=52, seed=1):

@@ -91,6 +91,24 @@ def test_train_end_to_end_lowers_the_loss_and_writes_a_model(folders, tmp_path):
     assert load_model(output).metadata["steps_trained"] == 9
 
 
+@pytest.mark.slow
+@needs_hed
+def test_train_fast_preset_end_to_end(folders, tmp_path):
+    output = tmp_path / "fast.keras"
+    result = run(["train", "--preset", "fast", "--styles", folders["styles"], "--content",
+                  folders["content"], "-o", output, "--steps", 3, "--batch-size", 2,
+                  "--crop-size", 32, "--vgg-weights", "hed", "--holdout", 1,
+                  "--preview-size", 32, "--checkpoint-every", 3, "--preview-every", 3])
+    assert result.exit_code == 0, result.output
+    model = load_model(output)
+    assert model.preset == "fast" and model.style_names == ["first", "second"]
+    assert model.metadata["training"]["preset"] == "fast"
+    assert model.count_params() == 64_548 + 2 * 263 * 2  # tests/test_presets.py's counts
+    # Resuming checks the preset like every setting that changes the result.
+    line = one_line_error(run(["train", "--resume", "--preset", "full", "--steps", 4, "-o", output]))
+    assert "preset (checkpoint: 'fast', now: 'full')" in line
+
+
 def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path,
                                                                bad_styles_folders):
     output = tmp_path / "model.keras"
@@ -115,6 +133,7 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         (["--styles", folders["styles"], "--init-from", tmp_path / "none.keras"], "none.keras"),
         (["--styles", folders["styles"], "--init-from", output, "--base", output],
          "exclude each other"),
+        (["--styles", folders["styles"], "--preset", "tiny"], "preset must be one of: full, fast"),
     ]
     for extra, message in cases:
         line = one_line_error(run(base + extra))

@@ -211,8 +211,8 @@ def _write_format(job, loaded, out_format):
 @click.option(
     "--xla/--no-xla",
     default=None,
-    help="XLA-compile inference. Default: automatic (on for JAX, and on TensorFlow for "
-    "images of 512x512 px and more, where it measured faster).",
+    help="XLA-compile inference. Default: automatic (on for JAX; off on TensorFlow, where it "
+    "measured slower on CPU).",
 )
 @handle_errors
 def apply(

@@ -21,6 +21,7 @@ _OPTION_FIELDS = {
     "precision": "precision",
     "seed": "seed",
     "normalization": "normalization",
+    "preset": "preset",
     "width": "width_multiplier",
     "content_weight": "content_weight",
     "style_weight": "style_weight",
@@ -57,6 +58,8 @@ def _path_option(*names, **kwargs):
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), default=None)
 @click.option("--seed", type=int, default=None, help="[0]")
 @click.option("--normalization", type=click.Choice(["instance", "batch"]), default=None)
+@click.option("--preset", default=None, metavar="NAME",
+              help="The network: full (the default model's) or fast (thin, for CPUs). [full]")
 @click.option("--width", type=float, default=None, help="Width multiplier of the network. [1.0]")
 @click.option("--content-weight", type=float, default=None, help="[1.0]")
 @click.option("--style-weight", type=float, default=None, help="[calibrated default]")
