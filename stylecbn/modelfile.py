@@ -131,7 +131,9 @@ def save_model(model, path, weights_dtype="float32"):
 def _halve_weights(path):
     """Rewrite the weights inside a .keras archive as float16 (a fresh HDF5 file: HDF5 does
     not give back the space of deleted datasets)."""
-    with tempfile.TemporaryDirectory(dir=Path(path).parent) as folder:
+    # Scratch space in the system's temporary folder, not beside the output: a run killed
+    # here leaves nothing in the user's folder.
+    with tempfile.TemporaryDirectory() as folder:
         original, half = Path(folder) / "full.h5", Path(folder) / "half.h5"
         with zipfile.ZipFile(path) as archive:
             entries = {name: archive.read(name) for name in archive.namelist()}

@@ -162,6 +162,8 @@ class Stylizer:
             1024 px for both presets on this CPU (benchmarks/cpu_runtime.py).
         max_untiled_pixels: largest image (width * height) run in one call; larger ones run
             layer by layer in strips with exact whole-image statistics.
+        max_pixels: the largest image the Stylizer reads from a file, bytes or a stream
+            (`read_image`'s limit); None: what this machine's free memory allows.
 
     Raises:
         ModelFileError: the model file is missing or unusable, or the built-in model asked
@@ -172,7 +174,8 @@ class Stylizer:
     >>> stylizer.stylize("photo.jpg", style="starry:1,wave:1", strength=0.8).save("out.png")
     """
 
-    def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS):
+    def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS,
+                 max_pixels=None):
         import keras
 
         self.model = _resolve_model(model)
@@ -180,6 +183,7 @@ class Stylizer:
         self._backend = keras.backend.backend()
         self._predict_functions = {}  # (style rank, XLA) -> compiled predict function
         self.max_untiled_pixels = int(max_untiled_pixels)
+        self.max_pixels = max_pixels  # for read_image: None is the machine's default
 
     @property
     def style_names(self):
@@ -282,7 +286,8 @@ class Stylizer:
             )
         outside = self.blend(style)
         inside = None if mask_style is None else self.blend(mask_style)
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         frames = loaded.frames[:1] if first_only else loaded.frames
         field = None
         results = []
@@ -331,7 +336,8 @@ class Stylizer:
             self.blend(s) if isinstance(s, Blend) else self.blend(style_index(s, self.model))
             for s in styles
         ]
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         tiles, labels = [], []
         if include_original:
             tiles.append(self.stylize(loaded, 0, strength=0.0, max_size=tile_size))
@@ -358,7 +364,8 @@ class Stylizer:
         if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 2:
             raise ConfigError(f"frames must be a whole number >= 2; received: {frames!r}")
         start, end = self.blend(from_style), self.blend(to_style)
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         return [
             np.asarray(
                 self.stylize(
@@ -390,7 +397,8 @@ class Stylizer:
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
             raise ConfigError(f"steps must be a whole number >= 2; received: {steps!r}")
         tl, tr, bl, br = (self.blend(c) for c in corners)
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         rows, blend_rows = [], []
         for v in np.linspace(0.0, 1.0, int(steps)):
             row, blend_row = [], []

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import make_images
+from PIL import Image
 
 from stylecbn.cli import main
 from stylecbn.modelfile import default_model_path, load_model
@@ -118,7 +119,8 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
     bad_toml.write_text("steps = = 3\n")
     unknown_key = tmp_path / "unknown.json"
     unknown_key.write_text(json.dumps({"stepz": 3}))
-    base = ["train", "--content", folders["content"], "-o", output, "--steps", 2]
+    # --force: even allowed to replace it, a run that fails keeps the old model.
+    base = ["train", "--content", folders["content"], "-o", output, "--steps", 2, "--force"]
     cases = [
         (["--styles", bad["empty"]], "holds no images"),
         (["--styles", bad["no_images"]], "holds no images"),
@@ -139,11 +141,11 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         line = one_line_error(run(base + extra))
         assert message in line, line
     # No --content at all.
-    line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output]))
+    line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output, "--force"]))
     assert "--content" in line
     # --content that does not exist.
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
-                               tmp_path / "nope", "-o", output]))
+                               tmp_path / "nope", "-o", output, "--force"]))
     assert "does not exist" in line
     # An output folder that cannot be written (here: a path under a regular file).
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
@@ -152,10 +154,26 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
     assert output.read_bytes() == b"previous model"
 
 
+def test_skipped_style_file_is_one_warning_line(folders, tmp_path):
+    styles = make_images(tmp_path / "styles", 1, (64, 64), seed=1, prefix="image")
+    Image.open(styles / "image0.png").save(styles / "picture.jfif", format="JPEG")
+    (styles / "make_styles.py").write_text("print('a script beside the styles: no warning')\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(["train", "--styles", styles, "--content", empty, "-o", tmp_path / "m.keras"])
+    assert result.output.splitlines()[0] == (
+        f"Warning: skipping {styles / 'picture.jfif'} in the styles folder: it is an image, but "
+        "its suffix .jfif is not one of .bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp; "
+        "rename it to use it as a style"
+    )
+    assert "make_styles" not in result.output and "UserWarning" not in result.output
+    assert "holds no photos" in one_line_error(result)
+
+
 def test_interrupt_exits_130(folders, tmp_path, monkeypatch):
     import stylecbn.train
 
-    def interrupted(config):
+    def interrupted(config, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(stylecbn.train, "train", interrupted)
@@ -169,7 +187,7 @@ def test_cli_options_override_the_config_file(folders, tmp_path, monkeypatch):
     import stylecbn.train
 
     seen = {}
-    monkeypatch.setattr(stylecbn.train, "train", lambda config: seen.setdefault("c", config))
+    monkeypatch.setattr(stylecbn.train, "train", lambda config, **options: seen.setdefault("c", config))
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"steps": 50, "batch_size": 4, "content": "x"}))
     result = run(["train", "--config", config, "--batch-size", 8, "--precision",

@@ -53,11 +53,22 @@ def stdout():
     return click.open_file(STDIO, "wb")
 
 
-def read_input(source):
-    """Read an input path, or stdin for "-"."""
+max_pixels_option = click.option(
+    "--max-pixels",
+    type=click.IntRange(1, None),
+    default=None,
+    envvar="STYLECBN_MAX_PIXELS",
+    show_envvar=True,
+    help="Largest image to read, in pixels (every frame counted). Default: what the "
+    "machine's available memory can decode (24 bytes a pixel).",
+)
+
+
+def read_input(source, max_pixels=None):
+    """Read an input path, or stdin for "-"; `max_pixels` None: the machine's default."""
     if source == STDIO:
-        return read_image(click.open_file(STDIO, "rb"), name="<stdin>")
-    return read_image(source)
+        return read_image(click.open_file(STDIO, "rb"), name="<stdin>", max_pixels=max_pixels)
+    return read_image(source, max_pixels=max_pixels)
 
 
 def same_file(a, b):

@@ -76,8 +76,9 @@ def _path_option(*names, **kwargs):
 @click.option("--tensorboard/--no-tensorboard", default=None,
               help="TensorBoard scalars (TensorFlow backend). [on]")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
 @handle_errors
-def train(config_file, resume, **options):
+def train(config_file, resume, force, **options):
     """Train one network on many styles (or add styles to a trained one)."""
     from ..config import TrainingConfig, read_config_file
     from ..checkpoints import checkpoint_config
@@ -94,7 +95,7 @@ def train(config_file, resume, **options):
         settings = {**checkpoint_config(run_dir), **settings}
     settings["resume"] = resume
     source = f"config file {config_file}" if config_file else "options"
-    run_training(TrainingConfig.from_dict(settings, source=source))
+    run_training(TrainingConfig.from_dict(settings, source=source), force=force)
 
 
 @click.command("vgg-weights")
