@@ -120,7 +120,7 @@ class TrainingConfig:
 
         if self.preset not in PRESETS:
             raise ConfigError(
-                f"preset must be one of: {', '.join(PRESETS)}; got {self.preset!r}."
+                f"preset must be one of: {', '.join(PRESETS)}; got {shorten(self.preset)}."
             )
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
             raise ConfigError(f"holdout must be an integer >= 0; got {shorten(self.holdout)}.")
