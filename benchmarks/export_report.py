@@ -30,21 +30,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from _common import median_seconds, synthetic_photo  # noqa: E402
+from _common import median_seconds, random_network, synthetic_photo  # noqa: E402
 
 CONTENT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "content"
 QUANTIZATIONS = ("none", "float16", "dynamic")
-
-
-def random_model(num_styles=17, seed=0):
-    from stylecbn.network import build_network
-
-    net = build_network(num_styles)
-    rng = np.random.default_rng(seed)
-    for layer in net.normalization_layers:
-        layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
-    return net
 
 
 def test_image(size, path=None):
@@ -95,7 +84,7 @@ def main():
     from stylecbn.modelfile import load_model, save_model
 
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-    net = load_model(args.model) if args.model else random_model()
+    net = load_model(args.model) if args.model else random_network()
     image, image_name = test_image(args.size, args.image)
     weights = np.zeros((1, net.num_styles), np.float32)
     weights[0, : min(2, net.num_styles)] = 1.0  # a 50/50 blend of the first two styles

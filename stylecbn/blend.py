@@ -7,12 +7,13 @@ returns a `Blend`, an immutable value that the rest of the library and the CLI p
 unchanged (a `Blend` given where a specification is expected is used as it is).
 """
 
+import math
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import StyleSpecError
+from .errors import StyleSpecError, shorten
 
 __all__ = ["Blend", "resolve_style", "style_index", "mix"]
 
@@ -80,26 +81,29 @@ def _valid_styles(model):
 def style_index(key, model):
     """Index of one style given by index (int or digit string) or name.
 
+    A whole number is always an index, even where a style is named like one ("1"): training
+    refuses such names now, and older models keep their styles reachable by index.
+
     Raises:
         StyleSpecError: unknown name, out-of-range index or another type; the message lists
-            the valid styles.
+            the valid styles (values cut to 80 characters).
     """
     if isinstance(key, str):
-        key = key.strip()
-        if key in model.style_names:
-            return model.style_names.index(key)
-        if key.lstrip("-").isdigit():
-            key = int(key)
+        text = key.strip()
+        if text.lstrip("-").isdigit() and text.lstrip("-").isascii():
+            key = int(text)
+        elif text in model.style_names:
+            return model.style_names.index(text)
         else:
-            raise StyleSpecError(f"Unknown style {key!r}: {_valid_styles(model)}.")
-    if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise StyleSpecError(f"Unknown style {shorten(text)}: {_valid_styles(model)}.")
+    if isinstance(key, bool) or not isinstance(key, (numbers.Integral, np.integer)):
         raise StyleSpecError(
-            f"A style must be an index or a name; got {key!r}: {_valid_styles(model)}."
+            f"A style must be an index or a name; got {shorten(key)}: {_valid_styles(model)}."
         )
     if not 0 <= int(key) < model.num_styles:
         raise StyleSpecError(
-            f"Style index {int(key)} is out of range (this model has {model.num_styles} styles, "
-            f"0..{model.num_styles - 1}): {_valid_styles(model)}."
+            f"Style index {shorten(int(key))} is out of range (this model has {model.num_styles} "
+            f"styles, 0..{model.num_styles - 1}): {_valid_styles(model)}."
         )
     return int(key)
 
@@ -109,23 +113,47 @@ def _parse_weight(text, part, spec):
         return float(text)
     except ValueError:
         raise StyleSpecError(
-            f"Bad blend {spec!r}: {part!r} needs a number after ':' (like 'starry:0.5')."
+            f"Bad blend {shorten(spec)}: {shorten(part)} needs a number after ':' (like "
+            "'starry:0.5')."
         ) from None
 
 
+def _number(weight, spec):
+    """A dict or vector entry as a float; huge integers become inf (refused as not finite)."""
+    if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, np.number)):
+        raise StyleSpecError(
+            f"Bad blend {shorten(spec)}: weight {shorten(weight)} is not a number."
+        )
+    try:
+        return float(weight)
+    except OverflowError:
+        return math.inf
+
+
 def _normalized(weights, spec):
-    weights = np.asarray(weights, dtype=np.float64)
-    if not np.all(np.isfinite(weights)):
-        raise StyleSpecError(f"Bad blend {spec!r}: weights must be finite numbers.")
-    if np.any(weights < 0):
-        raise StyleSpecError(f"Bad blend {spec!r}: weights must not be negative.")
-    if weights.sum() <= 0:
-        raise StyleSpecError(f"Bad blend {spec!r}: at least one weight must be above 0.")
-    return (weights / weights.sum()).astype(np.float32)
+    """Weights (Python floats, any size) scaled to sum 1, as float32.
+
+    Divided by their largest first, so that weights near the float64 limit ("0:1e308,1:1e308")
+    give their blend (0.5 each) instead of overflowing to inf and a grey image of zeros.
+    """
+    if not all(math.isfinite(w) for w in weights):
+        raise StyleSpecError(f"Bad blend {shorten(spec)}: weights must be finite numbers.")
+    if any(w < 0 for w in weights):
+        raise StyleSpecError(f"Bad blend {shorten(spec)}: weights must not be negative.")
+    top = max(weights, default=0.0)
+    if top <= 0:
+        raise StyleSpecError(f"Bad blend {shorten(spec)}: at least one weight must be above 0.")
+    scaled = np.asarray([w / top for w in weights], dtype=np.float64)
+    return (scaled / scaled.sum()).astype(np.float32)
 
 
 def _one_hot(index, num_styles):
     return np.eye(num_styles, dtype=np.float32)[index]
+
+
+def _add(weights, index, weight):
+    """Add to one entry of a list of Python floats (inf on overflow, without NumPy warnings)."""
+    weights[index] = weights[index] + weight
 
 
 def _weights(spec, model):
@@ -134,42 +162,45 @@ def _weights(spec, model):
     if isinstance(spec, dict):
         if not spec:
             raise StyleSpecError(f"Empty style blend {{}}: {_valid_styles(model)}.")
-        weights = np.zeros(num_styles)
+        weights = [0.0] * num_styles
         for key, weight in spec.items():
-            if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
-                raise StyleSpecError(f"Bad blend {spec!r}: weight {weight!r} is not a number.")
-            weights[style_index(key, model)] += float(weight)
+            _add(weights, style_index(key, model), _number(weight, spec))
         return _normalized(weights, spec)
     if isinstance(spec, str):
         text = spec.strip()
         if text in model.style_names or (":" not in text and "," not in text):
             return _one_hot(style_index(text, model), num_styles)
-        weights = np.zeros(num_styles)
+        weights = [0.0] * num_styles
         for part in text.split(","):
             part = part.strip()
             if not part:
                 raise StyleSpecError(
-                    f"Bad blend {spec!r}: empty entry; write it like 'starry:1,wave:2'."
+                    f"Bad blend {shorten(spec)}: empty entry; write it like 'starry:1,wave:2'."
                 )
             if part in model.style_names or ":" not in part:
                 key, weight = part, 1.0
             else:
                 key, _, weight_text = part.rpartition(":")
                 weight = _parse_weight(weight_text, part, spec)
-            weights[style_index(key, model)] += weight
+            _add(weights, style_index(key, model), weight)
         return _normalized(weights, spec)
     if isinstance(spec, (numbers.Integral, np.integer)) and not isinstance(spec, bool):
         return _one_hot(style_index(int(spec), model), num_styles)
     if isinstance(spec, (list, tuple, np.ndarray)):
-        weights = np.asarray(spec, dtype=np.float64) if len(spec) else np.zeros(0)
-        if weights.shape != (num_styles,):
+        nested = (spec.ndim != 1 if isinstance(spec, np.ndarray)
+                  else any(isinstance(w, (list, tuple, np.ndarray)) for w in spec))
+        if nested or len(spec) != num_styles:
+            shape = spec.shape if isinstance(spec, np.ndarray) else (len(spec),)
+            got = "a nested sequence" if nested and not isinstance(spec, np.ndarray) else \
+                f"shape {shape}"
             raise StyleSpecError(
-                f"A style weight vector needs one entry per style ({num_styles}); got shape "
-                f"{weights.shape}: {_valid_styles(model)}."
+                f"A style weight vector needs one entry per style ({num_styles}); got {got}: "
+                f"{_valid_styles(model)}."
             )
-        return _normalized(weights, list(np.round(weights, 4)))
+        return _normalized([_number(w, spec) for w in spec], spec)
     raise StyleSpecError(
-        f"Cannot use {spec!r} ({type(spec).__name__}) as a style: {_valid_styles(model)}."
+        f"Cannot use {shorten(spec)} ({type(spec).__name__}) as a style: "
+        f"{_valid_styles(model)}."
     )
 
 
@@ -177,10 +208,10 @@ def resolve_style(spec, model):
     """Resolve a style specification into a `Blend`.
 
     Args:
-        spec: a `Blend` (returned as it is), an index (int or digit string), a style name, a
-            blend string such as "3:0.5,12:0.5" or "starry:1,wave:2" (an entry without ":"
-            has weight 1; repeated entries add up), a dict {index_or_name: weight}, or a
-            sequence/array of one weight per style.
+        spec: a `Blend` (returned as it is), an index (int or digit string; a whole number is
+            always an index), a style name, a blend string such as "3:0.5,12:0.5" or
+            "starry:1,wave:2" (an entry without ":" has weight 1; repeated entries add up), a
+            dict {index_or_name: weight}, or a sequence/array of one weight per style.
         model: the network (anything with `style_names` and `num_styles`).
 
     Returns:

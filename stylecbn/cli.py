@@ -8,15 +8,28 @@ Library errors (`StylecbnError`) become one-line messages; exit codes: 0 = all d
 import functools
 import importlib
 import os
+import re
 import sys
 import tempfile
+import warnings
 
 import click
+import PIL
 
 from . import __version__
-from .errors import StylecbnError
+from .errors import StylecbnError, StylecbnWarning
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_PILLOW_FOLDER = os.path.dirname(os.path.abspath(PIL.__file__)) + os.sep
+_LONG_VALUE = re.compile(r"'[^']{79,}'|\"[^\"]{79,}\"|\S{81,}")
+
+
+def _cut_values(message, limit=80):
+    """click quotes a bad option value whole in its message: cut each long one to `limit`
+    characters, and the whole line to a few of them, so a 100 kB value does not become a
+    100 kB error line."""
+    message = _LONG_VALUE.sub(lambda match: match.group()[:limit - 1] + "…", message)
+    return message if len(message) <= 3 * limit else message[:3 * limit - 1] + "…"
 
 # Command name -> "module:function"; modules load only when their command runs, so
 # `stylecbn --help` and `stylecbn styles` don't pay for importing training code.
@@ -49,6 +62,13 @@ class LazyGroup(click.Group):
             raise
         return getattr(module, attr)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = _cut_values(exc.message)
+            raise
+
 
 def fail(message, code=EXIT_BAD_INPUT):
     """Print `Error: message` on stderr (one line) and exit with `code`."""
@@ -57,12 +77,15 @@ def fail(message, code=EXIT_BAD_INPUT):
 
 
 def handle_errors(func):
-    """Turn library errors into one-line messages and exit codes; Ctrl-C into exit 130."""
+    """Turn library errors into one-line messages and exit codes; Ctrl-C into exit 130;
+    library warnings (`StylecbnWarning`) into one `Warning:` line each."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+                return func(*args, **kwargs)
         except StylecbnError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
@@ -70,6 +93,15 @@ def handle_errors(func):
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def _show_warning(fallback, message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, StylecbnWarning):
+        click.echo(f"Warning: {message}", err=True)
+    elif os.path.abspath(filename).startswith(_PILLOW_FOLDER):
+        pass  # damaged metadata Pillow works around: the file is read, or refused in one line
+    else:  # other libraries' warnings keep Python's own form
+        fallback(message, category, filename, lineno, file, line)
 
 
 def start_backend_quietly():

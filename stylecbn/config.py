@@ -2,10 +2,11 @@
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, shorten
 from .fileio import atomic_write_bytes
 
 if sys.version_info >= (3, 11):
@@ -21,7 +22,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # long, where to write, how often to log) may change between the parts of a run.
 RESULT_SETTINGS = (
     "styles", "content", "base_model", "init_model", "batch_size", "learning_rate", "crop_size", "precision",
-    "seed", "normalization", "width_multiplier", "content_weight", "style_weight",
+    "seed", "normalization", "preset", "width_multiplier", "content_weight", "style_weight",
     "total_variation_weight", "vgg_weights", "holdout",
 )
 
@@ -45,7 +46,8 @@ class TrainingConfig:
         init_model: a trained model whose weights the network starts from ("" starts from
             random weights); same styles (names, order) and architecture, a fresh optimizer
             and step count.
-        normalization, width_multiplier: the network (ignored with base_model).
+        normalization, preset, width_multiplier: the network (ignored with base_model);
+            preset is a name in `stylecbn.network.PRESETS` ("full" or "fast").
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
             the calibrated default).
         vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
@@ -70,6 +72,7 @@ class TrainingConfig:
     precision: str = "float32"
     seed: int = 0
     normalization: str = "instance"
+    preset: str = "full"
     width_multiplier: float = 1.0
     content_weight: float = 1.0
     style_weight: float | None = None  # None: the calibrated default of stylecbn.losses
@@ -96,38 +99,44 @@ class TrainingConfig:
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
+                raise ConfigError(f"{name} must be a positive integer; got {shorten(value)}.")
         if self.crop_size < 16:
             raise ConfigError(f"crop_size must be at least 16 px; got {self.crop_size}.")
         for name in ("learning_rate", "width_multiplier", "content_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{name} must be positive; got {getattr(self, name)!r}.")
-        if self.style_weight is not None and not self.style_weight > 0:
-            raise ConfigError(f"style_weight must be positive; got {self.style_weight!r}.")
-        if self.total_variation_weight < 0:
-            raise ConfigError(
-                f"total_variation_weight must be >= 0; got {self.total_variation_weight!r}."
-            )
+            _check_number(name, getattr(self, name), "positive", lambda v: v > 0)
+        if self.style_weight is not None:
+            _check_number("style_weight", self.style_weight, "positive", lambda v: v > 0)
+        _check_number("total_variation_weight", self.total_variation_weight, ">= 0",
+                      lambda v: v >= 0)
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
+            raise ConfigError(
+                f"precision must be one of {PRECISIONS}; got {shorten(self.precision)}."
+            )
         if self.normalization not in ("instance", "batch"):
             raise ConfigError(
-                f"normalization must be 'instance' or 'batch'; got {self.normalization!r}."
+                f"normalization must be 'instance' or 'batch'; got {shorten(self.normalization)}."
+            )
+        from .network import PRESETS  # here, not at the top: it imports Keras
+
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"preset must be one of: {', '.join(PRESETS)}; got {shorten(self.preset)}."
             )
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
-            raise ConfigError(f"holdout must be an integer >= 0; got {self.holdout!r}.")
+            raise ConfigError(f"holdout must be an integer >= 0; got {shorten(self.holdout)}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0; got {self.seed!r}.")
+            raise ConfigError(f"seed must be an integer >= 0; got {shorten(self.seed)}.")
         for name in ("styles", "content", "output", "run_dir", "base_model", "init_model",
                      "vgg_weights"):
             if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a string; got {getattr(self, name)!r}.")
+                raise ConfigError(f"{name} must be a string; got {shorten(getattr(self, name))}.")
         for name in ("distribute", "tensorboard", "resume"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}.")
+                raise ConfigError(
+                    f"{name} must be true or false; got {shorten(getattr(self, name))}."
+                )
         if not self.output.endswith(".keras"):
-            raise ConfigError(f"output must be a .keras file; got {self.output!r}.")
+            raise ConfigError(f"output must be a .keras file; got {shorten(self.output)}.")
         if self.base_model and self.init_model:
             raise ConfigError(
                 "base_model (--base: add styles to a model) and init_model (--init-from: "
@@ -165,6 +174,13 @@ class TrainingConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def _check_number(name, value, rule, holds):
+    """A finite int or float (not a bool) for which `holds(value)`, else ConfigError."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value)) or not holds(value)):
+        raise ConfigError(f"{name} must be a finite number {rule}; got {shorten(value)}.")
 
 
 def read_config_file(path):

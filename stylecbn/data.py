@@ -18,7 +18,6 @@ import json
 import math
 import operator
 import os
-import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylecbn.errors import ConfigError, DataError, ImageError
+from stylecbn.errors import ConfigError, DataError, ImageError, StylecbnWarning, shorten
 from stylecbn.fileio import atomic_path
-from stylecbn.images import IMAGE_SUFFIXES, center_square, read_image
+from stylecbn.images import (
+    IMAGE_SUFFIXES,
+    center_square,
+    image_size,
+    looks_like_image,
+    read_image,
+)
+from stylecbn.memory import format_bytes
 
 try:
     import tomllib
@@ -41,10 +47,6 @@ MIN_STYLE_SIZE = 16
 MIN_CROP = 16
 
 _MANIFEST_KEYS = ("file", "name", "credit", "weight", "size")
-# Pillow reports files it cannot even open through several exception types, depending on the
-# format and on where the header is damaged.
-_OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error,
-                Image.DecompressionBombError)
 # Random streams are keyed np.random.default_rng([seed, step, tag]). The crops use the bare
 # [seed, step]; a trailing 0 tag would give the same stream as that, so tags start at 1.
 _LABEL_TAG = 1
@@ -80,7 +82,8 @@ def _read_rgb(path, min_side=None):
     """Decode an image file into an upright (H, W, 3) uint8 RGB array.
 
     Decoding itself is `stylecbn.images.read_image` (EXIF orientation, alpha on white, 16-bit
-    and other modes), so style and content images are read like `stylecbn apply` inputs.
+    and other modes, the pixel limit, incomplete files refused), so style and content images
+    are read like `stylecbn apply` inputs.
 
     Args:
         path: the image file.
@@ -94,18 +97,9 @@ def _read_rgb(path, min_side=None):
         DataError: the file is missing, not an image, truncated or otherwise unreadable.
     """
     try:
-        with Image.open(path) as image:
-            if min_side is not None:
-                image.draft("RGB", (min_side, min_side))
-            return read_image(image, name=str(path)).frames[0]
-    except FileNotFoundError as error:
-        raise DataError(f"image {path} does not exist") from error
+        return read_image(path, reduce_to=min_side).frames[0]
     except ImageError as error:
         raise DataError(f"{error}; replace or remove the file") from error
-    except _OPEN_ERRORS as error:
-        raise DataError(
-            f"{path} is not a readable image ({error}); replace or remove the file"
-        ) from error
 
 
 def _resize_shorter_side(photo, side):
@@ -156,7 +150,8 @@ def load_styles_folder(folder):
     The images directly in `folder` (not in subfolders), sorted by file name, are the styles;
     their order gives the style indices. Names are the file stems unless the manifest
     (`styles.toml` or `styles.json` in the folder) says otherwise; images that the manifest
-    does not mention are still used, with the defaults. Other files are skipped with a warning.
+    does not mention are still used, with the defaults. Other files (a script, notes) are
+    ignored; one that is an image under another suffix is skipped with a warning.
     Every image is decoded once here, so a broken one fails now rather than mid-training.
 
     Args:
@@ -181,10 +176,12 @@ def load_styles_folder(folder):
             continue
         if path.suffix.lower() in IMAGE_SUFFIXES:
             images.append(path)
-        else:
+        elif looks_like_image(path):  # other files (scripts, notes) are not meant as styles
             warnings.warn(
-                f"skipping {path} in the styles folder: not an image "
-                f"(expected one of {', '.join(sorted(IMAGE_SUFFIXES))})",
+                f"skipping {path} in the styles folder: it is an image, but its suffix "
+                f"{path.suffix or '(none)'} is not one of {', '.join(sorted(IMAGE_SUFFIXES))}; "
+                "rename it to use it as a style",
+                StylecbnWarning,
                 stacklevel=2,
             )
     if not images:
@@ -207,6 +204,7 @@ def load_styles_folder(folder):
 
     first_file_of = {}
     for spec in specs:
+        _check_style_name(spec, folder)
         if spec.name in first_file_of:
             raise DataError(
                 f"styles {first_file_of[spec.name]} and {spec.path.name} in {folder} have the "
@@ -217,6 +215,24 @@ def load_styles_folder(folder):
     for spec in specs:
         _read_rgb(spec.path, min_side=spec.size)
     return specs
+
+
+def _check_style_name(spec, folder):
+    """Refuse names that `--style` would read as something else: a whole number is always an
+    index, ':' and ',' make a blend, and blank or padded names cannot be typed back."""
+    name = spec.name
+    problem = None
+    if name.strip().lstrip("-").isdigit():
+        problem = "is a whole number, which --style always reads as a style index"
+    elif ":" in name or "," in name:
+        problem = "contains ':' or ',', which --style reads as a blend"
+    elif not name.strip() or name != name.strip():
+        problem = "is blank or starts or ends with spaces"
+    if problem:
+        raise DataError(
+            f"style {spec.path.name} in {folder}: its name {shorten(name)} {problem}; rename "
+            "the file or give it another name in the manifest (styles.toml: name = \"...\")"
+        )
 
 
 def _read_manifest(folder, image_names):
@@ -334,11 +350,14 @@ class ContentPhotos:
         folder: the content folder, searched recursively for JPEG, PNG, WebP, GIF, BMP and TIFF.
         crop: side of the square training crops.
         resize: shorter side of the cached photos; default `round(crop * 1.125)`. Never less
-            than `crop` (smaller photos are upscaled to fit).
+            than `crop`. Photos whose shorter side is below `crop` are skipped with a warning
+            (enlarging them would only blur the crops and cost memory).
         holdout: how many photos to keep for previews. At least one photo always stays for
             training; with fewer photos than that, fewer are held out (with a warning).
         seed: seed of the held-out choice and of every batch.
         max_photos: use at most this many photos, evenly spaced through the sorted list.
+        max_bytes: the memory the cached photos may take (None: no limit); estimated from the
+            photos' headers before anything is decoded.
 
     Attributes:
         paths: the training photos' files, sorted.
@@ -346,11 +365,13 @@ class ContentPhotos:
         resize: the shorter side of the cached photos.
 
     Raises:
-        DataError: the folder is missing, or holds no readable photos.
+        DataError: the folder is missing, holds no readable photos, none as large as `crop`,
+            or more than `max_bytes` of them.
         ConfigError: an argument is out of range.
     """
 
-    def __init__(self, folder, *, crop=256, resize=None, holdout=4, seed=0, max_photos=None):
+    def __init__(self, folder, *, crop=256, resize=None, holdout=4, seed=0, max_photos=None,
+                 max_bytes=None):
         crop = _check_int("crop", crop, MIN_CROP)
         if resize is not None:
             resize = _check_int("resize", resize, 1)
@@ -374,6 +395,9 @@ class ContentPhotos:
         if max_photos is not None and max_photos < len(paths):
             picks = np.linspace(0, len(paths) - 1, max_photos).round().astype(int)
             paths = [paths[i] for i in picks]
+        paths = self._large_enough(folder, paths)
+        if max_bytes is not None:
+            self._check_memory(folder, paths, max_bytes)
 
         def decode(path):
             try:
@@ -384,7 +408,7 @@ class ContentPhotos:
         photos, kept = [], []
         for path, result in zip(paths, _map_threads(decode, paths)):
             if isinstance(result, DataError):
-                warnings.warn(f"skipping content photo: {result}", stacklevel=2)
+                warnings.warn(f"skipping content photo: {result}", StylecbnWarning, stacklevel=2)
             else:
                 photos.append(result)
                 kept.append(path)
@@ -398,6 +422,7 @@ class ContentPhotos:
             warnings.warn(
                 f"only {len(photos)} content photo(s) in {folder}: holding out {held} for "
                 f"previews instead of {holdout}",
+                StylecbnWarning,
                 stacklevel=2,
             )
         rng = np.random.default_rng([seed, 0, _HOLDOUT_TAG])
@@ -418,6 +443,47 @@ class ContentPhotos:
     def __len__(self):
         """The number of training photos (held-out ones excluded)."""
         return len(self._train)
+
+    def _large_enough(self, folder, paths):
+        """The photos at least `crop` on their shorter side (from their headers); the others
+        are skipped with a warning, and none left is an error saying what crop would do."""
+        sizes = dict(zip(paths, _map_threads(image_size, paths)))
+        kept = []
+        for path in paths:
+            size = sizes[path]
+            if size is not None and min(size) < self.crop:
+                warnings.warn(
+                    f"skipping content photo {path}: it is {size[0]}x{size[1]} px, smaller than "
+                    f"the {self.crop} px crops",
+                    StylecbnWarning,
+                    stacklevel=3,
+                )
+            else:
+                kept.append(path)
+        if not kept:
+            largest = max(min(size) for size in sizes.values() if size is not None)
+            raise DataError(
+                f"--crop-size {self.crop} is larger than every photo in {folder} (the largest "
+                f"shorter side is {largest} px); use --crop-size {largest} or less, or larger "
+                "photos"
+            )
+        self._sizes = sizes
+        return kept
+
+    def _check_memory(self, folder, paths, max_bytes):
+        """Refuse before decoding when the cache would not fit in `max_bytes`."""
+        pixels = 0
+        for path in paths:
+            width, height = self._sizes.get(path) or (self.resize, self.resize)
+            pixels += self.resize * round(self.resize * max(width, height) / min(width, height))
+        needed = pixels * 3 * 2  # uint8 RGB, and a mirrored copy of the training photos
+        if needed > max_bytes:
+            raise DataError(
+                f"the {len(paths)} content photos of {folder}, resized to {self.resize} px on "
+                f"their shorter side for {self.crop} px crops, need about "
+                f"{format_bytes(needed)} of memory, more than the {format_bytes(max_bytes)} "
+                "left for them; use a smaller --crop-size or fewer photos"
+            )
 
     @property
     def nbytes(self):
@@ -574,7 +640,7 @@ def write_resized_photos(src_folder, dst_folder, *, size=288, quality=90):
     count = total_bytes = 0
     for path, result in zip(paths, _map_threads(convert, list(zip(paths, targets)))):
         if isinstance(result, DataError):
-            warnings.warn(f"skipping content photo: {result}", stacklevel=2)
+            warnings.warn(f"skipping content photo: {result}", StylecbnWarning, stacklevel=2)
         else:
             count += 1
             total_bytes += result

@@ -9,6 +9,14 @@ class StylecbnError(Exception):
     """Base class of every error stylecbn raises on purpose."""
 
 
+class StylecbnWarning(UserWarning):
+    """Something stylecbn skipped or worked around (a file left out, a setting lowered).
+
+    The library reports these through Python's `warnings`; the CLI prints each as one
+    `Warning: ...` line, without Python's file-and-line decoration.
+    """
+
+
 class StyleSpecError(StylecbnError, ValueError):
     """A style index, name, blend or style-weight vector is invalid."""
 
@@ -27,3 +35,12 @@ class DataError(StylecbnError):
 
 class ConfigError(StylecbnError, ValueError):
     """A configuration value or file is invalid."""
+
+
+def shorten(value, limit=80):
+    """`repr(value)` cut to `limit` characters with an ellipsis, for echoing user input in a
+    message: a 100 kB --style value must not become a 100 kB error line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 1]}… ({len(str(value)):,} characters)"

@@ -24,20 +24,16 @@ backend. Outputs are written atomically: the artifact is built beside the destin
 temporary name and renamed into place, so a failed export leaves nothing behind.
 """
 
-import contextlib
 import dataclasses
-import os
 import re
-import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from .errors import ConfigError, ModelFileError
-from .fileio import atomic_path
+from .fileio import atomic_directory, atomic_path
 from .modelfile import load_model
 from .network import StyleTransferNetwork
 
@@ -336,7 +332,7 @@ def _write_saved_model(model, config):
         STYLE_NAMES_SIGNATURE: module.style_names.get_concrete_function(),
     }
     try:
-        with tempfile.TemporaryDirectory() as scratch, _atomic_directory(config.output) as tmp:
+        with tempfile.TemporaryDirectory() as scratch, atomic_directory(config.output) as tmp:
             names_file = Path(scratch) / STYLE_NAMES_ASSET
             names_file.write_text("".join(f"{name}\n" for name in model.style_names), "utf-8")
             module.style_names_file = tf.saved_model.Asset(str(names_file))
@@ -349,7 +345,6 @@ def _write_tflite(data, config):
     try:
         with atomic_path(config.output) as tmp:
             tmp.write_bytes(data)
-            _set_default_mode(tmp, 0o666)
     except OSError as exc:
         raise ModelFileError(f"Cannot write {config.output}: {_os_error_text(exc)}.") from None
 
@@ -358,38 +353,3 @@ def _os_error_text(exc):
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return exc.message.splitlines()[0] if exc.message else type(exc).__name__
-
-
-def _set_default_mode(path, mode):
-    """Give a temporary file or folder the mode a plain create would (mkstemp/mkdtemp use
-    0600/0700, which would hide the artifact from a server running as another user)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
-
-
-@contextlib.contextmanager
-def _atomic_directory(path):
-    """Yield a temporary folder beside `path`; move it onto `path` when the block succeeds.
-
-    An existing `path` (checked by `_check_destination`) is moved aside first and deleted
-    after the new folder is in place. On any exception the temporary folder is removed.
-    """
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        _set_default_mode(tmp, 0o777)
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                os.replace(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -1,8 +1,12 @@
 """The model file: one `.keras` file with architecture, weights and metadata.
 
-The metadata (style names and credits, normalization kind, width, and the training
-configuration with the loss-network weights used) lives in the network's config, so Keras'
-own format carries it and `load_model` needs nothing beside the file.
+The metadata (style names and credits, normalization kind, architecture and width, and the
+training configuration with the loss-network weights used) lives in the network's config, so
+Keras' own format carries it and `load_model` needs nothing beside the file.
+
+Built-in models ship as `stylecbn/assets/<name>.keras`; wherever a model is asked for
+(`Stylizer(model)`, `--model`), a name of `BUILT_IN_MODELS` picks one and anything else is a
+path to a model file.
 """
 
 import json
@@ -18,18 +22,79 @@ from .errors import ModelFileError
 from .fileio import atomic_path
 from .network import StyleTransferNetwork
 
-__all__ = ["save_model", "load_model", "default_model_path", "load_default_model"]
+__all__ = [
+    "BUILT_IN_MODELS",
+    "built_in_model_path",
+    "default_model_path",
+    "load_default_model",
+    "load_model",
+    "resolve_model_path",
+    "save_model",
+]
 
 _CLASS_NAME = "StyleTransferNetwork"
-DEFAULT_MODEL_NAME = "default.keras"
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+DEFAULT_MODEL = "default"
+# name -> what it is; the file is ASSETS_DIR / "<name>.keras" and may be absent from a build.
+BUILT_IN_MODELS = {
+    "default": "the full network (preset full): the best quality",
+    "fast": "the fast network (preset fast): thin, for CPUs",
+}
 # Metadata keys renamed since files were written with them (old -> new); renamed on load.
 # "style_weights" held the styles manifest's per-style loss multipliers, not a blend.
 _RENAMED_METADATA = {"style_weights": "style_coefficients"}
 
 
+def built_in_model_path(name):
+    """Where the built-in model `name` ships inside the package (it may be absent)."""
+    return ASSETS_DIR / f"{name}.keras"
+
+
 def default_model_path():
-    """Where the built-in model ships inside the package (it may be absent)."""
-    return Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_NAME
+    """Where the built-in default model ships inside the package (it may be absent)."""
+    return built_in_model_path(DEFAULT_MODEL)
+
+
+def resolve_model_path(model=None):
+    """The file of a model given by built-in name or by path.
+
+    Args:
+        model: None or "default" (the built-in default model), another name of
+            `BUILT_IN_MODELS`, or the path of a .keras model file.
+
+    Returns:
+        A Path. A built-in model's file exists; a path is returned as given (`load_model`
+        checks it).
+
+    Raises:
+        ModelFileError: the built-in model is not installed in this build, or `model` is
+            neither a built-in name nor a model file path.
+    """
+    name = DEFAULT_MODEL if model is None else model
+    if isinstance(name, str) and name in BUILT_IN_MODELS:
+        path = built_in_model_path(name)
+        if not path.is_file():
+            raise ModelFileError(_not_installed(name, path))
+        return path
+    path = Path(model)
+    if path.suffix != ".keras" and not path.exists():
+        raise ModelFileError(
+            f"Unknown model {str(model)!r}: give a built-in model name "
+            f"({', '.join(BUILT_IN_MODELS)}) or the path of a .keras model file."
+        )
+    return path
+
+
+def _not_installed(name, path):
+    if name == DEFAULT_MODEL:
+        return (
+            f"No built-in model is installed (expected {path}); pass --model FILE, "
+            "or train one with `stylecbn train`."
+        )
+    return (
+        f"The built-in model {name!r} is not installed in this build (expected {path}); train "
+        f"one with `stylecbn train --preset {name} ...` and pass its file with --model FILE."
+    )
 
 
 def save_model(model, path, weights_dtype="float32"):
@@ -66,7 +131,9 @@ def save_model(model, path, weights_dtype="float32"):
 def _halve_weights(path):
     """Rewrite the weights inside a .keras archive as float16 (a fresh HDF5 file: HDF5 does
     not give back the space of deleted datasets)."""
-    with tempfile.TemporaryDirectory(dir=Path(path).parent) as folder:
+    # Scratch space in the system's temporary folder, not beside the output: a run killed
+    # here leaves nothing in the user's folder.
+    with tempfile.TemporaryDirectory() as folder:
         original, half = Path(folder) / "full.h5", Path(folder) / "half.h5"
         with zipfile.ZipFile(path) as archive:
             entries = {name: archive.read(name) for name in archive.namelist()}
@@ -144,11 +211,5 @@ def load_model(path):
 
 
 def load_default_model():
-    """Load the built-in model, or raise ModelFileError saying none is installed."""
-    path = default_model_path()
-    if not path.is_file():
-        raise ModelFileError(
-            f"No built-in model is installed (expected {path}); pass --model FILE, "
-            "or train one with `stylecbn train`."
-        )
-    return load_model(path)
+    """Load the built-in default model, or raise ModelFileError saying none is installed."""
+    return load_model(resolve_model_path(DEFAULT_MODEL))

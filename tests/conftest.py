@@ -2,8 +2,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Property-based tests: in CI the same examples every run (derandomize), so a failure there
+# reproduces; locally new ones each run, which explores more over time.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # Real images for slow tests: ../shared/data beside the repository, absent on some machines.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

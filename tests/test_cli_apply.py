@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture
 def no_builtin(tmp_path, monkeypatch):
-    monkeypatch.setattr(modelfile, "default_model_path", lambda: tmp_path / "absent.keras")
+    monkeypatch.setattr(modelfile, "ASSETS_DIR", tmp_path / "no_assets")
 
 
 def photo(h=40, w=52, seed=1):
@@ -92,6 +93,47 @@ def test_folder_with_a_corrupt_file_continues_and_exits_1(tmp_path, model_path):
     assert "c.png" in result.stderr and "not a readable image" in result.stderr
     assert "Wrote 3 of 4 images; 1 failed." in result.stderr
     assert "Stylizing" in result.stderr  # the progress bar
+
+
+def test_any_failure_is_that_files_one_line_error_and_the_batch_goes_on(
+        tmp_path, model_path, monkeypatch):
+    # b's output name is over the file-system limit (255 bytes): an OSError, not a StylecbnError.
+    for name in ("a", "b" * 248, "c", "d"):
+        save(tmp_path / "in" / f"{name}.png")
+    from stylecbn.commands import apply as apply_command
+
+    real_write = apply_command.write_image
+
+    def write_failing_for_c(dest, *args, **kwargs):
+        if Path(dest).name.startswith("c_"):
+            raise RuntimeError("something nobody expected")
+        return real_write(dest, *args, **kwargs)
+
+    monkeypatch.setattr(apply_command, "write_image", write_failing_for_c)
+    result = run("apply", tmp_path / "in", "-m", model_path, "-o", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_starry.png", "d_starry.png"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 2
+    assert "File name too long" in errors[0]
+    assert errors[1] == (
+        f"Error: {tmp_path / 'in' / 'c.png'}: unexpected RuntimeError: something nobody "
+        "expected; the other inputs go on (please report this)"
+    )
+    assert "Wrote 2 of 4 images; 2 failed." in result.stderr
+
+
+def test_output_folder_for_several_inputs_is_created(tmp_path, model_path):
+    first, second = save(tmp_path / "p.png"), save(tmp_path / "q.png", seed=2)
+    result = run("apply", first, second, "-m", model_path, "-o", tmp_path / "new" / "deeper")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "new" / "deeper").iterdir()) == [
+        "p_starry.png", "q_starry.png"
+    ]
+    result = run("apply", first, "-m", model_path, "-o", f"{tmp_path / 'slash'}/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "slash").iterdir()] == ["p_starry.png"]
 
 
 def test_recursive_mirrors_subfolders(tmp_path, model_path):
@@ -205,6 +247,46 @@ def test_input_errors_exit_2(tmp_path, model_path):
     assert result.exit_code == 2 and "only once" in result.stderr
 
 
+def test_damaged_tiff_is_one_line_without_pillow_warnings(tmp_path, model_path):
+    # Pillow warns about a cut TIFF's tags ("Corrupt EXIF data") before refusing it.
+    whole = tmp_path / "whole.tif"
+    Image.fromarray(photo()).save(whole)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:40])
+    result = run("apply", cut, "-m", model_path, "-o", tmp_path / "o.png")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {cut} is not a readable image (unknown or unsupported file format)"
+    ]
+
+
+def test_pixel_limit_option_and_environment(tmp_path, model_path, monkeypatch):
+    src = save(tmp_path / "p.png")  # 52x40 = 2,080 pixels
+    result = run("apply", src, "-m", model_path, "-o", tmp_path / "o.png", "--max-pixels", 2000)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {src} is 52x40 px, more than the 2,000 pixels allowed (about 48 kB to decode); "
+        "downscale it, or raise the limit (max_pixels; --max-pixels or STYLECBN_MAX_PIXELS on "
+        "the command line) if the machine has the memory"
+    ]
+    monkeypatch.setenv("STYLECBN_MAX_PIXELS", "2000")
+    for command in (["apply", src, "-o", tmp_path / "o.png"], ["sheet", src, "-o", tmp_path / "s.png"],
+                    ["interpolate", src, "--from", 0, "--to", 1, "--frames", 2, "-o",
+                     tmp_path / "i.gif"]):
+        result = run(*command, "-m", model_path)
+        assert result.exit_code == 2 and "more than the 2,000 pixels" in result.stderr, command
+    monkeypatch.setenv("STYLECBN_MAX_PIXELS", "2080")
+    assert run("apply", src, "-m", model_path, "-o", tmp_path / "o.png").exit_code == 0
+
+
+def test_dev_zero_is_refused_at_once(tmp_path, model_path):
+    result = run("apply", "/dev/zero", "-m", model_path, "-o", tmp_path / "o.png")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: /dev/zero is not a readable image (unknown or unsupported file format)"
+    ]
+
+
 def test_model_errors_exit_2(tmp_path, model_path, no_builtin):
     src = save(tmp_path / "p.png")
     result = run("apply", src, "-m", tmp_path / "missing.keras", "-o", tmp_path / "o.png")
@@ -223,7 +305,6 @@ def test_output_errors_exit_2_and_inputs_are_never_overwritten(tmp_path, model_p
         (("-o", src), "would overwrite the input"),
         (("--name", "{stem}.{ext}"), "would overwrite the input"),
         (("-o", tmp_path / "nodir" / "x.png"), "does not exist"),
-        (("-o", tmp_path / "newdir/"), "Output folder"),
         (("-o", tmp_path / "x.xyz"), "Cannot tell the image format"),
         (("--name", "{stem}_{nope}.png"), "Bad --name pattern"),
         (("--name", "sub/{stem}.png"), "must give a file name"),
@@ -238,8 +319,9 @@ def test_output_errors_exit_2_and_inputs_are_never_overwritten(tmp_path, model_p
         assert fragment in result.output, (extra, result.output)
     assert src.read_bytes() == before
     other = save(tmp_path / "q.png")
-    result = run("apply", src, other, "-m", model_path, "-o", tmp_path / "missing_dir")
-    assert result.exit_code == 2 and "not an existing folder" in result.stderr
+    (tmp_path / "a_file").write_bytes(b"x")
+    result = run("apply", src, other, "-m", model_path, "-o", tmp_path / "a_file")
+    assert result.exit_code == 2 and "is a file, not a folder" in result.stderr
     result = run("apply", src, other, "-m", model_path, "-o", "-")
     assert result.exit_code == 2 and "Only one image" in result.stderr
     save(tmp_path / "a" / "same.png")

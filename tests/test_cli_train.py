@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import make_images
+from PIL import Image
 
 from stylecbn.cli import main
 from stylecbn.modelfile import default_model_path, load_model
@@ -91,6 +92,35 @@ def test_train_end_to_end_lowers_the_loss_and_writes_a_model(folders, tmp_path):
     assert load_model(output).metadata["steps_trained"] == 9
 
 
+@pytest.mark.slow
+@needs_hed
+def test_train_fast_preset_end_to_end(folders, tmp_path):
+    output = tmp_path / "fast.keras"
+    result = run(["train", "--preset", "fast", "--styles", folders["styles"], "--content",
+                  folders["content"], "-o", output, "--steps", 3, "--batch-size", 2,
+                  "--crop-size", 32, "--vgg-weights", "hed", "--holdout", 1,
+                  "--preview-size", 32, "--checkpoint-every", 3, "--preview-every", 3])
+    assert result.exit_code == 0, result.output
+    model = load_model(output)
+    assert model.preset == "fast" and model.style_names == ["first", "second"]
+    assert model.metadata["training"]["preset"] == "fast"
+    assert model.count_params() == 64_548 + 2 * 263 * 2  # tests/test_presets.py's counts
+    # Resuming checks the preset like every setting that changes the result.
+    line = one_line_error(run(["train", "--resume", "--preset", "full", "--steps", 4, "-o", output]))
+    assert "preset (checkpoint: 'fast', now: 'full')" in line
+
+
+def test_init_from_needs_the_same_preset(folders, tmp_path):
+    from stylecbn.modelfile import save_model
+    from stylecbn.network import build_network
+
+    init = tmp_path / "fast_init.keras"
+    save_model(build_network(2, style_names=["first", "second"], preset="fast"), init)
+    line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
+                               folders["content"], "--init-from", init, "-o", tmp_path / "m.keras"]))
+    assert "was trained with --preset fast (this run: full)" in line
+
+
 def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path,
                                                                bad_styles_folders):
     output = tmp_path / "model.keras"
@@ -100,7 +130,8 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
     bad_toml.write_text("steps = = 3\n")
     unknown_key = tmp_path / "unknown.json"
     unknown_key.write_text(json.dumps({"stepz": 3}))
-    base = ["train", "--content", folders["content"], "-o", output, "--steps", 2]
+    # --force: even allowed to replace it, a run that fails keeps the old model.
+    base = ["train", "--content", folders["content"], "-o", output, "--steps", 2, "--force"]
     cases = [
         (["--styles", bad["empty"]], "holds no images"),
         (["--styles", bad["no_images"]], "holds no images"),
@@ -115,16 +146,17 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         (["--styles", folders["styles"], "--init-from", tmp_path / "none.keras"], "none.keras"),
         (["--styles", folders["styles"], "--init-from", output, "--base", output],
          "exclude each other"),
+        (["--styles", folders["styles"], "--preset", "tiny"], "preset must be one of: full, fast"),
     ]
     for extra, message in cases:
         line = one_line_error(run(base + extra))
         assert message in line, line
     # No --content at all.
-    line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output]))
+    line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output, "--force"]))
     assert "--content" in line
     # --content that does not exist.
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
-                               tmp_path / "nope", "-o", output]))
+                               tmp_path / "nope", "-o", output, "--force"]))
     assert "does not exist" in line
     # An output folder that cannot be written (here: a path under a regular file).
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
@@ -133,10 +165,26 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
     assert output.read_bytes() == b"previous model"
 
 
+def test_skipped_style_file_is_one_warning_line(folders, tmp_path):
+    styles = make_images(tmp_path / "styles", 1, (64, 64), seed=1, prefix="image")
+    Image.open(styles / "image0.png").save(styles / "picture.jfif", format="JPEG")
+    (styles / "make_styles.py").write_text("print('a script beside the styles: no warning')\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(["train", "--styles", styles, "--content", empty, "-o", tmp_path / "m.keras"])
+    assert result.output.splitlines()[0] == (
+        f"Warning: skipping {styles / 'picture.jfif'} in the styles folder: it is an image, but "
+        "its suffix .jfif is not one of .bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp; "
+        "rename it to use it as a style"
+    )
+    assert "make_styles" not in result.output and "UserWarning" not in result.output
+    assert "holds no photos" in one_line_error(result)
+
+
 def test_interrupt_exits_130(folders, tmp_path, monkeypatch):
     import stylecbn.train
 
-    def interrupted(config):
+    def interrupted(config, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(stylecbn.train, "train", interrupted)
@@ -150,7 +198,7 @@ def test_cli_options_override_the_config_file(folders, tmp_path, monkeypatch):
     import stylecbn.train
 
     seen = {}
-    monkeypatch.setattr(stylecbn.train, "train", lambda config: seen.setdefault("c", config))
+    monkeypatch.setattr(stylecbn.train, "train", lambda config, **options: seen.setdefault("c", config))
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"steps": 50, "batch_size": 4, "content": "x"}))
     result = run(["train", "--config", config, "--batch-size", 8, "--precision",

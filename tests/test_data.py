@@ -16,7 +16,8 @@ from stylecbn.data import (
     load_styles_folder,
     write_resized_photos,
 )
-from stylecbn.errors import ConfigError, DataError
+from stylecbn.errors import ConfigError, DataError, StylecbnWarning
+from stylecbn.images import image_size
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -66,12 +67,24 @@ def test_styles_sorted_by_file_name_with_defaults(tmp_path, no_warnings):
     assert all(spec.credit == "" and spec.coefficient == 1.0 and spec.size == 512 for spec in specs)
 
 
-def test_styles_non_image_files_warn_and_are_skipped(tmp_path):
+def test_styles_other_files_are_ignored_quietly(tmp_path, no_warnings):
     save_image(tmp_path / "a.png")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.warns(UserWarning, match="notes.txt"):
+    (tmp_path / "make_styles.py").write_text("print('draws the styles')\n")
+    assert [spec.name for spec in load_styles_folder(tmp_path)] == ["a"]
+
+
+def test_styles_image_under_another_suffix_is_skipped_with_a_warning(tmp_path):
+    save_image(tmp_path / "a.png")
+    save_image(tmp_path / "b.jfif", format="JPEG")
+    with pytest.warns(StylecbnWarning, match=r"b\.jfif .*it is an image, but its suffix \.jfif"):
         specs = load_styles_folder(tmp_path)
     assert [spec.name for spec in specs] == ["a"]
+
+
+def test_the_repository_styles_folder_loads_without_warnings(no_warnings):
+    specs = load_styles_folder(Path(__file__).resolve().parents[1] / "styles")
+    assert len(specs) == 6  # make_styles.py and styles.toml beside the images: no warning
 
 
 MANIFEST_TOML = """
@@ -139,9 +152,8 @@ def test_styles_manifest_entry_errors(tmp_path, entry, message):
     save_image(tmp_path / "a.png")
     (tmp_path / "readme.txt").write_text("x")
     (tmp_path / "styles.toml").write_text(f"[[style]]\n{entry}\n")
-    with pytest.warns(UserWarning, match="readme.txt"):
-        with pytest.raises(DataError, match=message) as error:
-            load_styles_folder(tmp_path)
+    with pytest.raises(DataError, match=message) as error:
+        load_styles_folder(tmp_path)
     assert "styles.toml" in str(error.value)
 
 
@@ -188,12 +200,11 @@ def test_styles_empty_folder(tmp_path):
         load_styles_folder(tmp_path)
 
 
-def test_styles_folder_with_only_other_files(tmp_path):
+def test_styles_folder_with_only_other_files(tmp_path, no_warnings):
     (tmp_path / "styles.toml").write_text("")
     (tmp_path / "a.txt").write_text("")
-    with pytest.warns(UserWarning, match="a.txt"):
-        with pytest.raises(DataError, match="holds no images"):
-            load_styles_folder(tmp_path)
+    with pytest.raises(DataError, match="holds no images"):
+        load_styles_folder(tmp_path)
 
 
 def test_styles_duplicate_names_from_stems(tmp_path):
@@ -287,11 +298,49 @@ def test_content_recursive_scan_case_insensitive(tmp_path, no_warnings):
 
 def test_content_resize_shorter_side_and_nbytes(tmp_path):
     save_image(tmp_path / "wide.png", size=(80, 40))
-    save_image(tmp_path / "small.png", size=(20, 24))  # smaller than the crop: upscaled
+    save_image(tmp_path / "tall.png", size=(33, 40))  # above the crop, below 36: enlarged
     photos = ContentPhotos(tmp_path, crop=32, holdout=0)
     assert photos.resize == 36  # round(32 * 1.125)
-    # wide: 40x80 -> 36x72; small: 20x24 -> 36x43 (rounded)
-    assert photos.nbytes == (36 * 72 + 36 * 43) * 3 * 2  # with the mirror images
+    # wide: 40x80 -> 36x72; tall: 33x40 -> 36x44 (rounded)
+    assert photos.nbytes == (36 * 72 + 36 * 44) * 3 * 2  # with the mirror images
+
+
+def test_photos_smaller_than_the_crop_are_skipped(tmp_path):
+    save_image(tmp_path / "big.png", size=(80, 40))
+    save_image(tmp_path / "small.png", size=(20, 24))
+    with pytest.warns(StylecbnWarning, match=r"small\.png: it is 20x24 px, smaller than the 32"):
+        photos = ContentPhotos(tmp_path, crop=32, holdout=0)
+    assert photos.paths == [tmp_path / "big.png"]
+
+
+def test_crop_larger_than_every_photo_is_refused_before_decoding(tmp_path, monkeypatch):
+    # The issue's case: --crop-size 4096 on small photos enlarged them all and ran out of
+    # memory. Now the headers are enough to refuse.
+    save_image(tmp_path / "a.png", size=(640, 480))
+    save_image(tmp_path / "b.png", size=(300, 200))
+    monkeypatch.setattr("stylecbn.data.read_image", None)  # nothing may be decoded
+    with pytest.warns(StylecbnWarning), pytest.raises(DataError) as error:
+        ContentPhotos(tmp_path, crop=4096)
+    assert str(error.value) == (
+        f"--crop-size 4096 is larger than every photo in {tmp_path} (the largest shorter side "
+        "is 480 px); use --crop-size 480 or less, or larger photos"
+    )
+
+
+def test_photo_cache_over_its_memory_budget_is_refused_before_decoding(tmp_path, monkeypatch):
+    for name in ("a.png", "b.png"):
+        save_image(tmp_path / name, size=(640, 480))
+    monkeypatch.setattr("stylecbn.data.read_image", None)  # nothing may be decoded
+    # 480x640 -> 288x384 at crop 256: 2 photos x 110,592 px x 3 bytes x 2 (mirror) = 1.3 MB
+    with pytest.raises(DataError) as error:
+        ContentPhotos(tmp_path, crop=256, max_bytes=1_000_000)
+    assert str(error.value) == (
+        f"the 2 content photos of {tmp_path}, resized to 288 px on their shorter side for 256 px "
+        "crops, need about 1.3 MB of memory, more than the 1.0 MB left for them; use a smaller "
+        "--crop-size or fewer photos"
+    )
+    monkeypatch.undo()
+    assert ContentPhotos(tmp_path, crop=256, holdout=0, max_bytes=1_400_000).nbytes == 1_327_104
 
 
 def test_content_resize_below_crop_is_raised_to_crop(tmp_path):
@@ -584,9 +633,15 @@ def test_real_paintings_and_content_photos():
     starry = load_style_image(specs[[s.name for s in specs].index("vangogh_the_starry_night")])
     assert starry.shape == (406, 512, 3)  # 1280x1014 with the longer side at 512
 
-    photos = ContentPhotos(content, crop=256, holdout=4, seed=0)
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        photos = ContentPhotos(content, crop=256, holdout=4, seed=0)
     total = sum(1 for path in content.rglob("*") if path.is_file())
-    assert len(photos) + len(photos.holdout_paths) == total
+    # Photos under 256 px on their shorter side are skipped (with a warning each).
+    small = [path for path in content.rglob("*") if path.is_file()
+             and min(image_size(path)) < 256]
+    assert len([w for w in skipped if issubclass(w.category, StylecbnWarning)]) == len(small)
+    assert len(photos) + len(photos.holdout_paths) == total - len(small)
     assert len(photos.holdout_paths) == 4
     batch = photos.batch(0, 16)
     assert batch.shape == (16, 256, 256, 3) and batch.dtype == np.uint8

@@ -381,14 +381,14 @@ def test_write_failure_leaves_nothing_behind(tiny, tmp_path, monkeypatch):
 
 
 def test_unwritable_tflite_destination(tiny, tmp_path, monkeypatch):
-    import tempfile
+    from stylecbn import fileio
 
     monkeypatch.setattr(export, "tflite_model_bytes", lambda *a, **k: b"converted")
 
-    def refuse(*args, **kwargs):
+    def refuse(*args, **kwargs):  # what creating the temporary meets in a read-only folder
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(fileio, "_create", refuse)
     result = run(tiny[1], "--format", "tflite", "-o", tmp_path / "m.tflite")
     assert_one_line_error(result, "Cannot write", "m.tflite", "Permission denied")
     assert list(tmp_path.iterdir()) == []

@@ -237,11 +237,11 @@ def test_pil_animated_image_input_keeps_its_frame(tmp_path):
         assert image.tell() == 1
 
 
-def test_gif_frames_counted_against_pixel_limit(tmp_path, monkeypatch):
+def test_gif_frames_counted_against_pixel_limit(tmp_path):
     path = make_gif(tmp_path / "anim.gif")
-    monkeypatch.setattr(images, "MAX_PIXELS", 24 * 20 * 2)  # room for two frames of three
-    with pytest.raises(ImageError, match="too large to read safely"):
-        read_image(path)
+    with pytest.raises(ImageError, match=r"24x20 px x 3 frames, more than the 960 pixels"):
+        read_image(path, max_pixels=24 * 20 * 2)  # room for two frames of three
+    assert len(read_image(path, max_pixels=24 * 20 * 3).frames) == 3
 
 
 # --- errors while reading ----------------------------------------------------------------
@@ -276,7 +276,8 @@ def test_truncated_file_is_a_clear_error(tmp_path, suffix):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError) as info:
         read_image(cut)
-    assert str(cut) in str(info.value) and "is not a readable image" in str(info.value)
+    assert str(info.value).startswith(f"{cut} is incomplete: ")
+    assert "re-export or re-download it" in str(info.value)
     assert not ImageFile.LOAD_TRUNCATED_IMAGES  # we never switch Pillow's global on
 
 
@@ -326,24 +327,200 @@ def test_decompression_bomb_is_a_clear_error(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(40000, 40000))
     before = Image.MAX_IMAGE_PIXELS
-    with pytest.raises(ImageError, match=r"bomb\.png is too large to read safely"):
-        read_image(path)
+    with pytest.raises(ImageError) as info:
+        read_image(path, max_pixels=10**9)
+    assert str(info.value) == (
+        f"{path} is 40000x40000 px, more than the 1,000,000,000 pixels allowed (about 24 GB to "
+        "decode); downscale it, or raise the limit (max_pixels; --max-pixels or "
+        "STYLECBN_MAX_PIXELS on the command line) if the machine has the memory"
+    )
     assert Image.MAX_IMAGE_PIXELS == before
 
 
-def test_pixel_limit_raised_only_during_our_reads(tmp_path, monkeypatch):
+def test_default_pixel_limit_follows_free_memory(tmp_path, monkeypatch):
+    # 2.4 GB free at 24 bytes a pixel: 100 megapixels. A 2.7 MB PNG of 30000x30000 (the
+    # issue's bomb) would need about 21.6 GB; it is refused from its header.
+    monkeypatch.setattr(images, "available_memory", lambda: 2_400_000_000)
+    assert images.default_max_pixels() == 100_000_000
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(30000, 30000))
+    with pytest.raises(ImageError, match=r"30000x30000 px, more than the 100,000,000 pixels"):
+        read_image(path)
+    path.write_bytes(png_header_only(10000, 10000))  # exactly the limit: not refused for size
+    with pytest.raises(ImageError, match="is incomplete"):
+        read_image(path)
+    monkeypatch.setattr(images, "available_memory", lambda: None)
+    assert images.default_max_pixels() == images.FALLBACK_MAX_PIXELS
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "100", True])
+def test_bad_max_pixels(bad):
+    with pytest.raises(ConfigError, match="max_pixels must be a whole number >= 1"):
+        read_image(png_bytes(noise()), max_pixels=bad)
+
+
+def test_pixel_limit_turned_off_only_during_our_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # stands in for Pillow's default
     path = save(Image.fromarray(noise(64, 64)), tmp_path / "big.png")
     with pytest.raises(Image.DecompressionBombError):
         Image.open(path)  # plain Pillow refuses it...
-    assert read_image(path).size == (64, 64)  # ...we accept it
+    assert read_image(path).size == (64, 64)  # ...we accept it (our own limit applies)
     assert Image.MAX_IMAGE_PIXELS == 1000  # and the global limit is back
+
+
+def png_with_rows(width, height, rows, interlace=0):
+    """An RGB PNG whose header says width x height but whose (properly closed) zlib stream
+    holds only `rows` rows: Pillow decodes it without an error and fills the rest with black."""
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlace)
+    raw = b"".join(b"\x00" + bytes([200]) * (3 * width) for _ in range(rows))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def test_png_missing_rows_is_an_error(tmp_path):
+    # The issue's case: under 1 kB, 30,000 rows announced, 10 present.
+    path = tmp_path / "short.png"
+    path.write_bytes(png_with_rows(16, 30000, 10))
+    assert path.stat().st_size < 1000
+    with Image.open(path) as image:
+        image.load()  # Pillow alone: no error, 29,990 black rows
+        assert np.asarray(image)[-1].max() == 0
+    with pytest.raises(ImageError) as info:
+        read_image(path)
+    assert str(info.value) == (
+        f"{path} is incomplete: its pixel data ends after 10 of its 30,000 rows; it may be "
+        "damaged or cut short: re-export or re-download it"
+    )
+    np.testing.assert_array_equal(read_image(png_with_rows(16, 20, 20)).frames[0], 200)
+
+
+def test_interlaced_png_missing_data_is_an_error():
+    whole = io.BytesIO()
+    Image.fromarray(noise(40, 40)).save(whole, format="PNG", interlace=1)
+    assert read_image(whole.getvalue()).size == (40, 40)  # a complete interlaced PNG reads
+    with pytest.raises(ImageError, match="bytes of interlaced rows"):
+        read_image(png_with_rows(40, 40, 3, interlace=1))
+
+
+def gif_bytes(count):
+    buffer = io.BytesIO()
+    frames = [Image.fromarray(noise(20, 24, seed=index)) for index in range(count)]
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+def test_gif_cut_between_frames_is_an_error():
+    two, three = gif_bytes(2), gif_bytes(3)
+    cut = three[: len(two) - 1]  # the first two frames of three, without the trailer
+    with Image.open(io.BytesIO(cut)) as image:
+        assert image.n_frames == 2  # Pillow alone: a shorter animation, no error
+    with pytest.raises(ImageError, match="without the GIF trailer: frames may be missing"):
+        read_image(cut)
+    assert len(read_image(three).frames) == 3
+
+
+def jpeg_bytes(pixels, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_jpeg_scan_cut_short_by_an_end_marker_is_an_error():
+    whole = jpeg_bytes(noise(64, 64), quality=90)
+    cut = whole[: len(whole) // 2] + b"\xff\xd9"  # half the scan, then "end of image"
+    with Image.open(io.BytesIO(cut)) as image:
+        image.load()  # Pillow alone: no error, the missing blocks grey
+    with pytest.raises(ImageError, match="is incomplete: its compressed data ends before"):
+        read_image(cut)
+
+
+def test_jpeg_header_claiming_more_rows_is_an_error():
+    data = bytearray(jpeg_bytes(noise(16, 16)))
+    start = data.find(b"\xff\xc0")  # SOF0: length (2), precision (1), height (2), width (2)
+    struct.pack_into(">H", data, start + 5, 300)
+    with pytest.raises(ImageError, match="is incomplete"):
+        read_image(bytes(data))
+
+
+class EndlessStream:
+    """A stream of one byte value without end (like /dev/zero) that records what was asked."""
+
+    def __init__(self, byte=b"\0", prefix=b""):
+        self.byte, self.prefix, self.consumed = byte, prefix, 0
+
+    def read(self, size=-1):
+        assert size is not None and 0 <= size <= 1 << 24, f"read({size}) of an endless stream"
+        data = (self.prefix + self.byte * size)[:size]
+        self.prefix = self.prefix[size:]
+        self.consumed += len(data)
+        return data
+
+
+def test_endless_non_image_is_refused_after_its_first_bytes():
+    stream = EndlessStream()
+    with pytest.raises(ImageError, match=r"<stream> is not a readable image \(unknown"):
+        read_image(stream)
+    assert stream.consumed <= 1 << 16  # one read-ahead chunk, not the stream
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_dev_zero_is_refused_at_once():
+    with pytest.raises(ImageError, match=r"^/dev/zero is not a readable image"):
+        read_image("/dev/zero")
+
+
+def test_large_file_that_is_no_image_is_not_read_whole(tmp_path, monkeypatch):
+    path = tmp_path / "archive.bin"
+    with path.open("wb") as file:
+        file.truncate(3 * 2**30)  # 3 GB, sparse: costs no disk
+    requested = []
+    real_open = type(path).open
+
+    def counting_open(self, *args, **kwargs):
+        file = real_open(self, *args, **kwargs)
+        if self == path:
+            real_read = file.read
+            file.read = lambda size=-1: requested.append(size) or real_read(size)
+        return file
+
+    monkeypatch.setattr(type(path), "open", counting_open)
+    with pytest.raises(ImageError, match="is not a readable image"):
+        read_image(path)
+    assert requested and all(0 <= size <= 1 << 16 for size in requested)
+
+
+def test_stream_that_never_ends_is_capped(monkeypatch):
+    # A valid PNG start, then one unknown ancillary chunk announced as 2 GB: Pillow skips such
+    # chunks by reading them, so only the byte cap stops it.
+    monkeypatch.setattr(images, "_MAX_METADATA_BYTES", 1 << 20)
+    start = png_header_only(16, 16)[:33]  # signature and IHDR
+    stream = EndlessStream(prefix=start + struct.pack(">I", 2**31 - 1) + b"abCd")
+    with pytest.raises(ImageError, match=r"<stream> holds more than 1,050,624 bytes"):
+        read_image(stream, max_pixels=16 * 16)
+    assert stream.consumed <= (1 << 20) + 2048 + (1 << 16)
+
+
+def test_reduce_to_decodes_jpeg_smaller(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg_bytes(noise(256, 512)))
+    assert read_image(path, reduce_to=64).size == (128, 64)  # 1/4: the smallest >= 64
+    assert read_image(path).size == (512, 256)
+    with pytest.raises(ConfigError, match="reduce_to"):
+        read_image(path, reduce_to=0)
 
 
 def test_large_photo_loads(tmp_path):
     # 6000x4000 is above Pillow's warning threshold on some versions and must just work.
     path = save(Image.new("RGB", (6000, 4000), (20, 40, 60)), tmp_path / "big.jpg", quality=50)
-    loaded = read_image(path)
+    # An explicit limit: the default follows the free memory of the moment, which a busy
+    # machine can bring below what 24 megapixels need.
+    loaded = read_image(path, max_pixels=6000 * 4000)
     assert loaded.frames[0].shape == (4000, 6000, 3)
     small = resize_to_max(loaded.frames[0], 1024)
     assert small.shape == (683, 1024, 3)
@@ -653,6 +830,13 @@ def test_parent_is_a_file(tmp_path):
     (tmp_path / "afile").write_bytes(b"x")
     with pytest.raises(ImageError, match=r"afile is not a folder"):
         write_image(tmp_path / "afile" / "out.png", [noise()])
+
+
+def test_file_name_too_long_is_an_image_error(tmp_path):
+    dest = tmp_path / ("b" * 300 + ".png")
+    with pytest.raises(ImageError, match=r"cannot write .*bbb\.png: File name too long"):
+        write_image(dest, [noise()])
+    assert only_entries(tmp_path) == []
 
 
 def test_destination_is_a_folder(tmp_path):

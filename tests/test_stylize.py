@@ -155,7 +155,7 @@ def test_model_from_path_and_missing_builtin(tmp_path, monkeypatch, net):
     np.testing.assert_array_equal(
         np.asarray(loaded.stylize(photo(), 1)), np.asarray(Stylizer(net).stylize(photo(), 1))
     )
-    monkeypatch.setattr(modelfile, "default_model_path", lambda: tmp_path / "absent.keras")
+    monkeypatch.setattr(modelfile, "ASSETS_DIR", tmp_path / "no_assets")
     with pytest.raises(ModelFileError, match="No built-in model is installed"):
         Stylizer()
     with pytest.raises(ModelFileError, match="does not exist"):

@@ -290,7 +290,8 @@ def test_bad_inputs_fail_before_training_and_keep_the_old_model(data, tmp_path,
     ]
     for changes, error, message in cases:
         with pytest.raises(error, match=message):
-            train(tiny_config(data, tmp_path, **changes), loss_network=fake_loss_network())
+            train(tiny_config(data, tmp_path, **changes), loss_network=fake_loss_network(),
+                  force=True)
     assert output.read_bytes() == b"the previous model"
     assert not list(tmp_path.glob("**/checkpoint-*.npz"))
 

@@ -22,6 +22,7 @@ from .common import (
     echo_json,
     load_stylizer,
     model_option,
+    max_pixels_option,
     read_input,
     same_file,
     stdout,
@@ -103,8 +104,14 @@ def _output_mode(output, jobs, from_folder):
     path = Path(output)
     if path.is_dir():
         return "dir"
-    if len(jobs) > 1 or from_folder:
-        fail(f"-o {output} is not an existing folder; several images need one (create it first).")
+    if len(jobs) > 1 or from_folder or output.endswith(("/", "\\")):  # created, as batch
+        if path.exists():                                                 # tools do
+            fail(f"-o {output} is a file, not a folder; several images need a folder.")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"Cannot create the output folder {output}: {exc.strerror or exc}.")
+        return "dir"
     check_output_file(output)
     return "file"
 
@@ -208,11 +215,12 @@ def _write_format(job, loaded, out_format):
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per output.")
+@max_pixels_option
 @click.option(
     "--xla/--no-xla",
     default=None,
-    help="XLA-compile inference. Default: automatic (on for JAX, and on TensorFlow for "
-    "images of 512x512 px and more, where it measured faster).",
+    help="XLA-compile inference. Default: automatic (on for JAX; off on TensorFlow, where it "
+    "measured slower on CPU).",
 )
 @handle_errors
 def apply(
@@ -230,6 +238,7 @@ def apply(
     out_format,
     quality,
     as_json,
+    max_pixels,
     xla,
 ):
     """Stylize photos: files, folders, or '-' for stdin.
@@ -260,7 +269,7 @@ def apply(
     if mask is not None:
         mask_blend = stylizer.blend(mask_style)
         label += "+" + mask_blend.label
-        mask_image = read_image(mask)
+        mask_image = read_image(mask, max_pixels=max_pixels)
     _plan_outputs(jobs, mode, output, name_pattern, label, out_format)
     style_record = {
         stylizer.style_names[i]: round(w, 6) for i, w in enumerate(blend.weights) if w > 0
@@ -275,7 +284,7 @@ def apply(
             started = time.perf_counter()
             target = str(job.output) if job.output is not None else "<stdout>"
             try:
-                loaded = read_input(job.source)
+                loaded = read_input(job.source, max_pixels)
                 if mode == "dir":  # mirror the input's subfolders below the existing -o folder
                     job.output.parent.mkdir(parents=True, exist_ok=True)
                 result = stylizer.stylize_frames(
@@ -295,14 +304,15 @@ def apply(
                     loop=result.loop,
                     quality=quality,
                 )
-            except StylecbnError as exc:
+            except Exception as exc:  # any failure is this input's, and the batch goes on
                 failures += 1
+                message = _input_error(job, exc)
                 if show_bar:
                     click.echo("", err=True)
-                click.echo(f"Error: {exc}", err=True)
+                click.echo(f"Error: {message}", err=True)
                 if as_json:
                     echo_json(
-                        {"input": job.source, "output": target, "status": "error", "error": str(exc)}
+                        {"input": job.source, "output": target, "status": "error", "error": message}
                     )
                 continue
             if as_json:
@@ -328,6 +338,19 @@ def apply(
     if failures:
         sys.exit(EXIT_BAD_INPUT if len(jobs) == 1 else EXIT_SOME_FAILED)
     sys.exit(EXIT_OK)
+
+
+def _input_error(job, exc):
+    """One line for a failure of one input: the library's own message, an OS error's text,
+    or (a bug) the exception's type and message."""
+    if isinstance(exc, StylecbnError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = exc.filename or job.output or job.source
+        return f"{where}: {exc.strerror or exc}"
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return (f"{job.source}: unexpected {type(exc).__name__}: {first_line}; the other inputs go "
+            "on (please report this)")
 
 
 class _nullbar:

@@ -20,8 +20,8 @@ model_option = click.option(
     "-m",
     "model_path",
     default=None,
-    metavar="FILE",
-    help="Model file (.keras). Default: the built-in model.",
+    metavar="NAME|FILE",
+    help="A built-in model (default, fast) or a model file (.keras). Default: default.",
 )
 
 
@@ -29,18 +29,19 @@ _LOADED = {}  # (model file, its mtime and size, xla) -> Stylizer: load once per
 
 
 def load_stylizer(model_path, jit_compile=None):
-    """A Stylizer for `model_path` (None: the built-in model), reused within this process."""
-    from ..modelfile import default_model_path
+    """A Stylizer for `model_path` (a built-in model name or a file; None: the built-in
+    default model), reused within this process."""
+    from ..modelfile import resolve_model_path
     from ..stylize import Stylizer
 
-    path = Path(model_path) if model_path else default_model_path()
+    path = resolve_model_path(model_path)
     try:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile)
     except OSError:
         key = None  # missing: let Stylizer raise its clear error
     if key is None or key not in _LOADED:
-        stylizer = Stylizer(model_path, jit_compile=jit_compile)
+        stylizer = Stylizer(path, jit_compile=jit_compile)
         if key is None:
             return stylizer
         _LOADED[key] = stylizer
@@ -52,11 +53,22 @@ def stdout():
     return click.open_file(STDIO, "wb")
 
 
-def read_input(source):
-    """Read an input path, or stdin for "-"."""
+max_pixels_option = click.option(
+    "--max-pixels",
+    type=click.IntRange(1, None),
+    default=None,
+    envvar="STYLECBN_MAX_PIXELS",
+    show_envvar=True,
+    help="Largest image to read, in pixels (every frame counted). Default: what the "
+    "machine's available memory can decode (24 bytes a pixel).",
+)
+
+
+def read_input(source, max_pixels=None):
+    """Read an input path, or stdin for "-"; `max_pixels` None: the machine's default."""
     if source == STDIO:
-        return read_image(click.open_file(STDIO, "rb"), name="<stdin>")
-    return read_image(source)
+        return read_image(click.open_file(STDIO, "rb"), name="<stdin>", max_pixels=max_pixels)
+    return read_image(source, max_pixels=max_pixels)
 
 
 def same_file(a, b):

@@ -3,7 +3,6 @@
 import json
 import platform
 from importlib import metadata
-from pathlib import Path
 
 import click
 
@@ -43,10 +42,15 @@ def _version(distribution):
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
 @handle_errors
 def info(model_path, as_json):
-    """Versions, Keras backend, devices, and a summary of the model."""
+    """Versions, Keras backend, devices, the built-in models, and a summary of the model."""
     import keras
 
-    from ..modelfile import default_model_path
+    from ..modelfile import (
+        BUILT_IN_MODELS,
+        built_in_model_path,
+        default_model_path,
+        resolve_model_path,
+    )
 
     backend = keras.backend.backend()
     record = {
@@ -61,9 +65,19 @@ def info(model_path, as_json):
         "pillow": _version("pillow"),
         "click": _version("click"),
         "devices": [str(d) for d in keras.distribution.list_devices()],
+        "built_in_models": [
+            {
+                "name": name,
+                "installed": built_in_model_path(name).is_file(),
+                "path": str(built_in_model_path(name)),
+                "description": description,
+            }
+            for name, description in BUILT_IN_MODELS.items()
+        ],
     }
-    path = Path(model_path) if model_path else default_model_path()
-    if model_path or path.is_file():
+    default_path = default_model_path()
+    if model_path or default_path.is_file():
+        path = resolve_model_path(model_path)
         model = load_stylizer(model_path).model
         record["model"] = {
             "path": str(path),
@@ -71,6 +85,7 @@ def info(model_path, as_json):
             "num_styles": model.num_styles,
             "styles": model.style_names,
             "normalization": model.normalization,
+            "preset": model.preset,
             "width_multiplier": model.width_multiplier,
             "parameters": int(model.count_params()),
             "metadata": model.metadata,
@@ -84,14 +99,22 @@ def info(model_path, as_json):
                 "pillow", "click"):
         click.echo(f"{key + ':':<{LABEL}}{record[key]}")
     click.echo(f"{'devices:':<{LABEL}}{', '.join(record['devices']) or 'none found'}")
+    for i, entry in enumerate(record["built_in_models"]):
+        label = "built-in models:" if i == 0 else ""
+        state = "installed    " if entry["installed"] else "not installed"
+        click.echo(f"{label:<{LABEL}}{entry['name']:<8} {state}  {entry['description']}")
     model = record["model"]
     if model is None:
-        click.echo(f"{'model:':<{LABEL}}no built-in model installed (expected {path}); pass --model FILE")
+        click.echo(
+            f"{'model:':<{LABEL}}no built-in model installed (expected {default_path}); "
+            "pass --model FILE"
+        )
         return
     click.echo(f"{'model:':<{LABEL}}{model['path']} ({model['file_bytes'] / 1e6:.1f} MB)")
     click.echo(
         f"{'':<{LABEL}}{model['num_styles']} styles, {model['normalization']} normalization, "
-        f"width x{model['width_multiplier']:g}, {model['parameters']:,} parameters"
+        f"preset {model['preset'] or 'custom'}, width x{model['width_multiplier']:g}, "
+        f"{model['parameters']:,} parameters"
     )
     click.echo(f"{'styles:':<{LABEL}}{', '.join(f'{i}={n}' for i, n in enumerate(model['styles']))}")
     for key, value in sorted(model["metadata"].items()):

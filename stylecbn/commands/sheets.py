@@ -16,6 +16,7 @@ from .common import (
     check_output_file,
     check_output_not_input,
     load_stylizer,
+    max_pixels_option,
     model_option,
     read_input,
     save_image,
@@ -31,8 +32,9 @@ from .common import (
 @click.option("--columns", type=click.IntRange(1, None), default=None, help="Tiles per row.")
 @click.option("--styles", "only", default=None, help="Comma-separated indices or names to show.")
 @click.option("--no-original", is_flag=True, help="Leave out the unstyled photo.")
+@max_pixels_option
 @handle_errors
-def sheet(photo, output, model_path, tile_size, columns, only, no_original):
+def sheet(photo, output, model_path, tile_size, columns, only, no_original, max_pixels):
     """Every style on one photo, each tile labelled with its index and name."""
     check_output_not_input(output, photo)
     if output != STDIO and not Path(output).is_dir():
@@ -40,7 +42,7 @@ def sheet(photo, output, model_path, tile_size, columns, only, no_original):
     stylizer = load_stylizer(model_path)
     chosen = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
     image = stylizer.style_sheet(
-        read_input(photo),
+        read_input(photo, max_pixels),
         styles=chosen,
         tile_size=tile_size,
         columns=columns,
@@ -75,9 +77,10 @@ def sheet(photo, output, model_path, tile_size, columns, only, no_original):
               help="Longest side of each frame [default: 512; 256 for --grid].")
 @click.option("--duration", type=click.IntRange(1, None), default=80, show_default=True,
               help="Milliseconds per animation frame.")
+@max_pixels_option
 @handle_errors
 def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_path, max_size,
-                duration):
+                duration, max_pixels):
     """Blend smoothly from one style to another, or between four styles on a grid.
 
     \b
@@ -102,7 +105,7 @@ def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_
         fail("--grid writes one image: give -o a file such as grid.png.")
 
     stylizer = load_stylizer(model_path)
-    loaded = read_input(photo)
+    loaded = read_input(photo, max_pixels)
     if grid:
         corners = [stylizer.blend(c) for c in grid]
         rows, _ = stylizer.blend_grid(loaded, corners, steps=steps, max_size=max_size or 256)

@@ -21,6 +21,7 @@ _OPTION_FIELDS = {
     "precision": "precision",
     "seed": "seed",
     "normalization": "normalization",
+    "preset": "preset",
     "width": "width_multiplier",
     "content_weight": "content_weight",
     "style_weight": "style_weight",
@@ -57,6 +58,8 @@ def _path_option(*names, **kwargs):
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), default=None)
 @click.option("--seed", type=int, default=None, help="[0]")
 @click.option("--normalization", type=click.Choice(["instance", "batch"]), default=None)
+@click.option("--preset", default=None, metavar="NAME",
+              help="The network: full (the default model's) or fast (thin, for CPUs). [full]")
 @click.option("--width", type=float, default=None, help="Width multiplier of the network. [1.0]")
 @click.option("--content-weight", type=float, default=None, help="[1.0]")
 @click.option("--style-weight", type=float, default=None, help="[calibrated default]")
@@ -73,8 +76,9 @@ def _path_option(*names, **kwargs):
 @click.option("--tensorboard/--no-tensorboard", default=None,
               help="TensorBoard scalars (TensorFlow backend). [on]")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
 @handle_errors
-def train(config_file, resume, **options):
+def train(config_file, resume, force, **options):
     """Train one network on many styles (or add styles to a trained one)."""
     from ..config import TrainingConfig, read_config_file
     from ..checkpoints import checkpoint_config
@@ -91,7 +95,7 @@ def train(config_file, resume, **options):
         settings = {**checkpoint_config(run_dir), **settings}
     settings["resume"] = resume
     source = f"config file {config_file}" if config_file else "options"
-    run_training(TrainingConfig.from_dict(settings, source=source))
+    run_training(TrainingConfig.from_dict(settings, source=source), force=force)
 
 
 @click.command("vgg-weights")

