@@ -246,7 +246,7 @@ def test_animated_frames(stylizer):
 # --- regional styles ----------------------------------------------------------------------
 
 
-def test_mask_selects_styles_per_pixel(stylizer):
+def test_mask_selects_styles_per_pixel(stylizer, net):
     image = photo(48, 64)
     white = np.full((24, 32), 255, np.uint8)
     inside = np.asarray(stylizer.stylize(image, 0, mask=white, mask_style=2)).astype(int)
@@ -255,12 +255,15 @@ def test_mask_selects_styles_per_pixel(stylizer):
     assert np.abs(outside - np.asarray(stylizer.stylize(image, 0))).max() <= 1
     half = np.zeros((48, 64), np.uint8)
     half[:, 32:] = 255  # right half inside
-    mixed = np.asarray(stylizer.stylize(image, 0, mask=half, mask_style=2)).astype(float)
-    a = np.asarray(stylizer.stylize(image, 0)).astype(float)
-    b = np.asarray(stylizer.stylize(image, 2)).astype(float)
-    left, right = slice(0, 20), slice(44, 64)
-    assert np.abs(mixed[:, left] - a[:, left]).mean() < np.abs(mixed[:, left] - b[:, left]).mean()
-    assert np.abs(mixed[:, right] - b[:, right]).mean() < np.abs(mixed[:, right] - a[:, right]).mean()
+    mixed = np.asarray(stylizer.stylize(image, 0, mask=half, mask_style=2)).astype(int)
+    # The mask becomes a per-pixel weight field: style 2 where the mask is white, style 0
+    # elsewhere (the layers' per-pixel maths is checked against NumPy in test_layers.py).
+    # Comparing regions of `mixed` with the one-style outputs instead depends on the random
+    # weights (instance statistics are global, the receptive field spans the image), so it
+    # failed for some seeds. Same float32 network both ways: at most 1 level from rounding.
+    inside = (half / 255.0)[..., None]
+    field = inside * np.eye(3)[2] + (1.0 - inside) * np.eye(3)[0]
+    assert np.abs(mixed - run_network(net, image, field).astype(int)).max() <= 1
     # A second photo size with a mask reuses the compiled function with relaxed shapes.
     other = np.asarray(stylizer.stylize(photo(40, 52), 0, mask=white, mask_style=2)).astype(int)
     assert np.abs(other - np.asarray(stylizer.stylize(photo(40, 52), 2))).max() <= 1
