@@ -75,8 +75,8 @@ class TFLiteRunner:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # 2048 px is left out by default: the full network's four runtimes held at once (XLA's
-    # and TFLite's buffers at that size included) went past this 24 GB machine's memory.
+    # 2048 px is left out by default: there the full network's runtimes, held at once with
+    # their XLA and TFLite buffers, went past this 24 GB machine's memory.
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed rounds at 1024 px; smaller sizes get more (see rounds_at)")
