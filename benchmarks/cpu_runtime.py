@@ -3,7 +3,8 @@
 For the full network and the fast preset (random weights, 17 styles, random gamma/beta
 tables so that the output is not flat and differences mean something), at each size
 (default 256, 512 and 1024 px), this times one square photo through:
-- `Stylizer(net, jit_compile=False).stylize`: the Keras predict function, XLA off;
+- `Stylizer(net, jit_compile=False).stylize`: the Keras predict function, XLA off (what
+  `stylecbn apply` uses on TensorFlow);
 - `Stylizer(net, jit_compile=True).stylize`: the same, XLA-compiled;
 - TensorFlow Lite float32 (`stylecbn.export.tflite_model_bytes`, the `stylecbn export --format
   tflite` artifact) in the interpreter with its default XNNPACK delegate and one thread per
