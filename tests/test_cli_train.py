@@ -224,7 +224,7 @@ def test_vgg_weights(tmp_path):
 @pytest.mark.slow
 @needs_hed
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_ctrl_c_and_sigterm_checkpoint_and_exit_130_within_a_step(folders, tmp_path, backend,
                                                                   signum):
     """A real `stylecbn train` process in its own process group (as a terminal's job), sent

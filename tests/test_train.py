@@ -458,7 +458,7 @@ def test_distribute_on_two_tensorflow_cpu_devices(tmp_path):
     assert out.strip().endswith("ok")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_ctrl_c_and_sigterm_stop_before_the_next_step_with_a_checkpoint(data, tmp_path, signum):
     """The handlers only set a flag; the monitor stops at the next step boundary. (A real
     process killed from outside, on both backends: test_cli_train.py.)"""
