@@ -7,7 +7,8 @@ resumed start also restores the optimizer). Each log line of the trainer is time
 arrives, from the start of the process (imports included), so the table shows where a start
 spends its time: every line, the seconds since the line before it, and the time to the first
 training step. The first step includes compiling the train step; the second shows what a step
-costs once compiled.
+costs once compiled. On JAX the title of each run also gives how many XLA compilations it made
+and their seconds (a measure the other work on a shared CPU does not change as much).
 
     python tools/paintings_folder.py
     python -m stylecbn vgg-weights -o bundle/vgg16_block4.npz
@@ -61,11 +62,21 @@ def child(config_json):
     from stylecbn.config import TrainingConfig
     from stylecbn.train import train
 
+    compiles = [0, 0.0]  # XLA compilations on JAX (count, seconds): where eager starts lose time
+    if keras.backend.backend() == "jax":
+        import jax.monitoring
+
+        def count(event, seconds, **kwargs):
+            if event.endswith("backend_compile_duration"):
+                compiles[0] += 1
+                compiles[1] += seconds
+
+        jax.monitoring.register_event_duration_secs_listener(count)
     imported = time.perf_counter() - START
     lines = []
     config = TrainingConfig(**json.loads(config_json))
     train(config, log=lambda line: lines.append((time.perf_counter() - START, line)))
-    print(json.dumps({"import": imported, "lines": lines}))
+    print(json.dumps({"import": imported, "lines": lines, "compiles": compiles}))
 
 
 def run_child(backend, config):
@@ -95,7 +106,8 @@ def first_step_seconds(times):
 
 
 def show(title, times):
-    print(f"  {title}")
+    count, seconds = times["compiles"]
+    print(f"  {title}" + (f" ({count} XLA compilations, {seconds:.1f} s)" if count else ""))
     print(f"    {times['import']:7.1f} s  {times['import']:6.1f} s  import keras and stylecbn")
     previous = times["import"]
     for seconds, line in times["lines"]:
