@@ -173,7 +173,7 @@ def stylized(stylizer, clip, style, stabilize):
 
 
 def statistics_ema(stylizer, clip, style):
-    weights = stylizer.style_weights(style)[None]
+    weights = stylizer.blend(style).vector[None]
     with smoothed_instance_statistics(STATISTICS_KEEP):
         return [
             np.clip(np.asarray(stylizer.model((frame[None] / np.float32(255), weights)))[0], 0, 1)
@@ -330,7 +330,7 @@ def main():
     carries = [float(c) for c in args.carries.split(",") if c]
     stylizer = Stylizer(args.model)
     styles = [s.strip() for s in args.styles.split(",") if s.strip()]
-    indices = [int(np.argmax(stylizer.style_weights(s))) for s in styles]
+    indices = [stylizer.blend(s).index for s in styles]
     losses = FrameLosses(stylizer.model, args.styles_folder, indices, args.vgg_weights)
     print(f"loss network: {losses.description}")
     print(f"loss weights: content {losses.weights.content:g}, style {losses.weights.style:g}")

@@ -133,11 +133,12 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, model_path):
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_output(tmp_path, model_path):
-    # A clip long enough to be interrupted mid-way; SIGINT as soon as the temporary output
-    # exists, i.e. while frames are being written.
+    # A clip long enough to be interrupted mid-way (a few seconds of work even for the small
+    # model); SIGINT as soon as the temporary output exists, i.e. while frames are written.
     source = tmp_path / "long.mp4"
-    make_video(source, frames=400, width=64, height=64)
+    make_video(source, frames=300, width=256, height=256)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(

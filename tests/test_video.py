@@ -213,7 +213,7 @@ def spy_on_frames(monkeypatch, stylizer):
     original = Stylizer._stylize_array
 
     def spy(self, photo, field, strength, preserve_color, reducer=None):
-        seen.append((field.outside.copy(), field.mask, reducer))
+        seen.append((field.outside.vector, field.mask, reducer))
         return original(self, photo, field, strength, preserve_color, reducer)
 
     monkeypatch.setattr(Stylizer, "_stylize_array", spy)
