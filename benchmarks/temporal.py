@@ -275,6 +275,17 @@ def print_tables(rows):
         print(f"| {variant} | {np.mean(warp):+.0%} | {max(warp):+.0%} | {np.mean(style):+.1%} | "
               f"{max(style):+.1%} | {np.mean(content):+.1%} |")
     default = [r for r in rows if r["variant"] == f"grid + carry {DEFAULT_CARRY:g}"]
+    motions = [k for k in KINDS if any(f" {k} / " in r["clip"] for r in default)]
+    if motions:
+        print(f"\nThe default (grid + carry {DEFAULT_CARRY:g}) by motion, mean over its clips:\n")
+        print("| motion | clips | warping error | style loss | content loss |")
+        print("|---|---|---|---|---|")
+        for kind in motions:
+            chosen = [r for r in default if f" {kind} / " in r["clip"]]
+            change = {key: np.mean([r[key] / base[r["clip"]][key] - 1 for r in chosen])
+                      for key in ("warp", "style", "content")}
+            print(f"| {kind} | {len(chosen)} | {change['warp']:+.0%} | {change['style']:+.1%} | "
+                  f"{change['content']:+.1%} |")
     if default:
         warp = np.mean([r["warp"] / base[r["clip"]]["warp"] - 1 for r in default])
         style = np.mean([r["style"] / base[r["clip"]]["style"] - 1 for r in default])

@@ -3,9 +3,9 @@
 A feed-forward style network paints every frame on its own. Its brush texture is anchored to
 the network's 4-pixel grid (two stride-2 convolutions, two 2x nearest upsamplings), not to the
 picture, so when the camera moves the texture slides over the content and shimmers. Smoothing
-the normalization statistics over time does not help (measured: the statistics barely change
-between frames; the flicker is in the texture). `FlickerReducer` works on every frame in four
-steps:
+the normalization statistics over time does not help (measured: no less flicker and a weaker
+style; the statistics barely change between frames, the flicker is in the texture).
+`FlickerReducer` works on every frame in four steps:
 
 1. Motion: dense optical flow from the current photo back to the previous one (OpenCV's DIS
    flow on grayscale frames, computed at most FLOW_SIDE pixels wide and scaled up).
@@ -19,8 +19,8 @@ steps:
    `trust = exp(-(mean |difference| / TRUST_SCALE) ** 2)` and 0 where the source lies outside
    the previous frame, so occlusions, flow errors and lighting changes take the fresh output.
    A frame whose mean trust is below CUT_TRUST is a scene cut: nothing is carried across it
-   and the grid starts again. The warp is bicubic: a bilinear half-pixel shift alone raised the
-   style loss by 30%, bicubic by under 2% (measured on the built-in model's output).
+   and the grid starts again. The warp is bicubic, which blurs fine brush texture less than
+   bilinear.
 4. Detail: averaging two brush textures that do not line up lowers their contrast, which the
    style loss sees as a weaker style. The blend's spectrum is scaled back to the fresh output's
    energy, per colour channel in frequency bands of ring and direction (`restore_detail`),
@@ -221,8 +221,7 @@ def restore_detail(blended, fresh, max_gain=MAX_DETAIL_GAIN):
     channel, the Fourier coefficients of `blended` are multiplied by
     `sqrt(energy(fresh) / energy(blended))`, clipped to [1, max_gain]. The bands are rings of
     frequency split by direction: brush strokes have a direction, and averaging strokes that do
-    not line up loses energy in their directions, not evenly (radial bands alone left a third of
-    the style loss that direction bands recover, benchmarks/temporal.py).
+    not line up loses energy in their directions, not evenly.
 
     Args:
         blended, fresh: (H, W, C) float32 images of one size.
