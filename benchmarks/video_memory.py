@@ -6,8 +6,11 @@ fresh process and reads that process's peak resident memory (`os.wait4`). The fi
 alone, as a PNG through the same command, is the baseline in the same run: the memory of
 loading the model and stylizing one picture of that size.
 
-    python benchmarks/video_memory.py --size 1920x1080 --frames 3,12 --max-size 0
+    python benchmarks/video_memory.py --size 1920x1080 --frames 24,48 --max-size 0
     python benchmarks/video_memory.py --size 1920x1080 --frames 100,400 --max-size 512
+
+Clips should be longer than the encoder's look-ahead (10 frames for H.264, plus its B-frames),
+whose frames fill up first.
 
 Extra arguments after `--` go to `stylecbn apply` (e.g. `-- --no-stabilize --model m.keras`).
 """
@@ -80,7 +83,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1920x1080", help="frame size WxH")
-    parser.add_argument("--frames", default="3,12", help="clip lengths to compare")
+    parser.add_argument("--frames", default="24,48", help="clip lengths to compare")
     parser.add_argument("--max-size", default="0", help="passed to stylecbn apply (0: full size)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
