@@ -29,6 +29,10 @@ class ImageError(StylecbnError):
     """An image cannot be read, is too small, or cannot be written."""
 
 
+class VideoError(StylecbnError):
+    """A video cannot be read, is damaged, or cannot be written in the format asked for."""
+
+
 class DataError(StylecbnError):
     """A styles folder, content folder or manifest is unusable."""
 

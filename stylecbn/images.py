@@ -604,13 +604,20 @@ def resize_to_max(array, max_size):
         )
     _check_frame(array, "image", channels=(3, 4))
     height, width = array.shape[:2]
-    longer = max(height, width)
-    if max_size == 0 or longer <= max_size:
+    new_size = fit_size(width, height, max_size)
+    if new_size == (width, height):
         return array
-    scale = max_size / longer
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray(array).resize(new_size, Image.Resampling.LANCZOS)
     return np.array(resized)  # np.asarray would give a read-only view
+
+
+def fit_size(width, height, max_size):
+    """The (width, height) that `resize_to_max` gives an image of this size."""
+    longer = max(height, width)
+    if max_size == 0 or longer <= max_size:
+        return width, height
+    scale = max_size / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def center_square(array, size):

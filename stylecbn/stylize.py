@@ -20,18 +20,24 @@ How the options work:
 - **Large images**: up to `max_untiled_pixels` the whole image goes through one compiled call.
   Above it, `stylecbn.strips` runs the network's stages layer by layer in horizontal strips
   with exact whole-image statistics (the same result up to float rounding, bounded memory).
+- **Video and animations**: frames are stylized one after the other, streamed for video files
+  (`stylecbn.video`); a style can travel (`to_style`), and flicker is reduced by
+  `stylecbn.temporal.FlickerReducer` unless `stabilize=False`.
 """
 
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .blend import Blend, mix, resolve_style, style_index
-from .errors import ConfigError, ImageError, ModelFileError
-from .images import MIN_SIDE, LoadedImage, read_image, resize_to_max
+from .errors import ConfigError, ImageError, ModelFileError, VideoError
+from .images import MIN_SIDE, LoadedImage, fit_size, read_image, resize_to_max
 from .strips import run_in_strips
+from .temporal import FlickerReducer, shift_for_grid
+from .video import probe_video, stream_video
 
 __all__ = ["Stylizer", "StyleField", "preserve_colors", "DEFAULT_MAX_SIZE"]
 
@@ -88,6 +94,16 @@ def _check_max_size(max_size):
     return int(max_size)
 
 
+def _check_options(strength, max_size, mask, mask_style):
+    """Checked (strength, max_size); a mask and a mask style come together."""
+    if (mask is None) != (mask_style is None):
+        raise ConfigError(
+            "a mask needs a mask style and a mask style needs a mask: pass both "
+            "(mask_style is the style inside the white part of the mask)"
+        )
+    return _check_strength(strength), _check_max_size(max_size)
+
+
 def _to_uint8(image):
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
@@ -121,12 +137,32 @@ class StyleField:
     inside: Blend | None = None
     mask: np.ndarray | None = None
 
+    def shifted(self, top, left):
+        """The field for a photo shifted by `stylecbn.temporal.shift_for_grid`."""
+        if self.mask is None:
+            return self
+        return StyleField(self.outside, self.inside, shift_for_grid(self.mask, top, left))
+
     def network_input(self):
         """The network's style input: (1, num_styles) or per-pixel (1, H, W, num_styles)."""
         if self.mask is None:
             return self.outside.vector[None]
         m = self.mask[..., None]
         return (m * self.inside.vector + (1.0 - m) * self.outside.vector)[None].astype(np.float32)
+
+
+def _flicker_reducer(stabilize):
+    if isinstance(stabilize, FlickerReducer):
+        stabilize.reset()
+        return stabilize
+    return FlickerReducer() if stabilize else None
+
+
+def _same_path(a, b):
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 # --- the model ----------------------------------------------------------------------------
@@ -268,30 +304,37 @@ class Stylizer:
         mask=None,
         mask_style=None,
         *,
+        to_style=None,
+        stabilize=True,
         first_only=False,
     ):
         """Stylize every frame of an image (animated GIF/PNG/WebP included).
 
-        Arguments as in `stylize`; `first_only` stops after the first frame.
+        Arguments as in `stylize`; `first_only` stops after the first frame. `to_style` and
+        `stabilize` work on animations as in `stylize_video`.
 
         Returns:
             A `LoadedImage` with uint8 RGB frames and the input's durations and loop count.
+
+        Raises:
+            As `stylize`; ConfigError also for `to_style` with a single-frame image.
         """
-        strength = _check_strength(strength)
-        max_size = _check_max_size(max_size)
-        if (mask is None) != (mask_style is None):
-            raise ConfigError(
-                "a mask needs a mask style and a mask style needs a mask: pass both "
-                "(mask_style is the style inside the white part of the mask)"
-            )
-        outside = self.blend(style)
+        strength, max_size = _check_options(strength, max_size, mask, mask_style)
+        start = self.blend(style)
+        end = start if to_style is None else self.blend(to_style)
         inside = None if mask_style is None else self.blend(mask_style)
         loaded = image if isinstance(image, LoadedImage) else read_image(
             image, max_pixels=self.max_pixels)
         frames = loaded.frames[:1] if first_only else loaded.frames
-        field = None
+        if to_style is not None and len(frames) < 2:
+            raise ConfigError(
+                f"{loaded.source} has one frame: a style that travels (to_style) needs a video "
+                "or an animated image"
+            )
+        mask_map = None
+        reducer = _flicker_reducer(stabilize) if len(frames) > 1 else None
         results = []
-        for frame in frames:
+        for index, frame in enumerate(frames):
             photo = resize_to_max(frame, max_size)
             height, width = photo.shape[:2]
             if min(height, width) < MIN_SIDE:
@@ -299,10 +342,10 @@ class Stylizer:
                     f"{loaded.source} becomes {width}x{height} at max size {max_size}, under "
                     f"{MIN_SIDE} px on a side; use a larger max size"
                 )
-            if field is None:
-                mask_map = None if mask is None else _load_mask(mask, (width, height))
-                field = StyleField(outside, inside, mask_map)
-            results.append(self._stylize_array(photo, field, strength, preserve_color))
+            if mask is not None and mask_map is None:
+                mask_map = _load_mask(mask, (width, height))
+            field = StyleField(self._morph(start, end, index, len(frames)), inside, mask_map)
+            results.append(self._stylize_array(photo, field, strength, preserve_color, reducer))
         return LoadedImage(
             frames=results,
             source=loaded.source,
@@ -310,6 +353,82 @@ class Stylizer:
             durations=loaded.durations if len(results) > 1 else None,
             loop=loaded.loop if len(results) > 1 else None,
         )
+
+    def stylize_video(
+        self,
+        source,
+        output,
+        style=0,
+        strength=1.0,
+        preserve_color=False,
+        max_size=DEFAULT_MAX_SIZE,
+        mask=None,
+        mask_style=None,
+        *,
+        to_style=None,
+        stabilize=True,
+        progress=None,
+    ):
+        """Stylize a video file into another, streamed frame by frame (see `stylecbn.video`).
+
+        Memory does not grow with the clip's length. The frame rate, every frame's timing, the
+        rotation flag and the audio (copied, not re-encoded) are kept.
+
+        Args:
+            source: the input video path (.mp4, .mov, .mkv, .webm, .avi, or anything else
+                FFmpeg reads).
+            output: the output path; its suffix picks the format (`stylecbn.video`).
+            style, strength, preserve_color, max_size, mask, mask_style: as in `stylize`,
+                applied to every frame. The mask is one image for the whole clip, drawn the
+                way the video plays (upright).
+            to_style: optional second style (a `Blend` or any specification): the blend moves
+                from `style` on the first frame to `to_style` on the last, in equal steps
+                (gamma/beta interpolation in time).
+            stabilize: True reduces flicker (a default `stylecbn.temporal.FlickerReducer`:
+                the network's grid follows the camera and the previous output is carried
+                along the motion); False stylizes each frame on its own; a FlickerReducer
+                is used as it is (reset first).
+            progress: optional `callback(frames_done, frames_total)`.
+
+        Returns:
+            A `stylecbn.video.VideoResult`: frames, width, height, frame rate, audio
+            streams copied, seconds.
+
+        Raises:
+            VideoError: the video is unreadable or damaged, or the output cannot be written
+                (unknown suffix, an audio codec its container cannot hold, a missing folder);
+                the output is then left untouched.
+            ImageError: the mask is unreadable, or frames become too small at `max_size`.
+            StyleSpecError: a bad style specification.
+            ConfigError: bad strength, max_size or mask options.
+        """
+        strength, max_size = _check_options(strength, max_size, mask, mask_style)
+        start = self.blend(style)
+        end = start if to_style is None else self.blend(to_style)
+        inside = None if mask_style is None else self.blend(mask_style)
+        info = probe_video(source)
+        if _same_path(source, output):
+            raise VideoError(f"writing {output} would overwrite the input; choose another output")
+        width, height = fit_size(info.width, info.height, max_size)
+        if min(width, height) < MIN_SIDE:
+            raise ImageError(
+                f"{info.source} becomes {width}x{height} at max size {max_size}, under "
+                f"{MIN_SIDE} px on a side; use a larger max size"
+            )
+        mask_map = None
+        if mask is not None:  # drawn upright: turn it the way the frames are stored
+            turns = info.rotation // 90
+            shown = (height, width) if turns % 2 else (width, height)
+            mask_map = np.ascontiguousarray(np.rot90(_load_mask(mask, shown), -turns))
+        reducer = _flicker_reducer(stabilize)
+
+        def process(frame, index):
+            field = StyleField(self._morph(start, end, index, info.frames), inside, mask_map)
+            photo = resize_to_max(frame, max_size)
+            return self._stylize_array(photo, field, strength, preserve_color, reducer)
+
+        return stream_video(source, output, process, (width, height), info=info,
+                            progress=progress)
 
     def style_sheet(
         self, image, styles=None, tile_size=256, columns=None, include_original=True, **options
@@ -415,20 +534,42 @@ class Stylizer:
 
     # --- inference --------------------------------------------------------------------
 
-    def _stylize_array(self, photo, field, strength, preserve_color):
-        """Stylize one uint8 (H, W, 3) frame; returns a uint8 frame of the same size."""
+    def _morph(self, start, end, index, count):
+        """The blend of frame `index` of `count`, moving from `start` to `end` in equal steps."""
+        if end is start:
+            return start
+        t = min(1.0, index / max(1, count - 1))
+        return mix([(1.0 - t, start), (t, end)], self.style_names)
+
+    def _stylize_array(self, photo, field, strength, preserve_color, reducer=None):
+        """Stylize one uint8 (H, W, 3) frame; returns a uint8 frame of the same size.
+
+        `reducer` (a FlickerReducer) stabilizes the network's output before colour and strength.
+        """
         if strength == 0.0:
             return photo.copy()
         photo_f = photo.astype(np.float32) / 255.0
-        if photo.shape[0] * photo.shape[1] <= self.max_untiled_pixels:
-            styled = self._run_whole(photo_f, field)
+        if reducer is None:
+            styled = self._run_network(photo_f, field)
         else:
-            styled = run_in_strips(self.model, photo_f, field)
+            height, width = photo.shape[:2]
+
+            def shifted(top, left):
+                image = shift_for_grid(photo_f, top, left)
+                out = self._run_network(image, field.shifted(top, left))
+                return out[top : top + height, left : left + width]
+
+            styled = reducer(photo_f, shifted)
         if preserve_color:
             styled = preserve_colors(styled, photo_f)
         if strength < 1.0:
             styled = strength * styled + (1.0 - strength) * photo_f
         return _to_uint8(styled)
+
+    def _run_network(self, photo_f, field):
+        if photo_f.shape[0] * photo_f.shape[1] <= self.max_untiled_pixels:
+            return self._run_whole(photo_f, field)
+        return run_in_strips(self.model, photo_f, field)
 
     def _run_whole(self, photo_f, field):
         style = field.network_input()

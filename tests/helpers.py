@@ -34,3 +34,44 @@ def make_images(folder, count, size=(40, 48), seed=0, prefix="img", noise=20):
         noisy = np.clip(smooth + rng.normal(0, noise, (*size, 3)), 0, 255).astype(np.uint8)
         Image.fromarray(noisy).save(folder / f"{prefix}{i}.png")
     return folder
+
+
+def make_video(path, frames=8, width=32, height=32, rate=24, audio="aac", rotation=0,
+               codec="libx264", seed=0):
+    """Write a tiny test clip with PyAV: moving coloured bars, and a 440 Hz tone if `audio`.
+
+    Returns the (H, W, 3) uint8 RGB pictures that were encoded.
+    """
+    from fractions import Fraction
+
+    import av
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    pictures = []
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=Fraction(rate))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = container.add_stream(audio, rate=48000) if audio else None
+        for index in range(frames):
+            base = np.stack([(x + index / frames) % 1.0, y, 1 - x * y], axis=-1)
+            noise = rng.normal(0, 0.03, base.shape)
+            picture = np.clip((base + noise) * 255, 0, 255).astype(np.uint8)
+            pictures.append(picture)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            samples = int(48000 * frames / rate)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+            step = sound.codec_context.frame_size or 1024
+            for start in range(0, samples, step):
+                chunk = np.ascontiguousarray(tone[None, start : start + step])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+    return pictures

@@ -242,7 +242,7 @@ def test_input_errors_exit_2(tmp_path, model_path):
     assert result.exit_code == 2 and "does not exist" in result.stderr
     (tmp_path / "empty").mkdir()
     result = run("apply", tmp_path / "empty", "-m", model_path)
-    assert result.exit_code == 2 and "No images in" in result.stderr and "--recursive" in result.stderr
+    assert result.exit_code == 2 and "No images or videos in" in result.stderr and "--recursive" in result.stderr
     result = run("apply", "-", "-", "-m", model_path, input=b"")
     assert result.exit_code == 2 and "only once" in result.stderr
 

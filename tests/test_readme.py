@@ -55,3 +55,15 @@ def test_apply_example_runs_with_the_built_in_model(tmp_path, monkeypatch):
         if section == "Applying styles":
             run(code, {})
     assert Image.open("out.png").size == (64, 48)
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="no built-in model in this build")
+def test_video_example_runs_with_the_built_in_model(tmp_path, monkeypatch):
+    from helpers import make_video
+
+    monkeypatch.chdir(tmp_path)
+    make_video("clip.mp4", frames=4)
+    for section, code in python_blocks():
+        if section == "Video":
+            run(code, {})
+    assert (tmp_path / "out.mp4").is_file()

@@ -1,9 +1,9 @@
-"""`stylecbn apply`: stylize photos from files, folders or stdin.
+"""`stylecbn apply`: stylize photos and videos from files, folders or stdin.
 
 Parses the options, plans where outputs go (refusing to overwrite an input or to write one
-file twice) and calls `Stylizer.stylize_frames` once per input; library errors become
-one-line messages through `handle_errors`. Exit codes: 0 = all done, 1 = some inputs failed,
-2 = usage or bad input.
+file twice) and calls `Stylizer.stylize_frames` (images) or `Stylizer.stylize_video` (videos)
+once per input; library errors become one-line messages through `handle_errors`. Exit codes:
+0 = all done, 1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
 """
 
 import sys
@@ -16,6 +16,7 @@ import click
 from ..cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
 from ..errors import StylecbnError
 from ..images import IMAGE_SUFFIXES, OUTPUT_SUFFIXES, read_image, write_image
+from ..video import VIDEO_SUFFIXES, is_video
 from .common import (
     STDIO,
     check_output_file,
@@ -58,14 +59,15 @@ def _collect_inputs(inputs, recursive):
                 p
                 for p in path.glob(pattern)
                 if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES
+                and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 where = "or its subfolders " if recursive else ""
                 hint = "" if recursive else " (use --recursive to look in subfolders)"
                 fail(
-                    f"No images in {path} {where}(looked for {', '.join(IMAGE_SUFFIXES)}){hint}."
+                    f"No images or videos in {path} {where}(looked for "
+                    f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}){hint}."
                 )
             files = [(p, p.relative_to(path)) for p in found]
         else:
@@ -98,6 +100,9 @@ def _output_mode(output, jobs, from_folder):
     if output == STDIO or (output is None and stdin_input):
         if len(jobs) > 1:
             fail("Only one image can go to stdout; give -o a folder for several inputs.")
+        if is_video(jobs[0].source):
+            fail(f"A video cannot go to stdout; give -o a file such as "
+                 f"out{Path(jobs[0].source).suffix}.")
         return "stdout"
     if output is None:
         return "beside"
@@ -112,8 +117,22 @@ def _output_mode(output, jobs, from_folder):
         except OSError as exc:
             fail(f"Cannot create the output folder {output}: {exc.strerror or exc}.")
         return "dir"
-    check_output_file(output)
+    if is_video(jobs[0].source):
+        _check_video_output(output)
+    elif is_video(path):
+        fail(f"{jobs[0].source} is an image: -o {output} needs a video input; use one of "
+             f"{', '.join(OUTPUT_SUFFIXES)}.")
+    else:
+        check_output_file(output)
     return "file"
+
+
+def _check_video_output(output):
+    path = Path(output)
+    if not is_video(path):
+        fail(f"A video is written as a video: give -o a {', '.join(VIDEO_SUFFIXES)} file.")
+    if not path.parent.is_dir():
+        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
 
 
 def _plan_outputs(jobs, mode, output, pattern, style_name, out_format):
@@ -125,7 +144,10 @@ def _plan_outputs(jobs, mode, output, pattern, style_name, out_format):
             job.output = Path(output)
             continue
         source_ext = Path(job.source).suffix.lower().lstrip(".") if job.source != STDIO else ""
-        ext = out_format or (source_ext if "." + source_ext in OUTPUT_SUFFIXES else "png")
+        if is_video(job.source):
+            ext = source_ext  # a video keeps its container; --format is for images
+        else:
+            ext = out_format or (source_ext if "." + source_ext in OUTPUT_SUFFIXES else "png")
         name = pattern.format(stem=job.relative.stem, style=style_name, ext=ext, index=index)
         if mode == "beside":
             job.output = Path(job.source).parent / name
@@ -198,7 +220,21 @@ def _write_format(job, loaded, out_format):
     show_default=True,
     help="Longest side in pixels (images are never enlarged); 0 keeps the size.",
 )
-@click.option("-r", "--recursive", is_flag=True, help="Look for images in subfolders too.")
+@click.option(
+    "--to-style",
+    default=None,
+    help="Videos and animations: the blend moves from --style on the first frame to this "
+    "style (or blend) on the last.",
+)
+@click.option(
+    "--stabilize/--no-stabilize",
+    default=True,
+    show_default=True,
+    help="Videos and animations: reduce flicker (the network's grid follows the camera and "
+    "the previous frame is carried along the motion); --no-stabilize paints every frame on "
+    "its own.",
+)
+@click.option("-r", "--recursive", is_flag=True, help="Look for images and videos in subfolders too.")
 @click.option(
     "--name",
     "name_pattern",
@@ -211,9 +247,10 @@ def _write_format(job, loaded, out_format):
     "out_format",
     type=click.Choice(FORMATS, case_sensitive=False),
     default=None,
-    help="Output format (default: the input's, PNG for stdin).",
+    help="Image output format (default: the input's, PNG for stdin); videos keep theirs.",
 )
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG and WebP quality.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per output.")
 @max_pixels_option
 @click.option(
@@ -233,6 +270,8 @@ def apply(
     mask,
     mask_style,
     max_size,
+    to_style,
+    stabilize,
     recursive,
     name_pattern,
     out_format,
@@ -241,13 +280,17 @@ def apply(
     max_pixels,
     xla,
 ):
-    """Stylize photos: files, folders, or '-' for stdin.
+    """Stylize photos and videos: files, folders, or '-' for stdin (images).
+
+    Videos (.mp4, .mov, .mkv, .webm, .avi) are streamed frame by frame with their audio,
+    timing and rotation kept.
 
     \b
     Examples:
       stylecbn apply photo.jpg --style starry -o out.jpg
       stylecbn apply photos/ -r --style 3:0.5,12:0.5 -o styled/ --name {stem}_{style}.png
       cat photo.jpg | stylecbn apply - --style 2 > out.png
+      stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4
     """
     from ..stylize import _check_max_size
 
@@ -265,6 +308,9 @@ def apply(
     stylizer = load_stylizer(model_path, jit_compile=xla)
     blend = stylizer.blend(style)
     label = blend.label
+    to_blend = None if to_style is None else stylizer.blend(to_style)
+    if to_blend is not None:
+        label += "-to-" + to_blend.label
     mask_blend = mask_image = None
     if mask is not None:
         mask_blend = stylizer.blend(mask_style)
@@ -283,19 +329,22 @@ def apply(
         for job in bar:
             started = time.perf_counter()
             target = str(job.output) if job.output is not None else "<stdout>"
+            options = dict(strength=strength, preserve_color=preserve_color, max_size=max_size,
+                           mask=mask_image, mask_style=mask_blend, to_style=to_blend,
+                           stabilize=stabilize)
             try:
-                loaded = read_input(job.source, max_pixels)
                 if mode == "dir":  # mirror the input's subfolders below the existing -o folder
                     job.output.parent.mkdir(parents=True, exist_ok=True)
-                result = stylizer.stylize_frames(
-                    loaded,
-                    blend,
-                    strength=strength,
-                    preserve_color=preserve_color,
-                    max_size=max_size,
-                    mask=mask_image,
-                    mask_style=mask_blend,
-                )
+                if is_video(job.source):
+                    video = _apply_video(stylizer, job, blend, options, show_bar=not as_json)
+                    if as_json:
+                        echo_json({"input": job.source, "output": target, "status": "ok",
+                                   "style": style_record, **_video_record(video, options)})
+                    elif len(jobs) == 1:
+                        click.echo(f"Wrote {target} ({video.frames} frames)", err=True)
+                    continue
+                loaded = read_input(job.source, max_pixels)
+                result = stylizer.stylize_frames(loaded, blend, **options)
                 write_image(
                     job.output if job.output is not None else stdout(),
                     result.frames,
@@ -351,6 +400,41 @@ def _input_error(job, exc):
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return (f"{job.source}: unexpected {type(exc).__name__}: {first_line}; the other inputs go "
             "on (please report this)")
+
+
+def _apply_video(stylizer, job, blend, options, show_bar):
+    """Stylize one video with a progress bar (frames, frames/s, time left) on a terminal."""
+    if not (show_bar and sys.stderr.isatty()):  # elsewhere click would print just the label
+        return stylizer.stylize_video(job.source, job.output, blend, **options)
+    started = time.perf_counter()
+    with click.progressbar(length=1, label=Path(job.source).name, file=sys.stderr,
+                           show_pos=True, show_eta=True, item_show_func=lambda text: text) as bar:
+
+        def progress(done, total):
+            bar.length = total
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(done - bar.pos, f"{rate:.2f} frames/s")
+
+        return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
+                                      **options)
+
+
+def _video_record(video, options):
+    """The --json fields of a stylized video: frames, speed (fps), seconds and the settings."""
+    to_style = options["to_style"]
+    return {
+        "to_style": None if to_style is None else to_style.label,
+        "strength": options["strength"],
+        "preserve_color": options["preserve_color"],
+        "stabilize": options["stabilize"],
+        "width": video.width,
+        "height": video.height,
+        "frames": video.frames,
+        "frame_rate": round(video.frame_rate, 6),
+        "audio_streams": video.audio_streams,
+        "fps": round(video.frames_per_second, 3),
+        "seconds": round(video.seconds, 3),
+    }
 
 
 class _nullbar:

@@ -1,0 +1,159 @@
+"""FlickerReducer and restore_detail: the flicker reduction of video and animated GIFs."""
+
+import numpy as np
+import pytest
+
+from stylecbn.temporal import GRID, FlickerReducer, restore_detail, shift_for_grid
+
+
+def texture(height, width, seed=0):
+    """A smooth random texture in [0, 1] (optical flow needs structure to lock on to)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height, width, 3)).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(noise, (0, 0), 2.0) * 3 - 1, 0, 1)
+
+
+def panned(frames, height=48, width=64, step=1):
+    """Frames of a texture moving right by `step` whole pixels per frame."""
+    big = texture(height, width + step * frames + 8)
+    start = step * frames
+    return [np.ascontiguousarray(big[:, start - step * t : start - step * t + width])
+            for t in range(frames)]
+
+
+def fixed(output):
+    return lambda top, left: output
+
+
+# --- restore_detail ---------------------------------------------------------------------
+
+
+def test_restore_detail_undoes_a_loss_of_contrast_exactly():
+    # A pattern at 0.25 cycles/px on a constant: halving its contrast leaves the constant (band
+    # 0) alone and halves every other band, so the gains are exactly 2 and the pattern returns.
+    y, x = np.mgrid[0:32, 0:48]
+    pattern = 0.2 * np.cos(2 * np.pi * 0.25 * x)[..., None] * np.array([1.0, 0.5, -0.7])
+    fresh = (0.5 + pattern).astype(np.float32)
+    blended = (0.5 + 0.5 * pattern).astype(np.float32)
+    restored = restore_detail(blended, fresh)
+    assert restored.dtype == np.float32 and restored.shape == fresh.shape
+    # float32 FFTs of 1.5K values: errors of a few 1e-7, far below 1e-5.
+    np.testing.assert_allclose(restored, fresh, atol=1e-5)
+
+
+def test_restore_detail_never_lowers_energy_and_caps_the_gain():
+    fresh = texture(32, 32, seed=1)
+    # Twice the contrast: 4 times the energy in every band but the constant, so every gain
+    # would be 1/2 and is clipped to 1: nothing changes.
+    sharper = (0.5 + 2.0 * (fresh - 0.5)).astype(np.float32)
+    np.testing.assert_allclose(restore_detail(sharper, fresh), sharper, atol=1e-5)
+    flat = np.full((32, 32, 3), 0.5, np.float32)
+    tiny = (flat + 1e-3 * (fresh - fresh.mean())).astype(np.float32)
+    restored = restore_detail(tiny, fresh, max_gain=4.0)
+    # The detail can grow at most 4 times (the mean, band 0, stays).
+    detail = np.abs(restored - restored.mean()).max()
+    assert detail <= 4.0 * np.abs(tiny - tiny.mean()).max() * 1.01
+
+
+# --- shift_for_grid -----------------------------------------------------------------------
+
+
+def test_shift_for_grid_pads_to_one_size_and_crops_back():
+    image = np.arange(20 * 24 * 3, dtype=np.float32).reshape(20, 24, 3)
+    assert shift_for_grid(image, 0, 0) is image
+    for top, left in [(1, 0), (0, 3), (2, 2)]:
+        padded = shift_for_grid(image, top, left)
+        assert padded.shape == (20 + GRID, 24 + GRID, 3)
+        np.testing.assert_array_equal(padded[top : top + 20, left : left + 24], image)
+    mask = np.random.default_rng(0).random((20, 24)).astype(np.float32)
+    np.testing.assert_array_equal(shift_for_grid(mask, 3, 1)[3:23, 1:25], mask)
+
+
+# --- FlickerReducer -----------------------------------------------------------------------
+
+
+def test_a_still_scene_comes_out_as_the_network_made_it():
+    photo = texture(40, 56)
+    styled = texture(40, 56, seed=5)
+    reducer = FlickerReducer()
+    for _ in range(4):
+        out = reducer(photo, fixed(styled))
+        assert reducer.offset == (0, 0)
+    assert reducer.carried > 0.45  # trusted everywhere: carry 0.5, minus nothing
+    # Zero flow: the bicubic warp copies, the blend of two equal images is the image, the
+    # detail gains are 1; only float32 FFT rounding remains.
+    np.testing.assert_allclose(out, styled, atol=1e-5)
+
+
+def test_a_scene_cut_carries_nothing_and_restarts_the_grid():
+    reducer = FlickerReducer()
+    for frame in panned(3):
+        reducer(frame, fixed(texture(48, 64, seed=2)))
+    assert reducer.carried > 0
+    other = texture(48, 64, seed=9)
+    fresh = texture(48, 64, seed=3)
+    out = reducer(other, fixed(fresh))
+    assert reducer.carried == 0.0 and reducer.offset == (0, 0)
+    np.testing.assert_array_equal(out, fresh)
+
+
+def test_a_new_size_starts_afresh():
+    reducer = FlickerReducer()
+    reducer(texture(40, 40), fixed(texture(40, 40, seed=1)))
+    fresh = texture(48, 40, seed=2)
+    np.testing.assert_array_equal(reducer(texture(48, 40), fixed(fresh)), fresh)
+    assert reducer.carried == 0.0
+
+
+def test_the_grid_follows_the_camera():
+    # Content moves right 1 px per frame: a pixel at x was at x - 1, the picture has travelled
+    # -t pixels, so the input is shifted by (-t) mod 4 and content keeps its grid phase.
+    seen = []
+    reducer = FlickerReducer()
+    for frame in panned(9):
+        reducer(frame, lambda top, left: seen.append((top, left)) or np.zeros((48, 64, 3), "f"))
+    assert seen == [(0, (-t) % GRID) for t in range(9)]
+    off = FlickerReducer(follow_grid=False)
+    for frame in panned(3):
+        off(frame, fixed(np.zeros((48, 64, 3), "f")))
+        assert off.offset == (0, 0)
+
+
+def warping_error(frames, step=1):
+    """Mean squared difference of frame t and frame t-1 moved by `step` px (exact motion)."""
+    return np.mean([np.mean(np.square(b[:, step:] - a[:, :-step])) for a, b in zip(frames, frames[1:])])
+
+
+def test_carrying_reduces_random_flicker():
+    # A "network" that returns the photo plus fresh noise per frame: pure flicker. Recursive
+    # blending with a = 0.5 leaves (1 - a)^2 / (1 + a) = 1/6 of the squared frame-to-frame
+    # difference of independent noise; the detail gain (at most 1/sqrt(0.5) here) can raise it
+    # to at most 1/3. Half is a safe bound that per-frame output (ratio 1) cannot pass.
+    rng = np.random.default_rng(0)
+    frames = panned(10)
+    plain = [np.clip(f + rng.normal(0, 0.1, f.shape), 0, 1).astype(np.float32) for f in frames]
+    reducer = FlickerReducer(follow_grid=False)
+    stable = [reducer(f, fixed(p)) for f, p in zip(frames, plain)]
+    assert warping_error(stable) < 0.5 * warping_error(plain)
+
+
+def test_untrusted_pixels_take_the_fresh_output():
+    frames = panned(2)
+    changed = frames[1].copy()
+    changed[10:30, 20:40] = (changed[10:30, 20:40] + 0.5) % 1.0  # something new appears
+    reducer = FlickerReducer(restore_detail=False)
+    reducer(frames[0], fixed(np.zeros((48, 64, 3), "f")))
+    out = reducer(changed, fixed(np.ones((48, 64, 3), "f")))
+    # Inside the patch every value differs by 0.5 from the old picture: trust exp(-25) ~ 1e-11
+    # wherever the flow points (unless it finds a pixel 0.5 away, which the smooth texture
+    # does not have nearby).
+    assert out[14:26, 24:36].min() > 0.999
+    # Elsewhere the previous output (zeros) is carried at about half.
+    assert 0.4 < out[40:, :16].mean() < 0.6
+
+
+def test_carry_must_be_below_one():
+    with pytest.raises(ValueError, match="carry"):
+        FlickerReducer(carry=1.0)
