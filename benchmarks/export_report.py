@@ -38,7 +38,8 @@ QUANTIZATIONS = ("none", "float16", "dynamic")
 
 def test_image(size, path=None):
     """A square uint8 (1, size, size, 3) photo: `path`, a shared content image, else a gradient."""
-    from stylecbn.images import center_square, read_image
+    from stylecbn.images import read_image
+    from stylecbn.pixels import center_square
 
     photos = [Path(path)] if path else sorted(CONTENT.glob("*.png")) + sorted(CONTENT.glob("*.jpg"))
     if photos:

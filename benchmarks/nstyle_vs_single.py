@@ -21,7 +21,8 @@ import numpy as np
 from keras import ops
 
 from stylecbn.config import TrainingConfig
-from stylecbn.data import ContentPhotos, load_style_image, load_styles_folder
+from stylecbn.data import load_style_image, load_styles_folder
+from stylecbn.photos import ContentPhotos
 from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
 from stylecbn.modelfile import load_model
 from stylecbn.train import train

@@ -21,15 +21,15 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 from stylecbn.data import load_style_image, load_styles_folder
-from stylecbn.images import center_square, read_image
+from stylecbn.images import read_image
 from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
 from stylecbn.modelfile import load_model
+from stylecbn.pixels import center_square
 from stylecbn.vgg import build_loss_network
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,7 +68,8 @@ def child(folder, args):
 
     sys.path.insert(0, str(ROOT))
     from stylecbn.config import TrainingConfig
-    from stylecbn.data import ContentPhotos, load_style_image, load_styles_folder
+    from stylecbn.data import load_style_image, load_styles_folder
+    from stylecbn.photos import ContentPhotos
     from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
     from stylecbn.network import build_network
     from stylecbn.train import train

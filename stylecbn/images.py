@@ -1,14 +1,13 @@
-"""Image input and output for `stylecbn apply`: any common file in, uint8 RGB frames out.
+"""Reading images: any common file, bytes, stream, PIL image or array in, uint8 RGB frames out.
 
 Reading turns every input (a file, bytes, a binary stream such as stdin, a PIL image or a
-NumPy array) into one or more (H, W, 3) uint8 RGB frames: EXIF orientation applied,
-transparency composited on white, palette, grayscale, 16-bit, 32-bit, float and CMYK data
-converted, every frame of an animation kept. Files are read header first and only as far as
-needed; a picture larger than the pixel limit (what the machine's free memory can decode) is
-refused before decoding, and one whose data ends early (`stylecbn.truncation`) is refused
-rather than padded. Anything that cannot be read becomes an `ImageError` that names the
-input. `resize_to_max` and `center_square` resize (Lanczos). Writing goes through
-`stylecbn.fileio.atomic_path`, so an output file appears whole or not at all.
+NumPy array) into one or more (H, W, 3) uint8 RGB frames: EXIF orientation applied, every
+frame of an animation kept, and every pixel kind converted by `stylecbn.pixels`. Files are
+read header first and only as far as needed; a picture larger than the pixel limit (what the
+machine's free memory can decode) is refused before decoding, and one whose data ends early
+(`stylecbn.truncation`) is refused rather than padded. Anything that cannot be read becomes an
+`ImageError` that names the input. Resizing is in `stylecbn.pixels`, writing in
+`stylecbn.imagewrite`.
 """
 
 import contextlib
@@ -22,8 +21,8 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from stylecbn.errors import ConfigError, ImageError
-from stylecbn.fileio import atomic_path
 from stylecbn.memory import available_memory, format_bytes
+from stylecbn.pixels import array_to_rgb, pil_to_rgb
 from stylecbn.truncation import missing_data
 
 MIN_SIDE = 16  # images smaller than this on either side are rejected
@@ -31,19 +30,12 @@ MIN_SIDE = 16  # images smaller than this on either side are rejected
 # Suffixes (lower case, with the dot) that folder scanning treats as images.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
-# What write_image can produce, by suffix and by format name.
-_SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF",
-                   ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
-OUTPUT_SUFFIXES = tuple(_SUFFIX_FORMATS)
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}
-_ANIMATED_FORMATS = ("GIF", "WEBP")
+# Format names Pillow reports (or users write) and the format they are.
+FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}
 # Formats whose extra frames are an animation; others (MPO stereo/depth pictures from cameras,
 # multi-page TIFF) keep only their first picture.
 _ANIMATION_SOURCES = ("GIF", "PNG", "WEBP")
-_DEFAULT_FRAME_MS = 100
-
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+DEFAULT_FRAME_MS = 100
 
 
 @dataclass
@@ -146,7 +138,7 @@ def read_image(source, *, name=None, max_pixels=None, reduce_to=None):
         _positive_int(reduce_to, "reduce_to")
     if isinstance(source, np.ndarray):
         name = name or "<array>"
-        loaded = LoadedImage(frames=[_array_to_rgb(source, name)], source=name)
+        loaded = LoadedImage(frames=[array_to_rgb(source, name)], source=name)
     elif isinstance(source, Image.Image):
         loaded = _read_pil(source, name or "<PIL image>", max_pixels)
     elif isinstance(source, (str, os.PathLike)):
@@ -156,7 +148,7 @@ def read_image(source, *, name=None, max_pixels=None, reduce_to=None):
         reader = _LazyReader(io.BytesIO(source), name, _byte_limit(max_pixels))
         loaded = _read_file(reader, name, max_pixels, reduce_to)
     elif hasattr(source, "read"):
-        name = name or _stream_name(source)
+        name = name or stream_name(source)
         reader = _LazyReader(source, name, _byte_limit(max_pixels))
         loaded = _read_file(reader, name, max_pixels, reduce_to)
     else:
@@ -195,7 +187,7 @@ def _byte_limit(max_pixels):
     return max_pixels * _MAX_FILE_BYTES_PER_PIXEL + _MAX_METADATA_BYTES
 
 
-def _stream_name(stream):
+def stream_name(stream):
     name = getattr(stream, "name", None)
     return name if isinstance(name, str) else "<stream>"
 
@@ -381,7 +373,7 @@ def _checked_frame_count(image, name, max_pixels):
     Uses the header only: every frame is as large as the picture's canvas, so the memory a
     picture needs is known before any of it is decoded.
     """
-    file_format = _FORMAT_ALIASES.get(image.format, image.format)
+    file_format = FORMAT_ALIASES.get(image.format, image.format)
     try:
         # Counting a GIF's frames reads through the file, so it can fail on broken data too.
         frame_count = image.n_frames if file_format in _ANIMATION_SOURCES else 1
@@ -395,7 +387,7 @@ def _checked_frame_count(image, name, max_pixels):
 def _decode(image, name, frame_count):
     """Decode `frame_count` frames of an opened PIL image into a LoadedImage."""
     file_format = image.format
-    file_format = _FORMAT_ALIASES.get(file_format, file_format) if file_format else None
+    file_format = FORMAT_ALIASES.get(file_format, file_format) if file_format else None
     frames, durations = [], []
     animated = frame_count > 1
     try:
@@ -403,7 +395,7 @@ def _decode(image, name, frame_count):
             if animated:
                 image.seek(index)
             image.load()  # full decode now: truncation shows up here, not later
-            frame = _pil_to_rgb(_oriented(image), name)
+            frame = pil_to_rgb(_oriented(image), name)
             # Arrays viewed from Pillow are read-only; callers get arrays they own.
             frames.append(frame if frame.flags.writeable else frame.copy())
             durations.append(_frame_duration(image))
@@ -438,7 +430,7 @@ def _oriented(image):
 def _frame_duration(image):
     duration = image.info.get("duration")
     if duration is None or duration <= 0:
-        return _DEFAULT_FRAME_MS
+        return DEFAULT_FRAME_MS
     return int(round(duration))
 
 
@@ -467,327 +459,3 @@ def _check_size(loaded):
             f"{loaded.source} is {width}x{height} px; images must be at least "
             f"{MIN_SIDE} px on each side"
         )
-
-
-def _pil_to_rgb(image, name):
-    """Convert one decoded PIL frame of any mode to an (H, W, 3) uint8 array."""
-    mode = image.mode
-    if mode in _SIXTEEN_BIT_MODES:
-        return _gray_to_rgb(_scale_16_bit(np.asarray(image)))
-    if mode == "I":
-        return _gray_to_rgb(_scale_32_bit(np.asarray(image)))
-    if mode == "F":
-        return _gray_to_rgb(_scale_float_image(np.asarray(image)))
-    if mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-        return _composite_on_white(np.asarray(rgba))
-    if mode == "RGB":
-        return np.asarray(image)
-    try:
-        return np.asarray(image.convert("RGB"))
-    except ValueError as exc:  # e.g. LAB or HSV, which Pillow cannot convert on its own
-        raise ImageError(
-            f"{name} uses the colour mode {mode}, which cannot be converted to RGB; "
-            "save it as RGB first"
-        ) from exc
-
-
-def _scale_16_bit(values):
-    """uint16 (0..65535) to uint8, rounding: 65535 -> 255, 257 -> 1."""
-    values = values.astype(np.uint32)
-    return ((values * 255 + 32767) // 65535).astype(np.uint8)
-
-
-def _scale_32_bit(values):
-    """Mode "I" (int32) to uint8.
-
-    In practice these are 16-bit samples (older Pillow opens 16-bit PNGs as "I"), so the
-    0..65535 range maps to 0..255; data beyond 16 bits is scaled by its own maximum instead
-    so that it is not clipped to white. Negative values become 0.
-    """
-    values = np.clip(values.astype(np.int64), 0, None)
-    top = int(values.max(initial=0))
-    if top <= 65535:
-        return _scale_16_bit(values)
-    return ((values * 255 + top // 2) // top).astype(np.uint8)
-
-
-def _scale_float_image(values):
-    """Mode "F" to uint8: [0, 1] data if it fits there, else Pillow's own 0..255 scale."""
-    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if values.max(initial=0.0) <= 1.0:
-        values = values * 255.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def _gray_to_rgb(gray):
-    return np.repeat(gray[:, :, None], 3, axis=2)
-
-
-def _composite_on_white(rgba):
-    """Composite (H, W, 4) uint8 RGBA over white, exactly: out = (c*a + 255*(255-a)) / 255."""
-    # uint16 is enough: c*a + 255*(255-a) <= 255*255, plus 127 for rounding. In place, so the
-    # peak stays near 13 bytes a pixel (benchmarks/decode_memory.py) instead of twice that.
-    color = rgba[:, :, :3].astype(np.uint16)
-    alpha = rgba[:, :, 3:].astype(np.uint16)
-    color *= alpha
-    np.subtract(255, alpha, out=alpha)
-    alpha *= 255
-    color += alpha
-    del alpha
-    color += 127
-    color //= 255
-    return color.astype(np.uint8)
-
-
-def _array_to_rgb(array, name):
-    """Convert a caller's NumPy array to (H, W, 3) uint8 RGB."""
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ImageError(
-            f"{name} has shape {array.shape}; images must be (H, W), (H, W, 1), "
-            "(H, W, 3) or (H, W, 4)"
-        )
-    if array.dtype == np.uint8:
-        array8 = array
-    elif array.dtype == np.uint16:
-        array8 = _scale_16_bit(array)
-    elif np.issubdtype(array.dtype, np.floating):
-        array8 = _float_array_to_uint8(array, name)
-    else:
-        raise ImageError(
-            f"{name} has dtype {array.dtype}; images must be uint8, uint16 or float in "
-            "[0, 1] (convert with .astype(np.uint8) if the values are 0..255)"
-        )
-    if array8.shape[2] == 4:
-        return _composite_on_white(array8)
-    if array8.shape[2] == 1:
-        return _gray_to_rgb(array8[:, :, 0])
-    return array8.copy() if array8 is array else array8  # never alias the caller's array
-
-
-def _float_array_to_uint8(array, name):
-    if not np.all(np.isfinite(array)):
-        raise ImageError(f"{name} contains NaN or infinite values")
-    low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
-    # A little overshoot (model outputs, resampling ringing) is clipped; 0..255 floats are not.
-    if low < -0.01 or high > 1.01:
-        raise ImageError(
-            f"{name} holds floats in [{low:g}, {high:g}]; float images must be in [0, 1] "
-            "(divide by 255 if they are 0..255)"
-        )
-    return np.clip(np.rint(array.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-# --- resizing ----------------------------------------------------------------------------
-
-
-def resize_to_max(array, max_size):
-    """Shrink an image so that its longer side is at most `max_size` (Lanczos, aspect kept).
-
-    Args:
-        array: (H, W), (H, W, 3) or (H, W, 4) uint8 image.
-        max_size: the longest side allowed, in pixels; 0 keeps the size.
-
-    Returns:
-        The resized array, or `array` itself when it already fits (never upsampled).
-
-    Raises:
-        ConfigError: `max_size` is negative or not an integer.
-        ImageError: `array` is not a uint8 image.
-    """
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 0:
-        raise ConfigError(
-            "max_size must be a whole number of pixels >= 0 (0 keeps the size); "
-            f"received: {max_size!r}"
-        )
-    _check_frame(array, "image", channels=(3, 4))
-    height, width = array.shape[:2]
-    new_size = fit_size(width, height, max_size)
-    if new_size == (width, height):
-        return array
-    resized = Image.fromarray(array).resize(new_size, Image.Resampling.LANCZOS)
-    return np.array(resized)  # np.asarray would give a read-only view
-
-
-def fit_size(width, height, max_size):
-    """The (width, height) that `resize_to_max` gives an image of this size."""
-    longer = max(height, width)
-    if max_size == 0 or longer <= max_size:
-        return width, height
-    scale = max_size / longer
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def center_square(array, size):
-    """The largest centred square of an (H, W, 3) uint8 image, as a (size, size, 3) uint8 array
-    (Lanczos-resized unless its side is `size`; an odd leftover pixel goes right/bottom)."""
-    height, width = array.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = array[top:top + side, left:left + side]
-    if side == size:
-        return square
-    return np.array(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS))
-
-
-# --- writing -----------------------------------------------------------------------------
-
-
-def write_image(dest, frames, *, format=None, durations=None, loop=None, quality=95):
-    """Write one image or an animation.
-
-    Args:
-        dest: a path (str or Path), written atomically (a finished file or none), or a binary
-            file-like object such as `sys.stdout.buffer` (the encoded bytes are written in
-            one call once encoding has succeeded).
-        frames: a list of (H, W) or (H, W, 3) uint8 arrays of one size; a single array is
-            one frame. Several frames make an animated GIF or WebP; note that GIF merges
-            consecutive identical frames (adding their durations).
-        format: "PNG", "JPEG"/"JPG", "WEBP", "GIF", "TIFF"/"TIF" or "BMP"; defaults to the
-            suffix of `dest`. Required for streams.
-        durations: per-frame milliseconds (a list, or one int for all); default 100 ms.
-        loop: animation loop count, 0 = forever (the default).
-        quality: JPEG/WebP quality, 1..100.
-
-    Raises:
-        ImageError: bad frames, an unknown suffix or format, several frames for a
-            single-frame format, or the destination cannot be written.
-    """
-    frames = _frame_list(frames)
-    label = str(dest) if isinstance(dest, (str, os.PathLike)) else _stream_name(dest)
-    file_format = _output_format(dest, format)
-    if len(frames) > 1 and file_format not in _ANIMATED_FORMATS:
-        raise ImageError(
-            f"cannot write {len(frames)} frames to {label}: {file_format} holds one picture; "
-            "use .gif (or .webp) for an animation"
-        )
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not (
-        1 <= quality <= 100
-    ):
-        raise ImageError(f"quality must be a whole number from 1 to 100; received: {quality!r}")
-    images = [Image.fromarray(frame) for frame in frames]
-    options = _save_options(file_format, len(images), durations, loop, quality)
-    if len(images) > 1:
-        options.update(save_all=True, append_images=images[1:])
-
-    if isinstance(dest, (str, os.PathLike)):
-        _write_path(Path(dest), images[0], file_format, options)
-    elif hasattr(dest, "write"):
-        _write_stream(dest, label, images[0], file_format, options)
-    else:
-        raise ImageError(
-            f"cannot write an image to a {type(dest).__name__}; pass a path or a binary file"
-        )
-
-
-def _frame_list(frames):
-    if isinstance(frames, (np.ndarray, Image.Image)):
-        frames = [frames]
-    frames = [np.asarray(frame) if isinstance(frame, Image.Image) else frame for frame in frames]
-    if not frames:
-        raise ImageError("no frames to write")
-    for index, frame in enumerate(frames):
-        _check_frame(frame, f"frame {index}")
-    shapes = {frame.shape for frame in frames}
-    if len(shapes) > 1:
-        raise ImageError(f"all frames must have the same shape; received: {sorted(shapes)}")
-    return frames
-
-
-def _check_frame(frame, what, channels=(3,)):
-    if not isinstance(frame, np.ndarray):
-        raise ImageError(f"{what} is a {type(frame).__name__}; expected a NumPy array")
-    if frame.dtype != np.uint8:
-        raise ImageError(
-            f"{what} has dtype {frame.dtype}; expected uint8 (H, W, 3) RGB "
-            "(float images in [0, 1]: np.rint(x * 255).astype(np.uint8))"
-        )
-    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in channels)):
-        expected = ", ".join(f"(H, W, {count})" for count in channels)
-        raise ImageError(f"{what} has shape {frame.shape}; expected (H, W) or {expected}")
-
-
-def _output_format(dest, format):
-    supported = ", ".join(OUTPUT_SUFFIXES)
-    if format is not None:
-        name = str(format).upper().lstrip(".")
-        name = _FORMAT_ALIASES.get(name, name)
-        if name not in _SUFFIX_FORMATS.values():
-            raise ImageError(
-                f"unknown image format {format!r}; supported: PNG, JPEG, WEBP, GIF, TIFF, BMP"
-            )
-        return name
-    if not isinstance(dest, (str, os.PathLike)):
-        raise ImageError("writing to a stream needs format= (e.g. format='PNG')")
-    suffix = Path(dest).suffix.lower()
-    if suffix not in _SUFFIX_FORMATS:
-        raise ImageError(
-            f"cannot tell the image format of {dest} from its suffix "
-            f"{suffix or '(none)'!r}; use one of: {supported}"
-        )
-    return _SUFFIX_FORMATS[suffix]
-
-
-def _save_options(file_format, frame_count, durations, loop, quality):
-    options = {}
-    if file_format in ("JPEG", "WEBP"):
-        options["quality"] = int(quality)
-    if frame_count > 1:
-        if durations is None:
-            durations = [_DEFAULT_FRAME_MS] * frame_count
-        elif isinstance(durations, (int, np.integer)):
-            durations = [int(durations)] * frame_count
-        durations = [int(d) for d in durations]
-        if len(durations) != frame_count or any(d <= 0 for d in durations):
-            raise ImageError(
-                f"durations must be {frame_count} positive numbers of milliseconds, one per "
-                f"frame; received: {durations}"
-            )
-        options["duration"] = durations
-        options["loop"] = 0 if loop is None else int(loop)
-    return options
-
-
-def _save(image, target, file_format, options):
-    image.save(target, format=file_format, **options)
-
-
-def _write_path(path, image, file_format, options):
-    try:
-        if path.is_dir():  # inside the try: a name too long for the file system raises here
-            raise ImageError(f"cannot write {path}: it is a folder")
-        with atomic_path(path) as tmp:
-            _save(image, tmp, file_format, options)
-    except FileNotFoundError as exc:
-        raise ImageError(f"cannot write {path}: the folder {path.parent} does not exist") from exc
-    except NotADirectoryError as exc:
-        raise ImageError(f"cannot write {path}: {path.parent} is not a folder") from exc
-    except PermissionError as exc:
-        raise ImageError(
-            f"cannot write {path}: permission denied in the folder {path.parent}"
-        ) from exc
-    except OSError as exc:
-        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:  # encoder refused the options
-        raise ImageError(f"cannot write {path} as {file_format}: {exc}") from exc
-
-
-def _write_stream(stream, label, image, file_format, options):
-    # Encode fully in memory first, so a failed encode writes nothing to the stream.
-    buffer = io.BytesIO()
-    try:
-        _save(image, buffer, file_format, options)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ImageError(f"cannot encode the image as {file_format}: {exc}") from exc
-    try:
-        stream.write(buffer.getvalue())
-        with contextlib.suppress(AttributeError, ValueError):
-            stream.flush()
-    except TypeError as exc:
-        raise ImageError(
-            f"{label} is a text stream; pass a binary one (e.g. sys.stdout.buffer)"
-        ) from exc
-    except OSError as exc:
-        raise ImageError(f"cannot write to {label}: {exc.strerror or exc}") from exc

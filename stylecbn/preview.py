@@ -6,7 +6,7 @@ The trainer writes one every few steps, so a run can be judged by eye while it t
 import numpy as np
 from keras import ops
 
-from .images import write_image
+from .imagewrite import write_image
 
 __all__ = ["preview_grid", "write_preview"]
 

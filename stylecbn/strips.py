@@ -33,7 +33,7 @@ def run_in_strips(network, photo, field, strip_pixels=STRIP_PIXELS):
     Args:
         network: a `StyleTransferNetwork`.
         photo: (H, W, 3) float32 RGB in [0, 1].
-        field: what the network is conditioned on (`stylecbn.stylize.StyleField`: the
+        field: what the network is conditioned on (`stylecbn.conditioning.StyleField`: the
             `outside` blend, and optionally an `inside` blend and an (H, W) `mask`).
         strip_pixels: output pixels per strip.
 

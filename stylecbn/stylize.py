@@ -8,15 +8,11 @@ How the options work:
   {index_or_name: weight}, a weight vector, or a `Blend` already resolved by
   `Stylizer.blend` (`stylecbn.blend` is the one parser). Weights are normalized to sum 1
   and mix the gamma/beta rows of every conditional normalization layer.
-- **Strength** (0..1): a pixel-space mix, `out = strength * stylized + (1 - strength) * photo`.
-  The network has no "identity" style to interpolate its gamma/beta towards (every style
-  row was trained to paint), so mixing in style space cannot reach the photo at 0; the pixel
-  mix is exact at both ends and linear in between.
-- **Preserve colour**: luminance-only transfer (Gatys et al. 2017): the output's Y channel
-  with the photo's Cb and Cr (full-range BT.601 YCbCr, as in JPEG).
+- **Strength** and **preserve colour**: applied to the network's output by `stylecbn.finish`
+  (a pixel-space mix with the photo; luminance-only transfer).
 - **Regional styles**: a mask (white = inside, soft edges allowed) resized to the photo gives
-  per-pixel style weights `mask * mask_style + (1 - mask) * style`; the network mixes
-  gamma/beta per pixel in every layer, so the two styles meet without a pasted seam.
+  per-pixel style weights (`stylecbn.conditioning.StyleField`); the network mixes gamma/beta
+  per pixel in every layer, so the two styles meet without a pasted seam.
 - **Large images**: up to `max_untiled_pixels` the whole image goes through one compiled call.
   Above it, `stylecbn.strips` runs the network's stages layer by layer in horizontal strips
   with exact whole-image statistics (the same result up to float rounding, bounded memory).
@@ -26,20 +22,23 @@ How the options work:
 """
 
 import numbers
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .blend import Blend, mix, resolve_style, style_index
+from . import overviews
+from .blend import resolve_style
+from .conditioning import StyleField, load_mask, morph
 from .errors import ConfigError, ImageError, ModelFileError, VideoError
-from .images import MIN_SIDE, LoadedImage, fit_size, read_image, resize_to_max
+from .finish import check_strength, finish
+from .images import MIN_SIDE, LoadedImage, read_image
+from .pixels import fit_size, resize_to_max
 from .strips import run_in_strips
 from .temporal import FlickerReducer, shift_for_grid
 from .video import probe_video, stream_video
 
-__all__ = ["Stylizer", "StyleField", "preserve_colors", "DEFAULT_MAX_SIZE"]
+__all__ = ["Stylizer", "DEFAULT_MAX_SIZE", "check_max_size"]
 
 DEFAULT_MAX_SIZE = 1024
 # Whole-image inference up to this many pixels (about 2048x2048: peak RSS 2.2 GB measured at
@@ -47,43 +46,8 @@ DEFAULT_MAX_SIZE = 1024
 MAX_UNTILED_PIXELS = 2048 * 2048
 
 
-# --- colour and mixing ------------------------------------------------------------------
-
-# Full-range BT.601 (JPEG) RGB -> YCbCr; Cb and Cr are centred on 0 here.
-_TO_YCBCR = np.array(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
-    dtype=np.float32,
-)
-_FROM_YCBCR = np.linalg.inv(_TO_YCBCR).astype(np.float32)
-
-
-def preserve_colors(stylized, photo):
-    """Luminance-only transfer: Y from `stylized`, Cb and Cr from `photo`.
-
-    Args:
-        stylized, photo: (H, W, 3) float32 RGB in [0, 1] of one size.
-
-    Returns:
-        (H, W, 3) float32 RGB in [0, 1].
-    """
-    luma = stylized @ _TO_YCBCR[0]
-    chroma = photo @ _TO_YCBCR[1:].T
-    ycbcr = np.concatenate([luma[..., None], chroma], axis=-1)
-    return np.clip(ycbcr @ _FROM_YCBCR.T, 0.0, 1.0)
-
-
-def _check_strength(strength):
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
-        raise ConfigError(f"strength must be a number from 0 to 1; received: {strength!r}")
-    strength = float(strength)
-    if not 0.0 <= strength <= 1.0:
-        raise ConfigError(
-            f"strength must be from 0 (the photo) to 1 (full style); received: {strength:g}"
-        )
-    return strength
-
-
-def _check_max_size(max_size):
+def check_max_size(max_size):
+    """`max_size` as an int, or ConfigError unless it is 0 or a side of at least MIN_SIDE."""
     if isinstance(max_size, bool) or not isinstance(max_size, numbers.Integral) or (
         max_size != 0 and max_size < MIN_SIDE
     ):
@@ -101,54 +65,7 @@ def _check_options(strength, max_size, mask, mask_style):
             "a mask needs a mask style and a mask style needs a mask: pass both "
             "(mask_style is the style inside the white part of the mask)"
         )
-    return _check_strength(strength), _check_max_size(max_size)
-
-
-def _to_uint8(image):
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-
-
-# --- the mask ---------------------------------------------------------------------------
-
-
-def _load_mask(mask, size):
-    """A (H, W) float32 map in [0, 1] from a mask image, resized to `size` = (width, height)."""
-    loaded = mask if isinstance(mask, LoadedImage) else read_image(mask, name=None)
-    gray = Image.fromarray(loaded.frames[0]).convert("L")
-    if gray.size != size:
-        gray = gray.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(gray, dtype=np.float32) / 255.0
-
-
-@dataclass(frozen=True)
-class StyleField:
-    """What the network is conditioned on: one blend, or two blends mixed by a mask.
-
-    Per-pixel weights are `mask * inside + (1 - mask) * outside`; `mask` None means `outside`
-    everywhere.
-
-    Attributes:
-        outside: the `Blend` outside the mask (everywhere without one).
-        inside: the `Blend` inside the mask, or None.
-        mask: (H, W) float32 in [0, 1] at the photo's size, or None.
-    """
-
-    outside: Blend
-    inside: Blend | None = None
-    mask: np.ndarray | None = None
-
-    def shifted(self, top, left):
-        """The field for a photo shifted by `stylecbn.temporal.shift_for_grid`."""
-        if self.mask is None:
-            return self
-        return StyleField(self.outside, self.inside, shift_for_grid(self.mask, top, left))
-
-    def network_input(self):
-        """The network's style input: (1, num_styles) or per-pixel (1, H, W, num_styles)."""
-        if self.mask is None:
-            return self.outside.vector[None]
-        m = self.mask[..., None]
-        return (m * self.inside.vector + (1.0 - m) * self.outside.vector)[None].astype(np.float32)
+    return check_strength(strength), check_max_size(max_size)
 
 
 def _flicker_reducer(stabilize):
@@ -156,6 +73,17 @@ def _flicker_reducer(stabilize):
         stabilize.reset()
         return stabilize
     return FlickerReducer() if stabilize else None
+
+
+def _fitted_size(source, width, height, max_size):
+    """The (width, height) that frames of this size get at `max_size`; ImageError if too small."""
+    width, height = fit_size(width, height, max_size)
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{source} becomes {width}x{height} at max size {max_size}, under "
+            f"{MIN_SIDE} px on a side; use a larger max size"
+        )
+    return width, height
 
 
 def _same_path(a, b):
@@ -320,9 +248,6 @@ class Stylizer:
             As `stylize`; ConfigError also for `to_style` with a single-frame image.
         """
         strength, max_size = _check_options(strength, max_size, mask, mask_style)
-        start = self.blend(style)
-        end = start if to_style is None else self.blend(to_style)
-        inside = None if mask_style is None else self.blend(mask_style)
         loaded = image if isinstance(image, LoadedImage) else read_image(
             image, max_pixels=self.max_pixels)
         frames = loaded.frames[:1] if first_only else loaded.frames
@@ -331,21 +256,11 @@ class Stylizer:
                 f"{loaded.source} has one frame: a style that travels (to_style) needs a video "
                 "or an animated image"
             )
-        mask_map = None
-        reducer = _flicker_reducer(stabilize) if len(frames) > 1 else None
-        results = []
-        for index, frame in enumerate(frames):
-            photo = resize_to_max(frame, max_size)
-            height, width = photo.shape[:2]
-            if min(height, width) < MIN_SIDE:
-                raise ImageError(
-                    f"{loaded.source} becomes {width}x{height} at max size {max_size}, under "
-                    f"{MIN_SIDE} px on a side; use a larger max size"
-                )
-            if mask is not None and mask_map is None:
-                mask_map = _load_mask(mask, (width, height))
-            field = StyleField(self._morph(start, end, index, len(frames)), inside, mask_map)
-            results.append(self._stylize_array(photo, field, strength, preserve_color, reducer))
+        width, height = _fitted_size(loaded.source, *loaded.size, max_size)
+        mask_map = None if mask is None else load_mask(mask, (width, height))
+        paint = self._frame_painter(style, to_style, mask_style, mask_map, len(frames), strength,
+                                    preserve_color, max_size, stabilize and len(frames) > 1)
+        results = [paint(frame, index) for index, frame in enumerate(frames)]
         return LoadedImage(
             frames=results,
             source=loaded.source,
@@ -403,143 +318,44 @@ class Stylizer:
             ConfigError: bad strength, max_size or mask options.
         """
         strength, max_size = _check_options(strength, max_size, mask, mask_style)
-        start = self.blend(style)
-        end = start if to_style is None else self.blend(to_style)
-        inside = None if mask_style is None else self.blend(mask_style)
         info = probe_video(source)
         if _same_path(source, output):
             raise VideoError(f"writing {output} would overwrite the input; choose another output")
-        width, height = fit_size(info.width, info.height, max_size)
-        if min(width, height) < MIN_SIDE:
-            raise ImageError(
-                f"{info.source} becomes {width}x{height} at max size {max_size}, under "
-                f"{MIN_SIDE} px on a side; use a larger max size"
-            )
+        width, height = _fitted_size(info.source, info.width, info.height, max_size)
         mask_map = None
         if mask is not None:  # drawn upright: turn it the way the frames are stored
             turns = info.rotation // 90
             shown = (height, width) if turns % 2 else (width, height)
-            mask_map = np.ascontiguousarray(np.rot90(_load_mask(mask, shown), -turns))
-        reducer = _flicker_reducer(stabilize)
-
-        def process(frame, index):
-            field = StyleField(self._morph(start, end, index, info.frames), inside, mask_map)
-            photo = resize_to_max(frame, max_size)
-            return self._stylize_array(photo, field, strength, preserve_color, reducer)
-
+            mask_map = np.ascontiguousarray(np.rot90(load_mask(mask, shown), -turns))
+        process = self._frame_painter(style, to_style, mask_style, mask_map, info.frames,
+                                      strength, preserve_color, max_size, stabilize)
         return stream_video(source, output, process, (width, height), info=info,
                             progress=progress)
 
-    def style_sheet(
-        self, image, styles=None, tile_size=256, columns=None, include_original=True, **options
-    ):
-        """Every style (or the chosen ones) on one photo, each tile labelled "index name".
-
-        Args:
-            image: the photo (any `read_image` source).
-            styles: the styles to show, each an index, a name or a `Blend` (a mix is
-                labelled with its `label`); default all.
-            tile_size: longest side of each tile.
-            columns: tiles per row; default about the square root of the count.
-            include_original: put the unstyled photo first, labelled "original".
-            **options: `strength`, `preserve_color` as in `stylize`.
-
-        Returns:
-            An RGB PIL image.
-        """
-        from .sheets import labelled_sheet
-
-        if styles is None:
-            styles = range(self.num_styles)
-        blends = [
-            self.blend(s) if isinstance(s, Blend) else self.blend(style_index(s, self.model))
-            for s in styles
-        ]
-        loaded = image if isinstance(image, LoadedImage) else read_image(
-            image, max_pixels=self.max_pixels)
-        tiles, labels = [], []
-        if include_original:
-            tiles.append(self.stylize(loaded, 0, strength=0.0, max_size=tile_size))
-            labels.append("original")
-        for blend in blends:
-            tiles.append(self.stylize(loaded, blend, max_size=tile_size, **options))
-            index = blend.index
-            labels.append(blend.label if index is None else f"{index} {self.style_names[index]}")
-        return labelled_sheet(tiles, labels, columns=columns)
-
-    def interpolate(self, image, from_style, to_style, frames=24, max_size=512, **options):
-        """Frames that move from one style (or blend) to another in equal weight steps.
-
-        Args:
-            image: the photo (any `read_image` source).
-            from_style, to_style: `Blend`s or style specifications.
-            frames: number of frames (>= 2), ends included.
-            max_size: longest side of the frames.
-            **options: `strength`, `preserve_color` as in `stylize`.
-
-        Returns:
-            A list of (H, W, 3) uint8 frames.
-        """
-        if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 2:
-            raise ConfigError(f"frames must be a whole number >= 2; received: {frames!r}")
-        start, end = self.blend(from_style), self.blend(to_style)
-        loaded = image if isinstance(image, LoadedImage) else read_image(
-            image, max_pixels=self.max_pixels)
-        return [
-            np.asarray(
-                self.stylize(
-                    loaded,
-                    mix([(1 - t, start), (t, end)], self.style_names),
-                    max_size=max_size,
-                    **options,
-                )
-            )
-            for t in np.linspace(0.0, 1.0, int(frames))
-        ]
-
-    def blend_grid(self, image, corners, steps=5, max_size=256, **options):
-        """A steps x steps grid of bilinear blends between four styles at the corners.
-
-        Args:
-            image: the photo.
-            corners: four `Blend`s or style specifications: top-left, top-right,
-                bottom-left, bottom-right.
-            steps: cells per side (>= 2).
-            max_size: longest side of each cell.
-            **options: `strength`, `preserve_color` as in `stylize`.
-
-        Returns:
-            (rows, blends): rows of (H, W, 3) uint8 images, and the matching `Blend`s.
-        """
-        if len(corners) != 4:
-            raise ConfigError(f"a blend grid needs 4 corner styles; received {len(corners)}")
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
-            raise ConfigError(f"steps must be a whole number >= 2; received: {steps!r}")
-        tl, tr, bl, br = (self.blend(c) for c in corners)
-        loaded = image if isinstance(image, LoadedImage) else read_image(
-            image, max_pixels=self.max_pixels)
-        rows, blend_rows = [], []
-        for v in np.linspace(0.0, 1.0, int(steps)):
-            row, blend_row = [], []
-            for u in np.linspace(0.0, 1.0, int(steps)):
-                cell = mix(
-                    [((1 - v) * (1 - u), tl), ((1 - v) * u, tr), (v * (1 - u), bl), (v * u, br)],
-                    self.style_names,
-                )
-                row.append(np.asarray(self.stylize(loaded, cell, max_size=max_size, **options)))
-                blend_row.append(cell)
-            rows.append(row)
-            blend_rows.append(blend_row)
-        return rows, blend_rows
+    # Many stylizations of one photo, laid out: defined in `stylecbn.overviews`.
+    style_sheet = overviews.style_sheet
+    interpolate = overviews.interpolate
+    blend_grid = overviews.blend_grid
 
     # --- inference --------------------------------------------------------------------
 
-    def _morph(self, start, end, index, count):
-        """The blend of frame `index` of `count`, moving from `start` to `end` in equal steps."""
-        if end is start:
-            return start
-        t = min(1.0, index / max(1, count - 1))
-        return mix([(1.0 - t, start), (t, end)], self.style_names)
+    def _frame_painter(self, style, to_style, mask_style, mask_map, count, strength,
+                       preserve_color, max_size, stabilize):
+        """`paint(frame, index)`: frame `index` of `count` resized to `max_size` and stylized
+        with the style of its place in the clip (moving from `style` to `to_style`), the mask
+        map (already at the frames' size, or None) and one flicker reducer for the clip."""
+        start = self.blend(style)
+        end = start if to_style is None else self.blend(to_style)
+        inside = None if mask_style is None else self.blend(mask_style)
+        reducer = _flicker_reducer(stabilize)
+
+        def paint(frame, index):
+            photo = resize_to_max(frame, max_size)
+            blend = morph(start, end, index, count, self.style_names)
+            field = StyleField(blend, inside, mask_map)
+            return self._stylize_array(photo, field, strength, preserve_color, reducer)
+
+        return paint
 
     def _stylize_array(self, photo, field, strength, preserve_color, reducer=None):
         """Stylize one uint8 (H, W, 3) frame; returns a uint8 frame of the same size.
@@ -560,11 +376,7 @@ class Stylizer:
                 return out[top : top + height, left : left + width]
 
             styled = reducer(photo_f, shifted)
-        if preserve_color:
-            styled = preserve_colors(styled, photo_f)
-        if strength < 1.0:
-            styled = strength * styled + (1.0 - strength) * photo_f
-        return _to_uint8(styled)
+        return finish(styled, photo_f, strength, preserve_color)
 
     def _run_network(self, photo_f, field):
         if photo_f.shape[0] * photo_f.shape[1] <= self.max_untiled_pixels:

@@ -6,7 +6,7 @@ from, load the inputs, build the network and the trainer, fit, write the model.
 
 - The Keras pieces (the trainer model, the row-masked Adam, the batches, the monitor, the
   precision/distribution scopes) are in `stylecbn.trainer`; the checkpoint format is in
-  `stylecbn.checkpoints`.
+  `stylecbn.checkpoints`; the checks made before anything starts are in `stylecbn.preflight`.
 - Data is deterministic: the batch of global step k is `ContentPhotos.batch(k, B)` with the
   labels `ContentPhotos.labels(k, B, K)`; a resumed run sees exactly the batches an
   uninterrupted one would, and (the weights and Adam's state being restored bit for bit)
@@ -44,14 +44,20 @@ from .checkpoints import (
     save_checkpoint,
     variable_arrays,
 )
-from .config import TrainingConfig
-from .data import MIN_CROP, ContentPhotos, load_style_image, load_styles_folder
-from .errors import ConfigError, ModelFileError
-from .fileio import check_writable
-from .memory import TRAINING_FIXED_BYTES, available_memory, format_bytes, training_memory
+from .data import load_style_image, load_styles_folder
+from .errors import ModelFileError
 from .losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss, compute_style_grams
 from .modelfile import load_model, save_model
 from .network import build_network
+from .photos import ContentPhotos
+from .preflight import (
+    check_config,
+    check_init_model,
+    check_output,
+    check_replaceable,
+    make_run_dir,
+    memory_left,
+)
 from .preview import write_preview
 from .trainer import (
     DenseAdam,
@@ -99,24 +105,24 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
     """
     log = log or _stderr
     startup = _StartupLog(log)
-    _check_config(config)
+    check_config(config)
     output = Path(config.output)
-    _check_output(output)
+    check_output(output)
     run_dir = config.resolved_run_dir()
     checkpoint = find_resume_checkpoint(config, run_dir)
-    _check_replaceable(output, config, checkpoint, force)
+    check_replaceable(output, config, checkpoint, force)
 
     specs = load_styles_folder(config.styles)
     base = load_model(config.base_model) if config.base_model else None
     init = load_model(config.init_model) if config.init_model else None
     if init is not None:
-        _check_init_model(init, config, specs)
+        check_init_model(init, config, specs)
     startup.phase(f"styles: {len(specs)} read")
     width = base.width_multiplier if base is not None else config.width_multiplier
     photos = ContentPhotos(config.content, crop=config.crop_size, holdout=config.holdout,
-                           seed=config.seed, max_bytes=_memory_left(config, width))
+                           seed=config.seed, max_bytes=memory_left(config, width))
     startup.phase(f"content photos: {len(photos) + len(photos.holdout_paths)} decoded")
-    _make_run_dir(run_dir)
+    make_run_dir(run_dir)
     weights = _loss_weights(config)
     coefficients = _style_coefficients(base, specs)
     label_offset = base.num_styles if base is not None else 0
@@ -180,139 +186,6 @@ class _StartupLog:
         self._last = now
 
 
-# ----------------------------------------------------------------------------- before training
-
-
-def _check_config(config):
-    if not isinstance(config, TrainingConfig):
-        raise ConfigError(f"train() needs a TrainingConfig; got {type(config).__name__}.")
-    config.validate()
-    if not config.content:
-        raise ConfigError(
-            "no content photos: pass --content DIR (a folder of photos) or set `content` in "
-            "the config file."
-        )
-
-
-def _check_replaceable(output, config, checkpoint, force):
-    """Refuse to write over an existing file, unless `force` or it is this run's own output
-    (a resumed run writes its model again); never over the --base or --init-from model the run reads."""
-    for option, source in (("--base", config.base_model), ("--init-from", config.init_model)):
-        if source and _same_file(output, source):
-            raise ConfigError(
-                f"-o {output} is the {option} model this run reads; write the result to another "
-                "file."
-            )
-    if not output.exists() or force:
-        return
-    if checkpoint is not None and _same_file(output, checkpoint.meta["config"].get("output", "")):
-        return
-    raise ConfigError(
-        f"{output} already exists; pass --force to replace it, or choose another -o."
-    )
-
-
-def _same_file(a, b):
-    a, b = Path(a), Path(b)
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
-
-
-def _memory_left(config, width):
-    """Refuse a run whose estimated peak (`stylecbn.memory.training_memory`) exceeds the
-    available memory; return what is left for the photo cache (None: unknown).
-
-    On an accelerator the activations live in the device's memory, which the framework
-    reports itself when short; the host then needs only the fixed part.
-    """
-    available = available_memory()
-    if available is None:
-        return None
-    on_accelerator = any(not device.lower().startswith("cpu")
-                         for device in keras.distribution.list_devices())
-    fixed = TRAINING_FIXED_BYTES
-    needed = fixed if on_accelerator else training_memory(
-        config.batch_size, config.crop_size, width)
-    if needed <= available:
-        return available - needed
-    per_pixel = training_memory(1, 1, width) - fixed
-    room = max(0, available - fixed) / per_pixel
-    crop = int((room / config.batch_size) ** 0.5)
-    batch = int(room / config.crop_size**2)
-    if crop >= MIN_CROP:
-        advice = f"lower --crop-size to {crop}"
-        advice += f" or --batch-size to {batch}" if batch >= 1 else ""
-    else:
-        advice = ("even the smallest crops do not fit at this batch size: lower --batch-size "
-                  "and --crop-size, or use a machine with more memory")
-    raise ConfigError(
-        f"this run needs about {format_bytes(needed)} of memory (batch {config.batch_size} x "
-        f"{config.crop_size} px crops, width {width:g}), more than the "
-        f"{format_bytes(available)} available; {advice} (memory grows with batch x crop^2)."
-    )
-
-
-def _check_output(path):
-    """Fail before training when the model file could not be written at the end."""
-    if path.is_dir():
-        raise ConfigError(f"output {path} is a folder; give a .keras file name.")
-    parent = path.parent
-    if not parent.is_dir():
-        raise ConfigError(
-            f"cannot write the model to {path}: folder {parent} does not exist; create it first."
-        )
-    try:
-        check_writable(path)
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write the model to {path}: {error.strerror or error} (folder {parent})."
-        ) from None
-
-
-def _make_run_dir(run_dir):
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create the run folder {run_dir}: {error.strerror or error}.") from None
-    try:
-        check_writable(run_dir / "probe")
-    except OSError as error:
-        raise ConfigError(f"cannot write in the run folder {run_dir}: {error.strerror or error}.") from None
-
-
-def _check_init_model(init, config, specs):
-    """Raise ConfigError unless `init` has the styles of `specs` and the configured network."""
-    where = f"--init-from {config.init_model}"
-    names = [spec.name for spec in specs]
-    if init.style_names != names:
-        raise ConfigError(
-            f"{where} has {init.num_styles} styles ({_listed(init.style_names)}) but the "
-            f"styles folder {config.styles} has {len(names)} ({_listed(names)}); it must have "
-            "the same names in the same order: pass the styles folder the model was trained "
-            "on (names come from file names or the manifest), or add new styles with --base."
-        )
-    differences = [
-        f"--{option} {theirs} (this run: {ours})"
-        for option, theirs, ours in (
-            ("normalization", init.normalization, config.normalization),
-            ("preset", init.preset or "(a custom architecture)", config.preset),
-            ("width", init.width_multiplier, float(config.width_multiplier)),
-        ) if theirs != ours
-    ]
-    if differences:
-        raise ConfigError(
-            f"{where} was trained with {', '.join(differences)}; pass the same network "
-            "options to start from its weights."
-        )
-
-
-def _listed(names, shown=4):
-    more = len(names) - shown
-    return ", ".join(names[:shown]) + (f", ... {more} more" if more > 0 else "")
-
-
 def _loss_weights(config):
     return LossWeights(
         content=config.content_weight,
@@ -343,7 +216,7 @@ def _seed_initial_weights(seed):
 def _style_network(config, specs, base, init):
     """The network to train and its gradient masks (None: every weight trains).
 
-    With `init` (checked by `_check_init_model`), the network starts from its weights.
+    With `init` (checked by `preflight.check_init_model`), the network starts from its weights.
     """
     if base is None:
         network = build_network(

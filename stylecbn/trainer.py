@@ -8,7 +8,7 @@
   `RowMaskedAdam` (Adam with fixed gradient masks) applies, so only the new rows train.
   Both optimizers (`DenseAdam` otherwise) are Adam on dense gradients, also on TensorFlow.
 - `TrainingBatches` feeds `fit` the batch of each global step (a pure function of the seed
-  and the step, see `data.ContentPhotos`; uint8 pixels), prefetched on a thread.
+  and the step, see `photos.ContentPhotos`; uint8 pixels), prefetched on a thread.
 - `TrainingMonitor` prints progress, asks the run for checkpoints and previews, and stops
   training when asked (Ctrl-C, SIGTERM), without making the host wait for every step.
 - `dtype_policy`, `data_parallel` and `stop_on_signals` are the scopes a run trains in.

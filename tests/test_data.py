@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecbn.data import (
-    ContentPhotos,
-    StyleSpec,
-    load_style_image,
-    load_styles_folder,
-    write_resized_photos,
-)
+from stylecbn.data import StyleSpec, load_style_image, load_styles_folder
+from stylecbn.photos import ContentPhotos, write_resized_photos
 from stylecbn.errors import ConfigError, DataError, StylecbnWarning
 from stylecbn.images import image_size
 

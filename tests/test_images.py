@@ -11,15 +11,9 @@ from PIL import Image, ImageFile, features
 
 from stylecbn import images
 from stylecbn.errors import ConfigError, ImageError
-from stylecbn.images import (
-    IMAGE_SUFFIXES,
-    MIN_SIDE,
-    LoadedImage,
-    center_square,
-    read_image,
-    resize_to_max,
-    write_image,
-)
+from stylecbn.images import IMAGE_SUFFIXES, MIN_SIDE, LoadedImage, read_image
+from stylecbn.imagewrite import write_image
+from stylecbn.pixels import center_square, resize_to_max
 
 HAS_WEBP = features.check("webp")
 

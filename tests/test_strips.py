@@ -10,7 +10,7 @@ from stylecbn.blend import resolve_style
 from stylecbn.layers import ConditionalBatchNormalization, ConditionalResidualBlock
 from stylecbn.network import ConvStage, build_network
 from stylecbn.strips import run_in_strips
-from stylecbn.stylize import StyleField
+from stylecbn.conditioning import StyleField
 from helpers import randomize_style_tables
 
 NAMES = ["starry", "wave", "mosaic"]

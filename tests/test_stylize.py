@@ -11,7 +11,8 @@ from stylecbn import modelfile
 from stylecbn.blend import Blend, mix, resolve_style, style_index
 from stylecbn.errors import ConfigError, ImageError, ModelFileError, StyleSpecError
 from stylecbn.network import build_network
-from stylecbn.stylize import Stylizer, preserve_colors
+from stylecbn.finish import preserve_colors
+from stylecbn.stylize import Stylizer
 from helpers import randomize_style_tables
 
 NAMES = ["starry", "wave", "mosaic"]

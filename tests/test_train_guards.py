@@ -5,7 +5,7 @@ test_train.py; the memory tests pretend the machine has little."""
 import pytest
 from click.testing import CliRunner
 
-from stylecbn import train as train_module
+from stylecbn import preflight
 from stylecbn.cli import main
 from stylecbn.errors import ConfigError, DataError
 from stylecbn.memory import training_memory
@@ -62,7 +62,7 @@ def test_a_resumed_run_replaces_only_its_own_output(data, tmp_path):
 
 
 def test_a_run_too_large_for_the_memory_is_refused_with_what_fits(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "available_memory", lambda: 3_000_000_000)
+    monkeypatch.setattr(preflight, "available_memory", lambda: 3_000_000_000)
     config = tiny_config(data, tmp_path, batch_size=16, crop_size=256)  # width 0.25
     with pytest.raises(ConfigError) as error:
         train(config, loss_network=fake_loss_network(), log=quiet)
@@ -81,7 +81,7 @@ def test_a_run_too_large_for_the_memory_is_refused_with_what_fits(data, tmp_path
 def test_the_photos_must_fit_in_what_the_run_leaves(data, tmp_path, monkeypatch):
     config = tiny_config(data, tmp_path)
     needed = training_memory(config.batch_size, config.crop_size, config.width_multiplier)
-    monkeypatch.setattr(train_module, "available_memory", lambda: needed + 1000)
+    monkeypatch.setattr(preflight, "available_memory", lambda: needed + 1000)
     with pytest.raises(DataError, match=r"content photos .* more than the 1.0 kB left for them"):
         train(config, loss_network=fake_loss_network(), log=quiet)
 

@@ -13,7 +13,8 @@ import pytest
 
 from stylecbn import vgg
 from stylecbn.errors import ConfigError
-from stylecbn.images import center_square, read_image
+from stylecbn.images import read_image
+from stylecbn.pixels import center_square
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

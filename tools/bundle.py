@@ -39,7 +39,7 @@ def write_bundle(content, output, weights="auto", size=288, wheels=True, echo=pr
     Raises:
         BundleError, StylecbnError: what went wrong, with what to do.
     """
-    from stylecbn.data import write_resized_photos
+    from stylecbn.photos import write_resized_photos
     from stylecbn.vgg import write_compact_weights
 
     try:

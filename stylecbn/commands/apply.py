@@ -15,15 +15,16 @@ import click
 
 from ..cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
 from ..errors import StylecbnError
-from ..images import IMAGE_SUFFIXES, OUTPUT_SUFFIXES, read_image, write_image
+from ..images import IMAGE_SUFFIXES, read_image
+from ..imagewrite import OUTPUT_SUFFIXES, write_image
 from ..video import VIDEO_SUFFIXES, is_video
 from .common import (
     STDIO,
     check_output_file,
     echo_json,
     load_stylizer,
-    model_option,
     max_pixels_option,
+    model_option,
     read_input,
     same_file,
     stdout,
@@ -292,9 +293,9 @@ def apply(
       cat photo.jpg | stylecbn apply - --style 2 > out.png
       stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4
     """
-    from ..stylize import _check_max_size
+    from ..stylize import check_max_size
 
-    _check_max_size(max_size)
+    check_max_size(max_size)
     if (mask is None) != (mask_style is None):
         fail("--mask and --mask-style go together: --mask-style is the style inside the mask.")
     _check_name_pattern(name_pattern)
@@ -366,20 +367,11 @@ def apply(
                 continue
             if as_json:
                 width, height = result.size
-                echo_json(
-                    {
-                        "input": job.source,
-                        "output": target,
-                        "status": "ok",
-                        "style": style_record,
-                        "strength": strength,
-                        "preserve_color": preserve_color,
-                        "width": width,
-                        "height": height,
-                        "frames": len(result.frames),
-                        "seconds": round(time.perf_counter() - started, 3),
-                    }
-                )
+                echo_json({"input": job.source, "output": target, "status": "ok",
+                           "style": style_record, "strength": strength,
+                           "preserve_color": preserve_color, "width": width, "height": height,
+                           "frames": len(result.frames),
+                           "seconds": round(time.perf_counter() - started, 3)})
             elif mode != "stdout" and len(jobs) == 1:
                 click.echo(f"Wrote {target}", err=True)
     if len(jobs) > 1 and not as_json:

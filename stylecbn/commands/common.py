@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from ..cli import fail
-from ..images import OUTPUT_SUFFIXES, read_image, write_image
+from ..images import read_image
+from ..imagewrite import OUTPUT_SUFFIXES, write_image
 
 STDIO = "-"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..cli import fail, handle_errors
-from ..images import write_image
+from ..imagewrite import write_image
 from .common import (
     STDIO,
     check_output_file,

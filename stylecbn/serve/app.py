@@ -24,10 +24,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import ConfigError, StylecbnError
-from ..images import write_image
+from ..imagewrite import write_image
 from ..stylize import DEFAULT_MAX_SIZE
 from .sample import sample_photo
-from .uploads import BadRequestError, UploadLimits, UploadTooLargeError, read_form, read_upload
+from .uploads import (
+    BadRequestError,
+    UploadLimits,
+    UploadTooLargeError,
+    read_form,
+    read_upload,
+)
 
 __all__ = ["create_app", "PREVIEW_SIZE", "THUMBNAIL_SIZE"]
 
