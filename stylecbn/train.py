@@ -46,7 +46,7 @@ from .checkpoints import (
 )
 from .data import load_style_image, load_styles_folder
 from .errors import ModelFileError
-from .losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss, compute_style_grams
+from .losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss
 from .modelfile import load_model, save_model
 from .network import build_network
 from .photos import ContentPhotos
@@ -59,12 +59,14 @@ from .preflight import (
     memory_left,
 )
 from .preview import write_preview
+from .style_targets import GRAMS_FILE, run_style_grams
 from .trainer import (
     DenseAdam,
     RowMaskedAdam,
     StyleTrainer,
     TrainingBatches,
     TrainingMonitor,
+    compile_cache,
     data_parallel,
     dtype_policy,
     extend_network,
@@ -127,7 +129,7 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
     coefficients = _style_coefficients(base, specs)
     label_offset = base.num_styles if base is not None else 0
 
-    with dtype_policy(config.precision), \
+    with dtype_policy(config.precision), compile_cache(run_dir), \
             data_parallel(config.distribute, config.batch_size) as (scope, loss_scale, devices):
         _seed_initial_weights(config.seed)
         with scope:
@@ -137,9 +139,11 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
             loss_network, description = _loss_network(config, loss_network, weights.layers)
             log(f"loss network: {description}")
             startup.phase("networks: built")
-            grams = compute_style_grams(loss_network, [load_style_image(spec) for spec in specs],
-                                        weights.style_layers)
-            startup.phase(f"Gram matrices: {len(specs)} style(s)")
+            grams, reused = run_style_grams(
+                run_dir, specs, lambda: [load_style_image(spec) for spec in specs],
+                loss_network, weights.style_layers)
+            startup.phase(f"Gram matrices: {len(specs)} style(s)"
+                          + (f", read from {GRAMS_FILE}" if reused else ""))
             perceptual = PerceptualLoss(loss_network, weights, grams,
                                         [spec.coefficient for spec in specs])
             trainer = _compiled_trainer(network, perceptual, masks, config.learning_rate,

@@ -31,6 +31,8 @@ from .errors import ConfigError, DataError
 from .network import build_network
 
 __all__ = [
+    "COMPILE_CACHE_FOLDER",
+    "compile_cache",
     "REPORTED_TERMS",
     "StyleTrainer",
     "DenseAdam",
@@ -417,6 +419,37 @@ def data_parallel(enabled, batch_size):
         raise ConfigError(
             f"distribute needs the tensorflow or jax Keras backend; this is {backend}."
         )
+
+
+COMPILE_CACHE_FOLDER = "xla-cache"
+
+
+@contextlib.contextmanager
+def compile_cache(run_dir):
+    """On JAX, keep what XLA compiles in `<run folder>/xla-cache` while training.
+
+    This is JAX's persistent compilation cache: a resumed start of the run loads its training
+    step (and anything else that took more than a second to compile) instead of compiling it
+    again. Nothing changes where the process chose a cache itself (JAX_COMPILATION_CACHE_DIR
+    or `jax.config`), and on other backends. The cache holds executable code: it lives in the
+    run folder, which only its owner writes.
+    """
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    if jax.config.jax_compilation_cache_dir:
+        yield
+        return
+    compilation_cache.set_cache_dir(str(run_dir / COMPILE_CACHE_FOLDER))
+    compilation_cache.reset_cache()  # so the folder is used even after earlier compilations
+    try:
+        yield
+    finally:
+        compilation_cache.reset_cache()
+        jax.config.update("jax_compilation_cache_dir", None)
 
 
 def _check_divisible(batch_size, devices):

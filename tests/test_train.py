@@ -432,12 +432,24 @@ def test_jax_training_exact_resume_no_tensorflow_and_two_devices(tmp_path):
         train(a, loss_network=fake_loss_network(), log=quiet, callbacks=[NoTensorFlow(), Threads()])
         assert Threads.seen == {False}, Threads.seen
         b = a.replace(output=str(root / "b" / "model.keras"))
+        # Run b keeps its compiled programs in its run folder (all of them here: by default
+        # those that took over a second, and these are faster), and its resumed start loads
+        # them: cache hits, and still the same weights as the uninterrupted run a.
+        import jax.monitoring
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        hits = []
+        jax.monitoring.register_event_listener(
+            lambda event, **kw: hits.append(1) if event.endswith("/cache_hits") else None)
         try:
             train(b, loss_network=fake_loss_network(), callbacks=[InterruptAt(2)], log=quiet)
             raise SystemExit("no interrupt")
         except KeyboardInterrupt:
             pass
+        assert any((root / "b" / "runs" / "model" / "xla-cache").iterdir())
+        assert jax.config.jax_compilation_cache_dir is None  # the process's setting is back
+        hits.clear()
         train(b.replace(resume=True), loss_network=fake_loss_network(), log=quiet)
+        assert hits, "the resumed start compiled everything again"
         for x, y in zip(weights(root / "a" / "model.keras"), weights(root / "b" / "model.keras")):
             np.testing.assert_array_equal(x, y)
         """) + _DISTRIBUTED_RUN, tmp_path,

@@ -1,0 +1,80 @@
+"""Tests of stylecbn.style_targets: a run's Gram matrices computed once and read on a resume."""
+
+import numpy as np
+import pytest
+from helpers import make_images
+from test_train import data, fake_loss_network, tiny_config  # noqa: F401  (data: a fixture)
+
+from stylecbn.data import load_style_image, load_styles_folder
+from stylecbn.losses import compute_style_grams
+from stylecbn.style_targets import GRAMS_FILE, run_style_grams
+from stylecbn.train import train
+
+LAYERS = ("block1_conv2", "block2_conv2")
+
+
+@pytest.fixture
+def styles(tmp_path):
+    folder = make_images(tmp_path / "styles", 2, (36, 44), seed=5, prefix="style")
+    specs = load_styles_folder(folder)
+    for spec in specs:
+        spec.size = 40  # small: the fake loss network is fast, the images still resized
+    return specs
+
+
+def images_of(specs):
+    return lambda: [load_style_image(spec) for spec in specs]
+
+
+def never():
+    raise AssertionError("the Gram matrices were computed again")
+
+
+def test_computed_once_then_read_back_exactly(tmp_path, styles):
+    network = fake_loss_network()
+    grams, reused = run_style_grams(tmp_path, styles, images_of(styles), network, LAYERS)
+    assert not reused and (tmp_path / GRAMS_FILE).is_file()
+    expected = compute_style_grams(network, images_of(styles)(), LAYERS)
+    for layer in LAYERS:  # the same computation, so the same float32 values
+        np.testing.assert_array_equal(grams[layer], expected[layer])
+    again, reused = run_style_grams(tmp_path, styles, never, network, LAYERS)
+    assert reused
+    for layer in LAYERS:
+        np.testing.assert_array_equal(again[layer], grams[layer])
+        assert again[layer].dtype == np.float32
+
+
+@pytest.mark.parametrize("change", ["painting", "size", "weights", "layers", "damaged"])
+def test_anything_they_depend_on_computes_them_again(tmp_path, styles, change):
+    network = fake_loss_network()
+    run_style_grams(tmp_path, styles, images_of(styles), network, LAYERS)
+    layers = LAYERS
+    if change == "painting":  # the same name, other pixels
+        make_images(styles[0].path.parent, 1, (36, 44), seed=9, prefix="style")
+    elif change == "size":
+        styles[1].size = 32
+    elif change == "weights":
+        network = fake_loss_network(seed=7)
+    elif change == "layers":
+        layers = ("block1_conv2",)
+    else:
+        (tmp_path / GRAMS_FILE).write_bytes(b"PK\x03\x04 not a zip file")
+    grams, reused = run_style_grams(tmp_path, styles, images_of(styles), network, layers)
+    assert not reused
+    expected = compute_style_grams(network, images_of(styles)(), layers)
+    for layer in layers:
+        np.testing.assert_array_equal(grams[layer], expected[layer])
+    # and the file now holds the new ones
+    assert run_style_grams(tmp_path, styles, never, network, layers)[1]
+
+
+def test_resumed_training_reads_them_and_says_so(data, tmp_path):  # noqa: F811
+    lines = []
+    config = tiny_config(data, tmp_path, steps=2)
+    train(config, loss_network=fake_loss_network(), log=lines.append)
+    assert any(line.startswith("start-up: Gram matrices: 2 style(s) in") for line in lines)
+    lines.clear()
+    config = tiny_config(data, tmp_path, steps=3, resume=True)
+    train(config, loss_network=fake_loss_network(), log=lines.append)
+    assert any(line.startswith(f"start-up: Gram matrices: 2 style(s), read from {GRAMS_FILE} in")
+               for line in lines)
