@@ -7,18 +7,21 @@ and writes `style_grams.npz` into the run folder (atomically). A later start of 
 fingerprint matches: the SHA-256 of every style image file with the size its Grams are
 computed at, the style layers, and the loss network (its name, variable paths, shapes and
 values). Anything else (another painting, a replaced file, other VGG weights) computes them
-anew and replaces the file. A damaged file is computed anew too.
+anew and replaces the file. A damaged file is computed anew too, and a file that cannot be
+written (a full disk) only warns: the run goes on.
 
 A resumed run on the same backend then uses exactly the Gram matrices of the run it continues.
 """
 
 import hashlib
 import json
+import warnings
 import zipfile
 
 import numpy as np
 from keras import ops
 
+from .errors import StylecbnWarning
 from .fileio import atomic_path
 from .losses import compute_style_grams
 
@@ -68,9 +71,14 @@ def run_style_grams(run_dir, specs, images, loss_network, layers):
     if saved is not None:
         return saved, True
     grams = compute_style_grams(loss_network, images(), layers)
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        np.savez(file, fingerprint=np.array(fingerprint),
-                 **{f"layer/{index}": grams[layer] for index, layer in enumerate(layers)})
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            np.savez(file, fingerprint=np.array(fingerprint),
+                     **{f"layer/{index}": grams[layer] for index, layer in enumerate(layers)})
+    except OSError as error:  # a full disk costs the next start some seconds, not this run
+        warnings.warn(f"could not keep the Gram matrices in {path} "
+                      f"({error.strerror or error}); a resumed start computes them again",
+                      StylecbnWarning, stacklevel=2)
     return grams, False
 
 

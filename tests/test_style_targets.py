@@ -6,6 +6,7 @@ from helpers import make_images
 from test_train import data, fake_loss_network, tiny_config  # noqa: F401  (data: a fixture)
 
 from stylecbn.data import load_style_image, load_styles_folder
+from stylecbn.errors import StylecbnWarning
 from stylecbn.losses import compute_style_grams
 from stylecbn.style_targets import GRAMS_FILE, run_style_grams
 from stylecbn.train import train
@@ -78,3 +79,18 @@ def test_resumed_training_reads_them_and_says_so(data, tmp_path):  # noqa: F811
     train(config, loss_network=fake_loss_network(), log=lines.append)
     assert any(line.startswith(f"start-up: Gram matrices: 2 style(s), read from {GRAMS_FILE} in")
                for line in lines)
+
+
+def test_a_file_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, styles, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("stylecbn.style_targets.np.savez", full_disk)
+    network = fake_loss_network()
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.warns(StylecbnWarning, match=r"could not keep the Gram matrices in .*"
+                      r"style_grams\.npz \(No space left on device\); a resumed start"):
+        grams, reused = run_style_grams(run, styles, images_of(styles), network, LAYERS)
+    assert not reused and sorted(grams) == sorted(LAYERS)
+    assert list(run.iterdir()) == []  # no partial file left behind
