@@ -1,4 +1,5 @@
-"""Atomic writes: outputs and checkpoints appear whole or not at all; a writability probe.
+"""Atomic writes: outputs and checkpoints appear whole or not at all; a writability probe;
+whether two paths name the same file (`same_file`, so nothing is written over its input).
 
 A file (or a folder, for exports) is written under a hidden temporary name beside its
 destination and renamed onto it once complete. A run killed mid-write (kill -9, a power cut)
@@ -106,6 +107,16 @@ def check_writable(path):
             raise _ProbeDone
     except _ProbeDone:
         pass
+
+
+def same_file(a, b):
+    """Whether paths `a` and `b` name the same file: the same resolved path, or (both
+    existing) the same file under two names (a hard link). False when that cannot be told."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 class _ProbeDone(Exception):

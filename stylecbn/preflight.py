@@ -7,13 +7,12 @@ which also says what is left for the photo cache), and the run folder (`make_run
 raises `ConfigError` with a one-line message that says what to change.
 """
 
-from pathlib import Path
 
 import keras
 
 from .config import TrainingConfig
 from .errors import ConfigError
-from .fileio import check_writable
+from .fileio import check_writable, same_file
 from .memory import (
     TRAINING_FIXED_BYTES,
     available_memory,
@@ -41,26 +40,18 @@ def check_replaceable(output, config, checkpoint, force):
     """Refuse to write over an existing file, unless `force` or it is this run's own output
     (a resumed run writes its model again); never over the --base or --init-from model the run reads."""
     for option, source in (("--base", config.base_model), ("--init-from", config.init_model)):
-        if source and _same_file(output, source):
+        if source and same_file(output, source):
             raise ConfigError(
                 f"-o {output} is the {option} model this run reads; write the result to another "
                 "file."
             )
     if not output.exists() or force:
         return
-    if checkpoint is not None and _same_file(output, checkpoint.meta["config"].get("output", "")):
+    if checkpoint is not None and same_file(output, checkpoint.meta["config"].get("output", "")):
         return
     raise ConfigError(
         f"{output} already exists; pass --force to replace it, or choose another -o."
     )
-
-
-def _same_file(a, b):
-    a, b = Path(a), Path(b)
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
 
 
 def memory_left(config, width):

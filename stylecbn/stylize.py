@@ -22,7 +22,6 @@ How the options work:
 """
 
 import numbers
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -31,6 +30,7 @@ from . import overviews
 from .blend import resolve_style
 from .conditioning import StyleField, load_mask, morph
 from .errors import ConfigError, ImageError, ModelFileError, VideoError
+from .fileio import same_file
 from .finish import check_strength, finish
 from .images import MIN_SIDE, LoadedImage, read_image
 from .pixels import fit_size, resize_to_max
@@ -84,13 +84,6 @@ def _fitted_size(source, width, height, max_size):
             f"{MIN_SIDE} px on a side; use a larger max size"
         )
     return width, height
-
-
-def _same_path(a, b):
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
 
 
 # --- the model ----------------------------------------------------------------------------
@@ -258,8 +251,9 @@ class Stylizer:
             )
         width, height = _fitted_size(loaded.source, *loaded.size, max_size)
         mask_map = None if mask is None else load_mask(mask, (width, height))
+        stabilize = stabilize if len(frames) > 1 else False
         paint = self._frame_painter(style, to_style, mask_style, mask_map, len(frames), strength,
-                                    preserve_color, max_size, stabilize and len(frames) > 1)
+                                    preserve_color, max_size, stabilize)
         results = [paint(frame, index) for index, frame in enumerate(frames)]
         return LoadedImage(
             frames=results,
@@ -319,7 +313,7 @@ class Stylizer:
         """
         strength, max_size = _check_options(strength, max_size, mask, mask_style)
         info = probe_video(source)
-        if _same_path(source, output):
+        if same_file(source, output):
             raise VideoError(f"writing {output} would overwrite the input; choose another output")
         width, height = _fitted_size(info.source, info.width, info.height, max_size)
         mask_map = None

@@ -7,6 +7,7 @@ import pytest
 from stylecbn.errors import ConfigError, ImageError, VideoError
 from stylecbn.network import build_network
 from stylecbn.stylize import Stylizer
+from stylecbn.temporal import FlickerReducer
 from stylecbn.video import VIDEO_SUFFIXES, probe_video, stream_video
 
 from helpers import make_video, randomize_style_tables
@@ -318,3 +319,32 @@ def make_picture(h=40, w=40, seed=1):
     y, x = np.mgrid[0:h, 0:w] / max(h, w)
     base = np.stack([np.sin(7 * x), np.cos(5 * y), x * y], axis=-1) * 0.5 + 0.5
     return np.clip((base + rng.normal(0, 0.03, base.shape)) * 255, 0, 255).astype(np.uint8)
+
+
+class CountingReducer(FlickerReducer):
+    """A FlickerReducer that counts its frames and resets."""
+
+    def __init__(self):
+        self.resets = 0
+        super().__init__()  # may reset itself: counted from here on
+        self.frames = self.resets = 0
+
+    def reset(self):
+        super().reset()
+        self.resets += 1
+
+    def __call__(self, photo, stylize):
+        self.frames += 1
+        return super().__call__(photo, stylize)
+
+
+def test_a_given_flicker_reducer_is_the_one_used(stylizer, clip, tmp_path):
+    from stylecbn.images import LoadedImage
+
+    loaded = LoadedImage(frames=[make_picture()] * 3, source="anim", durations=[50] * 3)
+    reducer = CountingReducer()
+    stylizer.stylize_frames(loaded, 1, stabilize=reducer)
+    assert (reducer.frames, reducer.resets) == (3, 1)
+    reducer = CountingReducer()
+    stylizer.stylize_video(clip, tmp_path / "out.mp4", stabilize=reducer)
+    assert (reducer.frames, reducer.resets) == (8, 1)

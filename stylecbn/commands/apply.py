@@ -15,6 +15,7 @@ import click
 
 from ..cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
 from ..errors import StylecbnError
+from ..fileio import same_file
 from ..images import IMAGE_SUFFIXES, read_image
 from ..imagewrite import OUTPUT_SUFFIXES, write_image
 from ..video import VIDEO_SUFFIXES, is_video
@@ -26,7 +27,6 @@ from .common import (
     max_pixels_option,
     model_option,
     read_input,
-    same_file,
     stdout,
 )
 

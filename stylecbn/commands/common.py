@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..cli import fail
+from ..fileio import same_file
 from ..images import read_image
 from ..imagewrite import OUTPUT_SUFFIXES, write_image
 
@@ -70,15 +71,6 @@ def read_input(source, max_pixels=None):
     if source == STDIO:
         return read_image(click.open_file(STDIO, "rb"), name="<stdin>", max_pixels=max_pixels)
     return read_image(source, max_pixels=max_pixels)
-
-
-def same_file(a, b):
-    """Whether paths `a` and `b` name the same file (False when that cannot be told)."""
-    a, b = Path(a), Path(b)
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
 
 
 def check_output_file(output):
