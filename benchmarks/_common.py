@@ -48,7 +48,7 @@ def random_network(num_styles=17, preset="full", seed=0):
     """A random-weight network whose gamma/beta tables are random too (like the tests'), so
     that its styles differ and its output is not flat: output differences then mean
     something. A trained model needs no such step."""
-    from stylecbn.network import build_network
+    from stylecbn.model.network import build_network
 
     net = build_network(num_styles, preset=preset)
     rng = np.random.default_rng(seed)

@@ -27,8 +27,8 @@ from _common import make_lite, median_seconds, synthetic_photo  # noqa: E402
 
 
 def make_stylizer(width_multiplier, jit_compile):
-    from stylecbn.network import build_network
-    from stylecbn.stylize import Stylizer
+    from stylecbn.model.network import build_network
+    from stylecbn.applying.stylize import Stylizer
 
     net = build_network(17, width_multiplier=width_multiplier)
     return Stylizer(net, jit_compile=jit_compile, max_untiled_pixels=4096 * 4096)

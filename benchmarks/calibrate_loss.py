@@ -30,10 +30,10 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stylecbn.images import read_image  # noqa: E402
-from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams  # noqa: E402
-from stylecbn.pixels import center_square  # noqa: E402
-from stylecbn.vgg import build_loss_network  # noqa: E402
+from stylecbn.media.reading import read_image  # noqa: E402
+from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams  # noqa: E402
+from stylecbn.media.pixels import center_square  # noqa: E402
+from stylecbn.perceptual.vgg import build_loss_network  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 PHOTOS = ("kodak_kodim23.png", "set14_baboon.png", "sunhays80_barn_sun_btulbiaoilnxcseh.jpg")

@@ -6,7 +6,7 @@ tables so that the output is not flat and differences mean something), at each s
 - `Stylizer(net, jit_compile=False).stylize`: the Keras predict function, XLA off (what
   `stylecbn apply` uses on TensorFlow);
 - `Stylizer(net, jit_compile=True).stylize`: the same, XLA-compiled;
-- TensorFlow Lite float32 (`stylecbn.export.tflite_model_bytes`, the `stylecbn export --format
+- TensorFlow Lite float32 (`stylecbn.model.export.tflite_model_bytes`, the `stylecbn export --format
   tflite` artifact) in the interpreter with its default XNNPACK delegate and one thread per
   core, input resized to the photo once (as a cached interpreter per size would), timed from
   uint8 photo in to uint8 image out;
@@ -48,7 +48,7 @@ class TFLiteRunner:
     def __init__(self, net):
         import tensorflow as tf
 
-        from stylecbn.export import tflite_model_bytes
+        from stylecbn.model.export import tflite_model_bytes
 
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         self.interpreter = tf.lite.Interpreter(
@@ -88,7 +88,7 @@ def main():
     import tensorflow as tf
     from PIL import Image
 
-    from stylecbn.stylize import Stylizer
+    from stylecbn.applying.stylize import Stylizer
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per size
     runtimes = {}

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from stylecbn.photos import ContentPhotos  # noqa: E402
+from stylecbn.training.photos import ContentPhotos  # noqa: E402
 
 # docs/DESIGN.md, "Measured here": training images/s on one H100, batch 16, 256 px.
 GPU_TRAINING_RATES = {

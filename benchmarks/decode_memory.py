@@ -1,6 +1,6 @@
-"""Peak memory of `stylecbn.images.read_image` per decoded pixel, for each kind of input.
+"""Peak memory of `stylecbn.media.reading.read_image` per decoded pixel, for each kind of input.
 
-The reader's pixel limit (`stylecbn.images.DECODE_BYTES_PER_PIXEL`) divides the machine's free
+The reader's pixel limit (`stylecbn.media.reading.DECODE_BYTES_PER_PIXEL`) divides the machine's free
 memory by the worst of these figures. Each case is written to a file, then read in a fresh
 process whose peak resident memory (VmHWM in /proc/self/status, so Linux only) is taken
 before and after the read; the difference over the pixel count is the figure. Pillow's
@@ -23,7 +23,7 @@ from PIL import Image
 CHILD = """
 import sys
 from PIL import Image
-from stylecbn.images import read_image
+from stylecbn.media.reading import read_image
 
 def peak():
     for line in open("/proc/self/status"):

@@ -38,8 +38,8 @@ QUANTIZATIONS = ("none", "float16", "dynamic")
 
 def test_image(size, path=None):
     """A square uint8 (1, size, size, 3) photo: `path`, a shared content image, else a gradient."""
-    from stylecbn.images import read_image
-    from stylecbn.pixels import center_square
+    from stylecbn.media.reading import read_image
+    from stylecbn.media.pixels import center_square
 
     photos = [Path(path)] if path else sorted(CONTENT.glob("*.png")) + sorted(CONTENT.glob("*.jpg"))
     if photos:
@@ -81,8 +81,8 @@ def main():
 
     import tensorflow as tf
 
-    from stylecbn.export import ExportConfig, export_model
-    from stylecbn.modelfile import load_model, save_model
+    from stylecbn.model.export import ExportConfig, export_model
+    from stylecbn.model.saving import load_model, save_model
 
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
     net = load_model(args.model) if args.model else random_network()

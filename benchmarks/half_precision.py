@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from stylecbn.images import read_image
-from stylecbn.modelfile import load_default_model, load_model
-from stylecbn.pixels import resize_to_max
+from stylecbn.media.reading import read_image
+from stylecbn.model.saving import load_default_model, load_model
+from stylecbn.media.pixels import resize_to_max
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = [

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from stylecbn.config import TrainingConfig
-from stylecbn.data import load_style_image, load_styles_folder
-from stylecbn.photos import ContentPhotos
-from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
-from stylecbn.modelfile import load_model
-from stylecbn.train import train
-from stylecbn.vgg import build_loss_network
+from stylecbn.training.config import TrainingConfig
+from stylecbn.training.styles import load_style_image, load_styles_folder
+from stylecbn.training.photos import ContentPhotos
+from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
+from stylecbn.model.saving import load_model
+from stylecbn.training.run import train
+from stylecbn.perceptual.vgg import build_loss_network
 
 
 def styles_subset(source, files, out):

@@ -25,12 +25,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from stylecbn.data import load_style_image, load_styles_folder
-from stylecbn.images import read_image
-from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
-from stylecbn.modelfile import load_model
-from stylecbn.pixels import center_square
-from stylecbn.vgg import build_loss_network
+from stylecbn.training.styles import load_style_image, load_styles_folder
+from stylecbn.media.reading import read_image
+from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
+from stylecbn.model.saving import load_model
+from stylecbn.media.pixels import center_square
+from stylecbn.perceptual.vgg import build_loss_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -102,7 +102,7 @@ def main():
 
     from stylecbn.serve import PREVIEW_SIZE
     from stylecbn.serve.sample import sample_photo
-    from stylecbn.stylize import Stylizer
+    from stylecbn.applying.stylize import Stylizer
 
     photo = sample_photo(PREVIEW_SIZE, PREVIEW_SIZE * 2 // 3)
     buffer = io.BytesIO()

@@ -21,7 +21,7 @@ Variants (all through `Stylizer.stylize_frames`, the path of `stylecbn apply`):
 - statistics EMA: every instance normalization uses an exponential moving average over frames
   of its per-channel mean and variance (keep 0.9): the other inference-time idea, measured here
   and not shipped (the model runs eagerly with the layer's call swapped for this script only);
-- `stylecbn.temporal.FlickerReducer` and its parts: "grid only" (the network's grid follows
+- `stylecbn.applying.flicker.FlickerReducer` and its parts: "grid only" (the network's grid follows
   the camera, nothing carried), "carry 0.5 without grid", "grid + carry 0.5, no detail" (no
   detail restoration), and "grid + carry c" for several carries. The default, "grid + carry
   0.5", is what `stylecbn apply` does to video and animated GIFs.
@@ -46,13 +46,13 @@ import cv2
 import numpy as np
 from keras import ops
 
-from stylecbn.data import load_style_image, load_styles_folder
-from stylecbn.images import LoadedImage, read_image
-from stylecbn.layers import ConditionalInstanceNormalization
-from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
-from stylecbn.stylize import Stylizer
-from stylecbn.temporal import DEFAULT_CARRY, FlickerReducer
-from stylecbn.vgg import build_loss_network
+from stylecbn.training.styles import load_style_image, load_styles_folder
+from stylecbn.media.reading import LoadedImage, read_image
+from stylecbn.model.layers import ConditionalInstanceNormalization
+from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
+from stylecbn.applying.stylize import Stylizer
+from stylecbn.applying.flicker import DEFAULT_CARRY, FlickerReducer
+from stylecbn.perceptual.vgg import build_loss_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

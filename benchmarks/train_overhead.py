@@ -6,7 +6,7 @@ VGG-16 (the perceptual loss only needs its layer names). For each backend, in a 
 
 - bare: `StyleTrainer.fit` on batches made in advance (`ContentPhotos.batch`, served by a
   `PyDataset`), no callbacks: Keras' own loop, which does not wait for each step's result;
-- trainer: `stylecbn.train.train` with the same settings: batches cropped on its thread, its
+- trainer: `stylecbn.training.run.train` with the same settings: batches cropped on its thread, its
   monitor (loss terms, progress line every `--log-every` steps), no checkpoint or preview
   inside the timed steps.
 
@@ -67,13 +67,13 @@ def child(folder, args):
     import keras
 
     sys.path.insert(0, str(ROOT))
-    from stylecbn.config import TrainingConfig
-    from stylecbn.data import load_style_image, load_styles_folder
-    from stylecbn.photos import ContentPhotos
-    from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
-    from stylecbn.network import build_network
-    from stylecbn.train import train
-    from stylecbn.trainer import StyleTrainer
+    from stylecbn.training.config import TrainingConfig
+    from stylecbn.training.styles import load_style_image, load_styles_folder
+    from stylecbn.training.photos import ContentPhotos
+    from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
+    from stylecbn.model.network import build_network
+    from stylecbn.training.run import train
+    from stylecbn.training.trainer import StyleTrainer
 
     class StepClock(keras.callbacks.Callback):
         """Notes when step `warmup` starts and when training ends (main thread only)."""

@@ -1,6 +1,6 @@
 """Time to first training step of `stylecbn train`, on TensorFlow and on JAX, same run.
 
-For each backend, two fresh Python processes run the real trainer (`stylecbn.train.train`) on
+For each backend, two fresh Python processes run the real trainer (`stylecbn.training.run.train`) on
 the 17 paintings (`python tools/paintings_folder.py` makes bundle/paintings) and the shared
 content photos: a new run of `--steps` steps, then a `--resume` of it one step further (a
 resumed start also restores the optimizer). Each log line of the trainer is timestamped as it
@@ -59,8 +59,8 @@ def child(config_json):
     import keras  # noqa: F401  (the backend comes from KERAS_BACKEND)
 
     sys.path.insert(0, str(ROOT))
-    from stylecbn.config import TrainingConfig
-    from stylecbn.train import train
+    from stylecbn.training.config import TrainingConfig
+    from stylecbn.training.run import train
 
     compiles = [0, 0.0]  # XLA compilations on JAX (count, seconds): where eager starts lose time
     if keras.backend.backend() == "jax":

@@ -1,7 +1,7 @@
 """Training throughput (images/s) of stylecbn's Keras trainer against PyTorch, same run.
 
 Both sides train the same network (Johnson et al. with conditional instance normalization,
-as stylecbn.network builds it) with the same loss (VGG-16 to relu4_3: content at relu3_3,
+as stylecbn.model.network builds it) with the same loss (VGG-16 to relu4_3: content at relu3_3,
 Gram style loss at relu1_2..relu4_3, Caffe preprocessing), Adam, random style labels, on
 random 256 px crops. The VGG weights are random: throughput does not depend on their values.
 The Keras side is stylecbn's own StyleTrainer (Keras `fit` machinery, via `train_on_batch`);
@@ -70,16 +70,16 @@ def data(steps, batch, size, styles, seed=0):
 def keras_images_per_second(arrays):
     import keras
 
-    from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams
-    from stylecbn.network import build_network
-    from stylecbn.trainer import StyleTrainer
-    from stylecbn.vgg import build_loss_network
+    from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
+    from stylecbn.model.network import build_network
+    from stylecbn.training.trainer import StyleTrainer
+    from stylecbn.perceptual.vgg import build_loss_network
 
     keras.config.set_dtype_policy(ARGS.precision)
     # A compact .npz of the random arrays, so the real loader builds the real loss network.
     import tempfile
 
-    from stylecbn.vgg import COMPACT_FORMAT
+    from stylecbn.perceptual.vgg import COMPACT_FORMAT
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "random_vgg.npz")

@@ -7,13 +7,13 @@ CLI starts fast.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_model": ("stylecbn.modelfile", "load_model"),
-    "save_model": ("stylecbn.modelfile", "save_model"),
-    "build_network": ("stylecbn.network", "build_network"),
-    "StyleTransferNetwork": ("stylecbn.network", "StyleTransferNetwork"),
-    "TrainingConfig": ("stylecbn.config", "TrainingConfig"),
-    "Stylizer": ("stylecbn.stylize", "Stylizer"),
-    "Blend": ("stylecbn.blend", "Blend"),
+    "load_model": ("stylecbn.model.saving", "load_model"),
+    "save_model": ("stylecbn.model.saving", "save_model"),
+    "build_network": ("stylecbn.model.network", "build_network"),
+    "StyleTransferNetwork": ("stylecbn.model.network", "StyleTransferNetwork"),
+    "TrainingConfig": ("stylecbn.training.config", "TrainingConfig"),
+    "Stylizer": ("stylecbn.applying.stylize", "Stylizer"),
+    "Blend": ("stylecbn.applying.blend", "Blend"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,5 +1,5 @@
 """`python -m stylecbn ...` runs the command line (where the `stylecbn` script is not on PATH)."""
 
-from .cli import main
+from stylecbn.cli.root import main
 
 main()

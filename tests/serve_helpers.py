@@ -11,8 +11,8 @@ import numpy as np
 from helpers import randomize_style_tables
 from PIL import Image
 
-from stylecbn.modelfile import save_model
-from stylecbn.network import build_network
+from stylecbn.model.saving import save_model
+from stylecbn.model.network import build_network
 
 STYLE_NAMES = ["red_dots", "blue_waves", "green_glass"]
 STYLE_CREDITS = ["Dots, test painter, 2024", "Waves, test painter, 2024", ""]

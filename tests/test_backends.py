@@ -34,8 +34,8 @@ needs_jax = pytest.mark.skipif(not _has("jax"), reason="JAX is not installed")
 def test_importing_core_on_jax_does_not_import_tensorflow():
     code = (
         "import sys\n"
-        "import stylecbn, stylecbn.layers, stylecbn.network, stylecbn.modelfile, stylecbn.config\n"
-        "import stylecbn.blend, stylecbn.strips\n"
+        "import stylecbn, stylecbn.model.layers, stylecbn.model.network, stylecbn.model.saving, stylecbn.training.config\n"
+        "import stylecbn.applying.blend, stylecbn.applying.strips\n"
         "import keras\n"
         "assert keras.backend.backend() == 'jax', keras.backend.backend()\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow')\n"

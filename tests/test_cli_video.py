@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from stylecbn import modelfile
-from stylecbn.cli import main
-from stylecbn.network import build_network
-from stylecbn.stylize import Stylizer
-from stylecbn.video import probe_video
+from stylecbn.model import saving as modelfile
+from stylecbn.cli.root import main
+from stylecbn.model.network import build_network
+from stylecbn.applying.stylize import Stylizer
+from stylecbn.media.video import probe_video
 
 from helpers import make_video, randomize_style_tables
 

@@ -1,4 +1,4 @@
-"""Tests of stylecbn.data: the styles folder, the content-photo pipeline, resized copies."""
+"""Tests of stylecbn.training.styles: the styles folder, the content-photo pipeline, resized copies."""
 
 import io
 import json
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecbn.data import StyleSpec, load_style_image, load_styles_folder
-from stylecbn.photos import ContentPhotos, write_resized_photos
+from stylecbn.training.styles import StyleSpec, load_style_image, load_styles_folder
+from stylecbn.training.photos import ContentPhotos, write_resized_photos
 from stylecbn.errors import ConfigError, DataError, StylecbnWarning
-from stylecbn.images import image_size
+from stylecbn.media.reading import image_size
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -313,7 +313,7 @@ def test_crop_larger_than_every_photo_is_refused_before_decoding(tmp_path, monke
     # memory. Now the headers are enough to refuse.
     save_image(tmp_path / "a.png", size=(640, 480))
     save_image(tmp_path / "b.png", size=(300, 200))
-    monkeypatch.setattr("stylecbn.data.read_image", None)  # nothing may be decoded
+    monkeypatch.setattr("stylecbn.training.styles.read_image", None)  # nothing may be decoded
     with pytest.warns(StylecbnWarning), pytest.raises(DataError) as error:
         ContentPhotos(tmp_path, crop=4096)
     assert str(error.value) == (
@@ -325,7 +325,7 @@ def test_crop_larger_than_every_photo_is_refused_before_decoding(tmp_path, monke
 def test_photo_cache_over_its_memory_budget_is_refused_before_decoding(tmp_path, monkeypatch):
     for name in ("a.png", "b.png"):
         save_image(tmp_path / name, size=(640, 480))
-    monkeypatch.setattr("stylecbn.data.read_image", None)  # nothing may be decoded
+    monkeypatch.setattr("stylecbn.training.styles.read_image", None)  # nothing may be decoded
     # 480x640 -> 288x384 at crop 256: 2 photos x 110,592 px x 3 bytes x 2 (mirror) = 1.3 MB
     with pytest.raises(DataError) as error:
         ContentPhotos(tmp_path, crop=256, max_bytes=1_000_000)

@@ -17,9 +17,10 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from stylecbn import export, modelfile
-from stylecbn.cli import main
-from stylecbn.network import StyleTransferNetwork, build_network
+from stylecbn.model import export
+from stylecbn.model import saving as modelfile
+from stylecbn.cli.root import main
+from stylecbn.model.network import StyleTransferNetwork, build_network
 
 from helpers import randomize_style_tables
 
@@ -45,7 +46,7 @@ def image(size=SIZE, batch=1, seed=0):
 
 
 def keras_uint8(net, images, weights):
-    """The Keras model's output as uint8, rounded as stylecbn.images does."""
+    """The Keras model's output as uint8, rounded as stylecbn.media.reading does."""
     out = np.asarray(net((images, weights), training=False))
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 

@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 
 from stylecbn.fileio import STALE_AFTER_SECONDS
-from stylecbn.images import read_image
-from stylecbn.modelfile import load_model
-from stylecbn.vgg import find_hed_weights
+from stylecbn.media.reading import read_image
+from stylecbn.model.saving import load_model
+from stylecbn.perceptual.vgg import find_hed_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 3  # moments per test

@@ -1,4 +1,4 @@
-"""Tests for stylecbn.images: every input kind and mode, every error path, atomic writes."""
+"""Tests for stylecbn.media.reading: every input kind and mode, every error path, atomic writes."""
 
 import io
 import os
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
 
-from stylecbn import images
+from stylecbn.media import reading as images
 from stylecbn.errors import ConfigError, ImageError
-from stylecbn.images import IMAGE_SUFFIXES, MIN_SIDE, LoadedImage, read_image
-from stylecbn.imagewrite import write_image
-from stylecbn.pixels import center_square, resize_to_max
+from stylecbn.media.reading import IMAGE_SUFFIXES, MIN_SIDE, LoadedImage, read_image
+from stylecbn.media.writing import write_image
+from stylecbn.media.pixels import center_square, resize_to_max
 
 HAS_WEBP = features.check("webp")
 

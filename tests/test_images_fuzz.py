@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image, features
 
 from stylecbn.errors import ImageError
-from stylecbn.images import MIN_SIDE, read_image
+from stylecbn.media.reading import MIN_SIDE, read_image
 
 HAS_WEBP = features.check("webp")
 WIDTH, HEIGHT = 24, 20

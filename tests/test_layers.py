@@ -8,7 +8,7 @@ import pytest
 import keras
 from keras import ops
 
-from stylecbn.layers import (
+from stylecbn.model.layers import (
     HostGlorotUniform,
     ConditionalBatchNormalization,
     ConditionalInstanceNormalization,

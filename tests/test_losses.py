@@ -1,13 +1,13 @@
-"""Tests of the perceptual losses (stylecbn.losses) against NumPy references."""
+"""Tests of the perceptual losses (stylecbn.perceptual.losses) against NumPy references."""
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from stylecbn import losses
+from stylecbn.perceptual import losses
 from stylecbn.errors import ConfigError, ImageError
-from stylecbn.losses import LossWeights, PerceptualLoss, compute_style_grams, gram_matrix
+from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams, gram_matrix
 
 STYLE_LAYERS = ("block1_conv2", "block3_conv3")
 CONTENT_LAYER = "block3_conv3"
@@ -97,7 +97,7 @@ def test_compute_style_grams_per_image_any_size(network, batch):
 
 def vgg_like_network(first_stride=1):
     """Caffe preprocessing, then convolutions and poolings as in VGG-16 (random weights)."""
-    from stylecbn.vgg import CaffePreprocessing
+    from stylecbn.perceptual.vgg import CaffePreprocessing
 
     inputs = keras.Input((None, None, 3))
     x = CaffePreprocessing()(inputs)

@@ -9,9 +9,9 @@ import keras
 from keras import ops
 
 from stylecbn import load_model, save_model
-from stylecbn.config import TrainingConfig
+from stylecbn.training.config import TrainingConfig
 from stylecbn.errors import ModelFileError
-from stylecbn.network import build_network
+from stylecbn.model.network import build_network
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def _weight_paths(path):
 def test_weight_paths_match_the_shipped_model(tmp_path):
     """A network saved today stores its weights where the shipped built-in model has them,
     and the shipped file loads and runs (the format is unchanged)."""
-    from stylecbn.modelfile import default_model_path
+    from stylecbn.model.saving import default_model_path
 
     shipped = default_model_path()
     if not shipped.is_file():
@@ -204,3 +204,4 @@ def test_weight_paths_match_the_shipped_model(tmp_path):
     x = np.random.default_rng(0).random((1, 20, 20, 3)).astype("float32")
     y = ops.convert_to_numpy(model((x, np.array([0]))))
     assert y.shape == (1, 20, 20, 3) and np.isfinite(y).all()
+

@@ -7,7 +7,7 @@ from keras import ops
 
 from stylecbn.errors import StyleSpecError
 from helpers import randomize_style_tables
-from stylecbn.network import StyleTransferNetwork, build_network
+from stylecbn.model.network import StyleTransferNetwork, build_network
 
 # Convolution weights of the full-width network (no biases: every conv feeds a normalization).
 CONV_WEIGHTS = (

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from stylecbn import modelfile
-from stylecbn.cli import main
-from stylecbn.config import TrainingConfig
+from stylecbn.model import saving as modelfile
+from stylecbn.cli.root import main
+from stylecbn.training.config import TrainingConfig
 from stylecbn.errors import ConfigError
-from stylecbn.images import read_image
-from stylecbn.network import build_network
+from stylecbn.media.reading import read_image
+from stylecbn.model.network import build_network
 
 # Whatever toml, json or a command line can give: numbers of every kind, text, flags, nothing.
 ANY_VALUE = st.one_of(

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 from keras import ops
 
-from stylecbn import modelfile
-from stylecbn.cli import main
+from stylecbn.model import saving as modelfile
+from stylecbn.cli.root import main
 from stylecbn.errors import ConfigError, ModelFileError
-from stylecbn.network import NetworkArchitecture, PRESETS, StyleTransferNetwork, build_network
-from stylecbn.stylize import Stylizer
+from stylecbn.model.network import NetworkArchitecture, PRESETS, StyleTransferNetwork, build_network
+from stylecbn.applying.stylize import Stylizer
 
 from helpers import randomize_style_tables
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecbn.modelfile import default_model_path
+from stylecbn.model.saving import default_model_path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -29,8 +29,8 @@ from serve_helpers import (  # noqa: E402
     save_tiny_model,
 )
 
-from stylecbn.cli import main  # noqa: E402
-from stylecbn.images import read_image  # noqa: E402
+from stylecbn.cli.root import main  # noqa: E402
+from stylecbn.media.reading import read_image  # noqa: E402
 from stylecbn.serve import (  # noqa: E402
     UploadLimits,
     create_app,
@@ -38,7 +38,7 @@ from stylecbn.serve import (  # noqa: E402
 )
 from stylecbn.serve.app import THUMBNAIL_SIZE, ClientGone, ModelQueue  # noqa: E402
 from stylecbn.serve.sample import sample_photo  # noqa: E402
-from stylecbn.stylize import Stylizer  # noqa: E402
+from stylecbn.applying.stylize import Stylizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -464,7 +464,7 @@ def test_serve_command_serves_until_ctrl_c(model_path, tmp_path):
 
 
 def test_open_waits_for_the_server_then_opens_the_page(monkeypatch):
-    from stylecbn.commands import serve as serve_command
+    from stylecbn.cli import serve as serve_command
 
     opened = threading.Event()
     urls = []

@@ -29,10 +29,10 @@ playwright_api = pytest.importorskip(
 
 from serve_helpers import STYLE_NAMES, running_server, save_tiny_model  # noqa: E402
 
-from stylecbn.modelfile import default_model_path  # noqa: E402
+from stylecbn.model.saving import default_model_path  # noqa: E402
 from stylecbn.serve import UploadLimits, create_app  # noqa: E402
 from stylecbn.serve.sample import sample_photo  # noqa: E402
-from stylecbn.stylize import Stylizer  # noqa: E402
+from stylecbn.applying.stylize import Stylizer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from stylecbn.blend import resolve_style
-from stylecbn.layers import ConditionalBatchNormalization, ConditionalResidualBlock
-from stylecbn.network import ConvStage, build_network
-from stylecbn.strips import run_in_strips
-from stylecbn.conditioning import StyleField
+from stylecbn.applying.blend import resolve_style
+from stylecbn.model.layers import ConditionalBatchNormalization, ConditionalResidualBlock
+from stylecbn.model.network import ConvStage, build_network
+from stylecbn.applying.strips import run_in_strips
+from stylecbn.applying.conditioning import StyleField
 from helpers import randomize_style_tables
 
 NAMES = ["starry", "wave", "mosaic"]

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from stylecbn.data import load_styles_folder
+from stylecbn.training.styles import load_styles_folder
 from stylecbn.errors import DataError, StyleSpecError
-from stylecbn.blend import resolve_style
+from stylecbn.applying.blend import resolve_style
 
 MODEL = SimpleNamespace(style_names=["starry", "wave", "mosaic", "dots"], num_styles=4)
 # Normalizing in float64 and rounding once to float32 puts each weight within half a float32

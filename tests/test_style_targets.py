@@ -1,15 +1,15 @@
-"""Tests of stylecbn.style_targets: a run's Gram matrices computed once and read on a resume."""
+"""Tests of stylecbn.training.style_targets: a run's Gram matrices computed once and read on a resume."""
 
 import numpy as np
 import pytest
 from helpers import make_images
 from test_train import data, fake_loss_network, tiny_config  # noqa: F401  (data: a fixture)
 
-from stylecbn.data import load_style_image, load_styles_folder
+from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.errors import StylecbnWarning
-from stylecbn.losses import compute_style_grams
-from stylecbn.style_targets import GRAMS_FILE, run_style_grams
-from stylecbn.train import train
+from stylecbn.perceptual.losses import compute_style_grams
+from stylecbn.training.style_targets import GRAMS_FILE, run_style_grams
+from stylecbn.training.run import train
 
 LAYERS = ("block1_conv2", "block2_conv2")
 
@@ -41,7 +41,7 @@ def computed(monkeypatch):
         results.append(compute_style_grams(*args, **kwargs))
         return results[-1]
 
-    monkeypatch.setattr("stylecbn.style_targets.compute_style_grams", spy)
+    monkeypatch.setattr("stylecbn.training.style_targets.compute_style_grams", spy)
     return results
 
 
@@ -102,7 +102,7 @@ def test_a_file_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, style
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("stylecbn.style_targets.np.savez", full_disk)
+    monkeypatch.setattr("stylecbn.training.style_targets.np.savez", full_disk)
     network = fake_loss_network()
     run = tmp_path / "run"
     run.mkdir()

@@ -7,12 +7,12 @@ import pytest
 from PIL import Image
 
 import stylecbn
-from stylecbn import modelfile
-from stylecbn.blend import Blend, mix, resolve_style, style_index
+from stylecbn.model import saving as modelfile
+from stylecbn.applying.blend import Blend, mix, resolve_style, style_index
 from stylecbn.errors import ConfigError, ImageError, ModelFileError, StyleSpecError
-from stylecbn.network import build_network
-from stylecbn.finish import preserve_colors
-from stylecbn.stylize import Stylizer
+from stylecbn.model.network import build_network
+from stylecbn.applying.finish import preserve_colors
+from stylecbn.applying.stylize import Stylizer
 from helpers import randomize_style_tables
 
 NAMES = ["starry", "wave", "mosaic"]
@@ -133,7 +133,7 @@ def test_a_blend_is_resolved_once(stylizer, monkeypatch):
     image = photo()
     expected = np.asarray(stylizer.stylize(image, "starry:1,wave:1", mask=np.full((20, 20), 128, np.uint8), mask_style=2))
     calls = []
-    import stylecbn.blend as blend_module
+    import stylecbn.applying.blend as blend_module
 
     original = blend_module._weights
     monkeypatch.setattr(blend_module, "_weights", lambda *a: calls.append(a) or original(*a))

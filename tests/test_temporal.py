@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stylecbn.temporal import GRID, FlickerReducer, restore_detail, shift_for_grid
+from stylecbn.applying.flicker import GRID, FlickerReducer, restore_detail, shift_for_grid
 
 
 def texture(height, width, seed=0):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import make_images
 
-from stylecbn.data import load_styles_folder
-from stylecbn.vgg import find_hed_weights
+from stylecbn.training.styles import load_styles_folder
+from stylecbn.perceptual.vgg import find_hed_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,13 +21,13 @@ from helpers import make_images
 from keras import ops
 from PIL import Image
 
-from stylecbn.checkpoints import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint
-from stylecbn.config import TrainingConfig, read_config_file
+from stylecbn.training.checkpoints import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint
+from stylecbn.training.config import TrainingConfig, read_config_file
 from stylecbn.errors import ConfigError, DataError, ModelFileError
-from stylecbn.modelfile import load_model, save_model
-from stylecbn.network import build_network
-from stylecbn.preview import preview_grid, write_preview
-from stylecbn.train import train
+from stylecbn.model.saving import load_model, save_model
+from stylecbn.model.network import build_network
+from stylecbn.training.preview import preview_grid, write_preview
+from stylecbn.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
@@ -340,8 +340,8 @@ _SUBPROCESS_HELPERS = textwrap.dedent(
     from keras import ops
     from helpers import make_images
     from test_train import fake_loss_network, tiny_config, InterruptAt
-    from stylecbn.modelfile import load_model
-    from stylecbn.train import train
+    from stylecbn.model.saving import load_model
+    from stylecbn.training.run import train
     root = Path({root!r})
     data = {{"styles": make_images(root / "styles", 2, (36, 36), seed=1, prefix="style"),
              "content": make_images(root / "content", 5, seed=3)}}

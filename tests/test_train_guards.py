@@ -5,13 +5,13 @@ test_train.py; the memory tests pretend the machine has little."""
 import pytest
 from click.testing import CliRunner
 
-from stylecbn import preflight
-from stylecbn.cli import main
+from stylecbn.training import preflight
+from stylecbn.cli.root import main
 from stylecbn.errors import ConfigError, DataError
 from stylecbn.memory import training_memory
-from stylecbn.modelfile import save_model
-from stylecbn.network import build_network
-from stylecbn.train import train
+from stylecbn.model.saving import save_model
+from stylecbn.model.network import build_network
+from stylecbn.training.run import train
 
 from test_train import data, fake_loss_network, tiny_config  # noqa: F401  (data: a fixture)
 

@@ -1,4 +1,4 @@
-"""Tests of the VGG-16 loss network and its weight sources (stylecbn.vgg)."""
+"""Tests of the VGG-16 loss network and its weight sources (stylecbn.perceptual.vgg)."""
 
 import os
 import subprocess
@@ -11,10 +11,10 @@ import h5py
 import numpy as np
 import pytest
 
-from stylecbn import vgg
+from stylecbn.perceptual import vgg
 from stylecbn.errors import ConfigError
-from stylecbn.images import read_image
-from stylecbn.pixels import center_square
+from stylecbn.media.reading import read_image
+from stylecbn.media.pixels import center_square
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -283,7 +283,8 @@ def test_jax_backend_never_imports_tensorflow(tmp_path, legacy_file):
         import sys
         import numpy as np
         import jax
-        from stylecbn import losses, vgg
+        from stylecbn.perceptual import losses
+        from stylecbn.perceptual import vgg
         assert "tensorflow" not in sys.modules, "import pulled in TensorFlow"
         block1 = ("block1_conv1", "block1_conv2")
         model, _ = vgg.build_loss_network({str(legacy_file)!r}, layers=block1)

@@ -1,14 +1,14 @@
-"""Video in and out (stylecbn.video) and Stylizer.stylize_video, on tiny generated clips."""
+"""Video in and out (stylecbn.media.video) and Stylizer.stylize_video, on tiny generated clips."""
 
 import av
 import numpy as np
 import pytest
 
 from stylecbn.errors import ConfigError, ImageError, VideoError
-from stylecbn.network import build_network
-from stylecbn.stylize import Stylizer
-from stylecbn.temporal import FlickerReducer
-from stylecbn.video import VIDEO_SUFFIXES, probe_video, stream_video
+from stylecbn.model.network import build_network
+from stylecbn.applying.stylize import Stylizer
+from stylecbn.applying.flicker import FlickerReducer
+from stylecbn.media.video import VIDEO_SUFFIXES, probe_video, stream_video
 
 from helpers import make_video, randomize_style_tables
 
@@ -291,7 +291,7 @@ def test_a_still_animation_is_unchanged_by_stabilizing(stylizer):
     # Equal frames: zero flow, the grid stays, blending equal images changes nothing (up to
     # float rounding, which can move a value across a rounding boundary: 1 level).
     frames = [make_picture()] * 3
-    from stylecbn.images import LoadedImage
+    from stylecbn.media.reading import LoadedImage
 
     loaded = LoadedImage(frames=frames, source="anim", durations=[50] * 3)
     plain = stylizer.stylize_frames(loaded, 1, stabilize=False).frames
@@ -302,7 +302,7 @@ def test_a_still_animation_is_unchanged_by_stabilizing(stylizer):
 
 def test_masks_keep_their_meaning_when_stabilized(stylizer):
     # A white mask means "mask_style everywhere", also for shifted (grid-following) frames.
-    from stylecbn.images import LoadedImage
+    from stylecbn.media.reading import LoadedImage
 
     big = make_picture(40, 80)
     frames = [np.ascontiguousarray(big[:, 20 - 2 * t : 60 - 2 * t]) for t in range(4)]
@@ -339,7 +339,7 @@ class CountingReducer(FlickerReducer):
 
 
 def test_a_given_flicker_reducer_is_the_one_used(stylizer, clip, tmp_path):
-    from stylecbn.images import LoadedImage
+    from stylecbn.media.reading import LoadedImage
 
     loaded = LoadedImage(frames=[make_picture()] * 3, source="anim", durations=[50] * 3)
     reducer = CountingReducer()

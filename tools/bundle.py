@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylecbn.cli import start_backend_quietly  # noqa: E402
+from stylecbn.cli.root import start_backend_quietly  # noqa: E402
 from stylecbn.errors import StylecbnError  # noqa: E402
 
 # The wheels that Keras needs on the GPU machine (it has JAX, but neither Keras nor TensorFlow).
@@ -39,8 +39,8 @@ def write_bundle(content, output, weights="auto", size=288, wheels=True, echo=pr
     Raises:
         BundleError, StylecbnError: what went wrong, with what to do.
     """
-    from stylecbn.photos import write_resized_photos
-    from stylecbn.vgg import write_compact_weights
+    from stylecbn.training.photos import write_resized_photos
+    from stylecbn.perceptual.vgg import write_compact_weights
 
     try:
         output.mkdir(parents=True, exist_ok=True)

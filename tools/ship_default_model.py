@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylecbn.modelfile import default_model_path, load_model, save_model  # noqa: E402
+from stylecbn.model.saving import default_model_path, load_model, save_model  # noqa: E402
 
 
 def main():

@@ -1,10 +1,10 @@
 """`stylecbn serve`: a local web page to mix styles on a photo and paint where they go.
 
-`create_app(stylizer)` builds the ASGI app (Starlette); `stylecbn.commands.serve` runs it
+`create_app(stylizer)` builds the ASGI app (Starlette); `stylecbn.cli.serve` runs it
 with uvicorn. Needs the web extra: `pip install "stylecbn[web]"`.
 """
 
-from .app import PREVIEW_SIZE, create_app
-from .uploads import UploadLimits
+from stylecbn.serve.app import PREVIEW_SIZE, create_app
+from stylecbn.serve.uploads import UploadLimits
 
 __all__ = ["create_app", "UploadLimits", "PREVIEW_SIZE"]

@@ -23,11 +23,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import ConfigError, StylecbnError
-from ..imagewrite import write_image
-from ..stylize import DEFAULT_MAX_SIZE
-from .sample import sample_photo
-from .uploads import (
+from stylecbn.errors import ConfigError, StylecbnError
+from stylecbn.media.writing import write_image
+from stylecbn.applying.stylize import DEFAULT_MAX_SIZE
+from stylecbn.serve.sample import sample_photo
+from stylecbn.serve.uploads import (
     BadRequestError,
     UploadLimits,
     UploadTooLargeError,
@@ -73,7 +73,7 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
     """The web app for one loaded `Stylizer`.
 
     Args:
-        stylizer: a `stylecbn.stylize.Stylizer`.
+        stylizer: a `stylecbn.applying.stylize.Stylizer`.
         limits: `UploadLimits` for uploads; default `UploadLimits()`.
         allowed_hosts: Host header values the app answers (protection against DNS
             rebinding when it listens on 127.0.0.1); None answers any.

@@ -4,7 +4,7 @@ Everything stays in memory (nothing from a client touches the disk, and no clien
 ever used as a file path). Limits are enforced before the expensive step they protect:
 the body's size before it is read (Content-Length) and while it is read (chunked uploads),
 each file's bytes before it is opened, and its pixels from the image header, which Pillow
-reads without decoding the picture, before `stylecbn.images.read_image` decodes it.
+reads without decoding the picture, before `stylecbn.media.reading.read_image` decodes it.
 """
 
 import io
@@ -15,8 +15,8 @@ from PIL import Image
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import FormParser, parse_options_header
 
-from ..errors import ConfigError, ImageError
-from ..images import read_image
+from stylecbn.errors import ConfigError, ImageError
+from stylecbn.media.reading import read_image
 
 __all__ = ["UploadLimits", "UploadForm", "UploadTooLargeError", "read_form", "read_upload"]
 

@@ -1,0 +1,395 @@
+"""The Python API for applying a trained model: `Stylizer`, colour and masks.
+
+Everything the `stylecbn apply`, `styles`, `sheet` and `interpolate` commands do goes through
+this module; the commands only parse options and write files.
+
+How the options work:
+- **Style**: an index, a name, a blend string ("3:0.5,12:0.5", "starry:1,wave:2"), a dict
+  {index_or_name: weight}, a weight vector, or a `Blend` already resolved by
+  `Stylizer.blend` (`stylecbn.applying.blend` is the one parser). Weights are normalized to sum 1
+  and mix the gamma/beta rows of every conditional normalization layer.
+- **Strength** and **preserve colour**: applied to the network's output by `stylecbn.applying.finish`
+  (a pixel-space mix with the photo; luminance-only transfer).
+- **Regional styles**: a mask (white = inside, soft edges allowed) resized to the photo gives
+  per-pixel style weights (`stylecbn.applying.conditioning.StyleField`); the network mixes gamma/beta
+  per pixel in every layer, so the two styles meet without a pasted seam.
+- **Large images**: up to `max_untiled_pixels` the whole image goes through one compiled call.
+  Above it, `stylecbn.applying.strips` runs the network's stages layer by layer in horizontal strips
+  with exact whole-image statistics (the same result up to float rounding, bounded memory).
+- **Video and animations**: frames are stylized one after the other, streamed for video files
+  (`stylecbn.media.video`); a style can travel (`to_style`), and flicker is reduced by
+  `stylecbn.applying.flicker.FlickerReducer` unless `stabilize=False`.
+"""
+
+import numbers
+
+import numpy as np
+from PIL import Image
+
+from stylecbn.applying import overviews
+from stylecbn.applying.blend import resolve_style
+from stylecbn.applying.conditioning import StyleField, load_mask, morph
+from stylecbn.errors import ConfigError, ImageError, ModelFileError, VideoError
+from stylecbn.fileio import same_file
+from stylecbn.applying.finish import check_strength, finish
+from stylecbn.media.reading import MIN_SIDE, LoadedImage, read_image
+from stylecbn.media.pixels import fit_size, resize_to_max
+from stylecbn.applying.strips import run_in_strips
+from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
+from stylecbn.media.video import probe_video, stream_video
+
+__all__ = ["Stylizer", "DEFAULT_MAX_SIZE", "check_max_size"]
+
+DEFAULT_MAX_SIZE = 1024
+# Whole-image inference up to this many pixels (about 2048x2048: peak RSS 2.2 GB measured at
+# 2048x1365 with the full-width network); larger images go layer by layer in strips.
+MAX_UNTILED_PIXELS = 2048 * 2048
+
+
+def check_max_size(max_size):
+    """`max_size` as an int, or ConfigError unless it is 0 or a side of at least MIN_SIDE."""
+    if isinstance(max_size, bool) or not isinstance(max_size, numbers.Integral) or (
+        max_size != 0 and max_size < MIN_SIDE
+    ):
+        raise ConfigError(
+            f"max_size must be 0 (keep the size) or a whole number of pixels >= {MIN_SIDE}; "
+            f"received: {max_size!r}"
+        )
+    return int(max_size)
+
+
+def _check_options(strength, max_size, mask, mask_style):
+    """Checked (strength, max_size); a mask and a mask style come together."""
+    if (mask is None) != (mask_style is None):
+        raise ConfigError(
+            "a mask needs a mask style and a mask style needs a mask: pass both "
+            "(mask_style is the style inside the white part of the mask)"
+        )
+    return check_strength(strength), check_max_size(max_size)
+
+
+def _flicker_reducer(stabilize):
+    if isinstance(stabilize, FlickerReducer):
+        stabilize.reset()
+        return stabilize
+    return FlickerReducer() if stabilize else None
+
+
+def _fitted_size(source, width, height, max_size):
+    """The (width, height) that frames of this size get at `max_size`; ImageError if too small."""
+    width, height = fit_size(width, height, max_size)
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{source} becomes {width}x{height} at max size {max_size}, under "
+            f"{MIN_SIDE} px on a side; use a larger max size"
+        )
+    return width, height
+
+
+# --- the model ----------------------------------------------------------------------------
+
+
+def _resolve_model(model):
+    from stylecbn.model.saving import load_model, resolve_model_path
+    from stylecbn.model.network import StyleTransferNetwork
+
+    if isinstance(model, StyleTransferNetwork):
+        return model
+    if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
+        return load_model(resolve_model_path(model))
+    raise ModelFileError(
+        f"model must be a built-in model name, a path to a .keras file, a StyleTransferNetwork "
+        f"or None (the built-in default model); got a {type(model).__name__}"
+    )
+
+
+class Stylizer:
+    """Apply a multi-style network to photos.
+
+    The model is loaded once; compiled inference functions are reused for every input of the
+    same size (Keras' predict function: `tf.function` on TensorFlow, `jax.jit` on JAX).
+
+    Args:
+        model: a built-in model name ("default", "fast"; see
+            `stylecbn.model.saving.BUILT_IN_MODELS`), a path to a `.keras` model file, a loaded
+            `StyleTransferNetwork`, or None for the built-in default model.
+        jit_compile: XLA-compile inference: True, False, or None (default) for automatic:
+            on JAX always (its un-jitted path runs op by op); on TensorFlow never, where
+            XLA measured 1.05-1.7x slower than the plain graph (oneDNN convolutions) at 256 to
+            1024 px for both presets on this CPU (benchmarks/cpu_runtime.py).
+        max_untiled_pixels: largest image (width * height) run in one call; larger ones run
+            layer by layer in strips with exact whole-image statistics.
+        max_pixels: the largest image the Stylizer reads from a file, bytes or a stream
+            (`read_image`'s limit); None: what this machine's free memory allows.
+
+    Raises:
+        ModelFileError: the model file is missing or unusable, or the built-in model asked
+            for is not installed in this build.
+
+    Examples:
+    >>> stylizer = Stylizer("styles.keras")
+    >>> stylizer.stylize("photo.jpg", style="starry:1,wave:1", strength=0.8).save("out.png")
+    """
+
+    def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS,
+                 max_pixels=None):
+        import keras
+
+        self.model = _resolve_model(model)
+        self.jit_compile = jit_compile
+        self._backend = keras.backend.backend()
+        self._predict_functions = {}  # (style rank, XLA) -> compiled predict function
+        self.max_untiled_pixels = int(max_untiled_pixels)
+        self.max_pixels = max_pixels  # for read_image: None is the machine's default
+
+    @property
+    def style_names(self):
+        """The model's style names, by index."""
+        return list(self.model.style_names)
+
+    @property
+    def style_credits(self):
+        """The model's credit lines, by index."""
+        return list(self.model.style_credits)
+
+    @property
+    def num_styles(self):
+        """How many styles the model holds."""
+        return self.model.num_styles
+
+    def blend(self, style):
+        """Resolve a style specification once (see `stylecbn.applying.blend.resolve_style`).
+
+        Args:
+            style: an index, a name, a blend string, an {index_or_name: weight} dict, a
+                weight vector, or a `Blend` (returned as it is).
+
+        Returns:
+            A `Blend`: the weights (summing to 1) and a file-name-safe label. Every method
+            below accepts it wherever it takes a style, and uses it without parsing again.
+
+        Raises:
+            StyleSpecError: a bad specification; the message lists the valid styles.
+        """
+        return resolve_style(style, self.model)
+
+    # --- public entry points ----------------------------------------------------------
+
+    def stylize(
+        self,
+        image,
+        style=0,
+        strength=1.0,
+        preserve_color=False,
+        max_size=DEFAULT_MAX_SIZE,
+        mask=None,
+        mask_style=None,
+    ):
+        """Stylize one image.
+
+        Args:
+            image: a path, bytes, a binary stream, a PIL image or a NumPy array (see
+                `stylecbn.media.reading.read_image`). For an animated image only the first frame
+                is used; `stylize_frames` returns every frame.
+            style: a `Blend` from `blend()`, or anything `blend()` takes (index, name,
+                blend string, {index_or_name: weight} dict or weight vector).
+            strength: 0 gives the photo, 1 the full style; a pixel-space mix in between.
+            preserve_color: keep the photo's colours (luminance-only transfer).
+            max_size: longest side in pixels after shrinking (never enlarged); 0 keeps the
+                size. Large images are processed in strips (exact, see module docstring).
+            mask: optional mask image (any source `read_image` takes); resized to the photo,
+                read as gray levels: white = inside, black = outside, soft edges allowed.
+            mask_style: the style inside the mask (required with `mask`), a `Blend` or any
+                specification; `style` applies outside.
+
+        Returns:
+            An RGB PIL image.
+
+        Raises:
+            ImageError: the image (or mask) is unreadable or too small.
+            StyleSpecError: a bad style specification.
+            ConfigError: bad strength, max_size or mask options.
+        """
+        result = self.stylize_frames(
+            image, style, strength, preserve_color, max_size, mask, mask_style, first_only=True
+        )
+        return Image.fromarray(result.frames[0])
+
+    def stylize_frames(
+        self,
+        image,
+        style=0,
+        strength=1.0,
+        preserve_color=False,
+        max_size=DEFAULT_MAX_SIZE,
+        mask=None,
+        mask_style=None,
+        *,
+        to_style=None,
+        stabilize=True,
+        first_only=False,
+    ):
+        """Stylize every frame of an image (animated GIF/PNG/WebP included).
+
+        Arguments as in `stylize`; `first_only` stops after the first frame. `to_style` and
+        `stabilize` work on animations as in `stylize_video`.
+
+        Returns:
+            A `LoadedImage` with uint8 RGB frames and the input's durations and loop count.
+
+        Raises:
+            As `stylize`; ConfigError also for `to_style` with a single-frame image.
+        """
+        strength, max_size = _check_options(strength, max_size, mask, mask_style)
+        loaded = image if isinstance(image, LoadedImage) else read_image(
+            image, max_pixels=self.max_pixels)
+        frames = loaded.frames[:1] if first_only else loaded.frames
+        if to_style is not None and len(frames) < 2:
+            raise ConfigError(
+                f"{loaded.source} has one frame: a style that travels (to_style) needs a video "
+                "or an animated image"
+            )
+        width, height = _fitted_size(loaded.source, *loaded.size, max_size)
+        mask_map = None if mask is None else load_mask(mask, (width, height))
+        stabilize = stabilize if len(frames) > 1 else False
+        paint = self._frame_painter(style, to_style, mask_style, mask_map, len(frames), strength,
+                                    preserve_color, max_size, stabilize)
+        results = [paint(frame, index) for index, frame in enumerate(frames)]
+        return LoadedImage(
+            frames=results,
+            source=loaded.source,
+            format=loaded.format,
+            durations=loaded.durations if len(results) > 1 else None,
+            loop=loaded.loop if len(results) > 1 else None,
+        )
+
+    def stylize_video(
+        self,
+        source,
+        output,
+        style=0,
+        strength=1.0,
+        preserve_color=False,
+        max_size=DEFAULT_MAX_SIZE,
+        mask=None,
+        mask_style=None,
+        *,
+        to_style=None,
+        stabilize=True,
+        progress=None,
+    ):
+        """Stylize a video file into another, streamed frame by frame (see `stylecbn.media.video`).
+
+        Memory does not grow with the clip's length. The frame rate, every frame's timing, the
+        rotation flag and the audio (copied, not re-encoded) are kept.
+
+        Args:
+            source: the input video path (.mp4, .mov, .mkv, .webm, .avi, or anything else
+                FFmpeg reads).
+            output: the output path; its suffix picks the format (`stylecbn.media.video`).
+            style, strength, preserve_color, max_size, mask, mask_style: as in `stylize`,
+                applied to every frame. The mask is one image for the whole clip, drawn the
+                way the video plays (upright).
+            to_style: optional second style (a `Blend` or any specification): the blend moves
+                from `style` on the first frame to `to_style` on the last, in equal steps
+                (gamma/beta interpolation in time).
+            stabilize: True reduces flicker (a default `stylecbn.applying.flicker.FlickerReducer`:
+                the network's grid follows the camera and the previous output is carried
+                along the motion); False stylizes each frame on its own; a FlickerReducer
+                is used as it is (reset first).
+            progress: optional `callback(frames_done, frames_total)`.
+
+        Returns:
+            A `stylecbn.media.video.VideoResult`: frames, width, height, frame rate, audio
+            streams copied, seconds.
+
+        Raises:
+            VideoError: the video is unreadable or damaged, or the output cannot be written
+                (unknown suffix, an audio codec its container cannot hold, a missing folder);
+                the output is then left untouched.
+            ImageError: the mask is unreadable, or frames become too small at `max_size`.
+            StyleSpecError: a bad style specification.
+            ConfigError: bad strength, max_size or mask options.
+        """
+        strength, max_size = _check_options(strength, max_size, mask, mask_style)
+        info = probe_video(source)
+        if same_file(source, output):
+            raise VideoError(f"writing {output} would overwrite the input; choose another output")
+        width, height = _fitted_size(info.source, info.width, info.height, max_size)
+        mask_map = None
+        if mask is not None:  # drawn upright: turn it the way the frames are stored
+            turns = info.rotation // 90
+            shown = (height, width) if turns % 2 else (width, height)
+            mask_map = np.ascontiguousarray(np.rot90(load_mask(mask, shown), -turns))
+        process = self._frame_painter(style, to_style, mask_style, mask_map, info.frames,
+                                      strength, preserve_color, max_size, stabilize)
+        return stream_video(source, output, process, (width, height), info=info,
+                            progress=progress)
+
+    # Many stylizations of one photo, laid out: defined in `stylecbn.applying.overviews`.
+    style_sheet = overviews.style_sheet
+    interpolate = overviews.interpolate
+    blend_grid = overviews.blend_grid
+
+    # --- inference --------------------------------------------------------------------
+
+    def _frame_painter(self, style, to_style, mask_style, mask_map, count, strength,
+                       preserve_color, max_size, stabilize):
+        """`paint(frame, index)`: frame `index` of `count` resized to `max_size` and stylized
+        with the style of its place in the clip (moving from `style` to `to_style`), the mask
+        map (already at the frames' size, or None) and one flicker reducer for the clip."""
+        start = self.blend(style)
+        end = start if to_style is None else self.blend(to_style)
+        inside = None if mask_style is None else self.blend(mask_style)
+        reducer = _flicker_reducer(stabilize)
+
+        def paint(frame, index):
+            photo = resize_to_max(frame, max_size)
+            blend = morph(start, end, index, count, self.style_names)
+            field = StyleField(blend, inside, mask_map)
+            return self._stylize_array(photo, field, strength, preserve_color, reducer)
+
+        return paint
+
+    def _stylize_array(self, photo, field, strength, preserve_color, reducer=None):
+        """Stylize one uint8 (H, W, 3) frame; returns a uint8 frame of the same size.
+
+        `reducer` (a FlickerReducer) stabilizes the network's output before colour and strength.
+        """
+        if strength == 0.0:
+            return photo.copy()
+        photo_f = photo.astype(np.float32) / 255.0
+        if reducer is None:
+            styled = self._run_network(photo_f, field)
+        else:
+            height, width = photo.shape[:2]
+
+            def shifted(top, left):
+                image = shift_for_grid(photo_f, top, left)
+                out = self._run_network(image, field.shifted(top, left))
+                return out[top : top + height, left : left + width]
+
+            styled = reducer(photo_f, shifted)
+        return finish(styled, photo_f, strength, preserve_color)
+
+    def _run_network(self, photo_f, field):
+        if photo_f.shape[0] * photo_f.shape[1] <= self.max_untiled_pixels:
+            return self._run_whole(photo_f, field)
+        return run_in_strips(self.model, photo_f, field)
+
+    def _run_whole(self, photo_f, field):
+        style = field.network_input()
+        xla = self.jit_compile
+        if xla is None:
+            xla = self._backend != "tensorflow"
+        # One compiled predict function per style rank (Keras relaxes the shapes of a
+        # function that sees a new rank to "unknown rank", which the network cannot trace)
+        # and per XLA setting; each compiles once per input size and is reused. Per-pixel
+        # styles (masks) get one function per size: relaxed to unknown height and width,
+        # the layers could not tell whether the style map needs resizing.
+        key = (style.ndim, bool(xla), style.shape if style.ndim == 4 else None)
+        self.model.jit_compile = bool(xla)
+        self.model.predict_function = self._predict_functions.get(key)
+        outputs = self.model.predict_on_batch({"images": photo_f[None], "style": style})
+        self._predict_functions[key] = self.model.predict_function
+        return np.asarray(outputs)[0]

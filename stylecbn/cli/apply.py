@@ -1,0 +1,442 @@
+"""`stylecbn apply`: stylize photos and videos from files, folders or stdin.
+
+Parses the options, plans where outputs go (refusing to overwrite an input or to write one
+file twice) and calls `Stylizer.stylize_frames` (images) or `Stylizer.stylize_video` (videos)
+once per input; library errors become one-line messages through `handle_errors`. Exit codes:
+0 = all done, 1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
+"""
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from stylecbn.cli.root import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
+from stylecbn.errors import StylecbnError
+from stylecbn.fileio import same_file
+from stylecbn.media.reading import IMAGE_SUFFIXES, read_image
+from stylecbn.media.writing import OUTPUT_SUFFIXES, write_image
+from stylecbn.media.video import VIDEO_SUFFIXES, is_video
+from stylecbn.cli.common import (
+    STDIO,
+    check_output_file,
+    echo_json,
+    load_stylizer,
+    max_pixels_option,
+    model_option,
+    read_input,
+    stdout,
+)
+
+DEFAULT_NAME = "{stem}_{style}.{ext}"
+NAME_FIELDS = ("stem", "style", "ext", "index")
+FORMATS = ("png", "jpg", "webp", "gif", "tif", "bmp")
+
+
+@dataclass
+class _Job:
+    """One input and where its output goes (`output` None = stdout)."""
+
+    source: str  # a path, or "-" for stdin
+    relative: Path  # the input's path below the folder it was found in (its name otherwise)
+    output: Path | None = None
+
+
+def _collect_inputs(inputs, recursive):
+    """Expand files and folders into jobs; missing paths and empty folders are usage errors."""
+    jobs, seen = [], set()
+    for item in inputs:
+        if item == STDIO:
+            jobs.append(_Job(STDIO, Path("stdin")))
+            continue
+        path = Path(item)
+        if not path.exists():
+            fail(f"{path} does not exist.")
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(
+                p
+                for p in path.glob(pattern)
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                where = "or its subfolders " if recursive else ""
+                hint = "" if recursive else " (use --recursive to look in subfolders)"
+                fail(
+                    f"No images or videos in {path} {where}(looked for "
+                    f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}){hint}."
+                )
+            files = [(p, p.relative_to(path)) for p in found]
+        else:
+            files = [(path, Path(path.name))]
+        for file, relative in files:
+            key = str(file.resolve())
+            if key not in seen:
+                seen.add(key)
+                jobs.append(_Job(str(file), relative))
+    if sum(job.source == STDIO for job in jobs) > 1:
+        fail("stdin ('-') can be given only once.")
+    return jobs
+
+
+def _check_name_pattern(pattern):
+    try:
+        name = pattern.format(stem="a", style="b", ext="png", index=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        fail(
+            f"Bad --name pattern {pattern!r} ({exc}); use the fields "
+            f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}, e.g. {DEFAULT_NAME!r}."
+        )
+    if "/" in name or "\\" in name:
+        fail(f"--name pattern {pattern!r} must give a file name, not a path; use -o for the folder.")
+
+
+def _output_mode(output, jobs, from_folder):
+    """'stdout', 'file', 'dir' or 'beside' (no -o), checking that the target can exist."""
+    stdin_input = any(job.source == STDIO for job in jobs)
+    if output == STDIO or (output is None and stdin_input):
+        if len(jobs) > 1:
+            fail("Only one image can go to stdout; give -o a folder for several inputs.")
+        if is_video(jobs[0].source):
+            fail(f"A video cannot go to stdout; give -o a file such as "
+                 f"out{Path(jobs[0].source).suffix}.")
+        return "stdout"
+    if output is None:
+        return "beside"
+    path = Path(output)
+    if path.is_dir():
+        return "dir"
+    if len(jobs) > 1 or from_folder or output.endswith(("/", "\\")):  # created, as batch
+        if path.exists():                                                 # tools do
+            fail(f"-o {output} is a file, not a folder; several images need a folder.")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"Cannot create the output folder {output}: {exc.strerror or exc}.")
+        return "dir"
+    if is_video(jobs[0].source):
+        _check_video_output(output)
+    elif is_video(path):
+        fail(f"{jobs[0].source} is an image: -o {output} needs a video input; use one of "
+             f"{', '.join(OUTPUT_SUFFIXES)}.")
+    else:
+        check_output_file(output)
+    return "file"
+
+
+def _check_video_output(output):
+    path = Path(output)
+    if not is_video(path):
+        fail(f"A video is written as a video: give -o a {', '.join(VIDEO_SUFFIXES)} file.")
+    if not path.parent.is_dir():
+        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
+
+
+def _plan_outputs(jobs, mode, output, pattern, style_name, out_format):
+    """Fill in each job's output path; refuse to overwrite an input or write one file twice."""
+    if mode == "stdout":
+        return
+    for index, job in enumerate(jobs):
+        if mode == "file":
+            job.output = Path(output)
+            continue
+        source_ext = Path(job.source).suffix.lower().lstrip(".") if job.source != STDIO else ""
+        if is_video(job.source):
+            ext = source_ext  # a video keeps its container; --format is for images
+        else:
+            ext = out_format or (source_ext if "." + source_ext in OUTPUT_SUFFIXES else "png")
+        name = pattern.format(stem=job.relative.stem, style=style_name, ext=ext, index=index)
+        if mode == "beside":
+            job.output = Path(job.source).parent / name
+        else:
+            job.output = Path(output) / job.relative.parent / name
+    outputs = {}
+    for job in jobs:
+        for other in jobs:
+            if other.source != STDIO and same_file(job.output, other.source):
+                fail(
+                    f"Writing {job.output} would overwrite the input {other.source}; inputs are "
+                    "never overwritten: choose another -o or --name."
+                )
+        key = str(job.output.resolve())
+        if key in outputs:
+            fail(
+                f"{outputs[key]} and {job.source} would both be written to {job.output}; "
+                "use -o with a folder and a --name pattern that keeps them apart."
+            )
+        outputs[key] = job.source
+
+
+def _write_format(job, loaded, out_format):
+    if out_format:
+        return out_format
+    if job.output is not None:
+        return None  # from the suffix
+    return loaded.format if loaded.format in ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP") else "PNG"
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Output file, folder, or '-' for stdout. Default: beside each input "
+    "(stdout when reading stdin).",
+)
+@model_option
+@click.option(
+    "-s",
+    "--style",
+    default="0",
+    show_default=True,
+    help="Style index or name, or a blend such as '3:0.5,12:0.5' or 'starry:1,wave:2'.",
+)
+@click.option(
+    "--strength",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    show_default=True,
+    help="0 = the photo, 1 = full style (a pixel mix of the two).",
+)
+@click.option(
+    "--preserve-color",
+    is_flag=True,
+    help="Keep the photo's colours; transfer luminance only.",
+)
+@click.option("--mask", default=None, metavar="IMAGE", help="Mask image: white = --mask-style.")
+@click.option(
+    "--mask-style",
+    default=None,
+    help="Style (or blend) inside the white part of --mask; --style applies outside.",
+)
+@click.option(
+    "--max-size",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Longest side in pixels (images are never enlarged); 0 keeps the size.",
+)
+@click.option(
+    "--to-style",
+    default=None,
+    help="Videos and animations: the blend moves from --style on the first frame to this "
+    "style (or blend) on the last.",
+)
+@click.option(
+    "--stabilize/--no-stabilize",
+    default=True,
+    show_default=True,
+    help="Videos and animations: reduce flicker (the network's grid follows the camera and "
+    "the previous frame is carried along the motion); --no-stabilize paints every frame on "
+    "its own.",
+)
+@click.option("-r", "--recursive", is_flag=True, help="Look for images and videos in subfolders too.")
+@click.option(
+    "--name",
+    "name_pattern",
+    default=DEFAULT_NAME,
+    show_default=True,
+    help="Output file names: fields {stem}, {style}, {ext}, {index}.",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(FORMATS, case_sensitive=False),
+    default=None,
+    help="Image output format (default: the input's, PNG for stdin); videos keep theirs.",
+)
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG and WebP quality.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per output.")
+@max_pixels_option
+@click.option(
+    "--xla/--no-xla",
+    default=None,
+    help="XLA-compile inference. Default: automatic (on for JAX; off on TensorFlow, where it "
+    "measured slower on CPU).",
+)
+@handle_errors
+def apply(
+    inputs,
+    output,
+    model_path,
+    style,
+    strength,
+    preserve_color,
+    mask,
+    mask_style,
+    max_size,
+    to_style,
+    stabilize,
+    recursive,
+    name_pattern,
+    out_format,
+    quality,
+    as_json,
+    max_pixels,
+    xla,
+):
+    """Stylize photos and videos: files, folders, or '-' for stdin (images).
+
+    Videos (.mp4, .mov, .mkv, .webm, .avi) are streamed frame by frame with their audio,
+    timing and rotation kept.
+
+    \b
+    Examples:
+      stylecbn apply photo.jpg --style starry -o out.jpg
+      stylecbn apply photos/ -r --style 3:0.5,12:0.5 -o styled/ --name {stem}_{style}.png
+      cat photo.jpg | stylecbn apply - --style 2 > out.png
+      stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4
+    """
+    from stylecbn.applying.stylize import check_max_size
+
+    check_max_size(max_size)
+    if (mask is None) != (mask_style is None):
+        fail("--mask and --mask-style go together: --mask-style is the style inside the mask.")
+    _check_name_pattern(name_pattern)
+    jobs = _collect_inputs(inputs, recursive)
+    from_folder = any(Path(i).is_dir() for i in inputs if i != STDIO)
+    mode = _output_mode(output, jobs, from_folder)
+    if mode == "stdout" and as_json:
+        fail("--json prints to stdout, which the image already uses; write to a file with -o.")
+    out_format = out_format.lower() if out_format else None
+
+    stylizer = load_stylizer(model_path, jit_compile=xla)
+    blend = stylizer.blend(style)
+    label = blend.label
+    to_blend = None if to_style is None else stylizer.blend(to_style)
+    if to_blend is not None:
+        label += "-to-" + to_blend.label
+    mask_blend = mask_image = None
+    if mask is not None:
+        mask_blend = stylizer.blend(mask_style)
+        label += "+" + mask_blend.label
+        mask_image = read_image(mask, max_pixels=max_pixels)
+    _plan_outputs(jobs, mode, output, name_pattern, label, out_format)
+    style_record = {
+        stylizer.style_names[i]: round(w, 6) for i, w in enumerate(blend.weights) if w > 0
+    }
+
+    failures = 0
+    show_bar = len(jobs) > 1 and not as_json
+    with click.progressbar(
+        jobs, label="Stylizing", file=sys.stderr, show_pos=True, item_show_func=lambda j: None
+    ) if show_bar else _nullbar(jobs) as bar:
+        for job in bar:
+            started = time.perf_counter()
+            target = str(job.output) if job.output is not None else "<stdout>"
+            options = dict(strength=strength, preserve_color=preserve_color, max_size=max_size,
+                           mask=mask_image, mask_style=mask_blend, to_style=to_blend,
+                           stabilize=stabilize)
+            try:
+                if mode == "dir":  # mirror the input's subfolders below the existing -o folder
+                    job.output.parent.mkdir(parents=True, exist_ok=True)
+                if is_video(job.source):
+                    video = _apply_video(stylizer, job, blend, options, show_bar=not as_json)
+                    if as_json:
+                        echo_json({"input": job.source, "output": target, "status": "ok",
+                                   "style": style_record, **_video_record(video, options)})
+                    elif len(jobs) == 1:
+                        click.echo(f"Wrote {target} ({video.frames} frames)", err=True)
+                    continue
+                loaded = read_input(job.source, max_pixels)
+                result = stylizer.stylize_frames(loaded, blend, **options)
+                write_image(
+                    job.output if job.output is not None else stdout(),
+                    result.frames,
+                    format=_write_format(job, result, out_format),
+                    durations=result.durations,
+                    loop=result.loop,
+                    quality=quality,
+                )
+            except Exception as exc:  # any failure is this input's, and the batch goes on
+                failures += 1
+                message = _input_error(job, exc)
+                if show_bar:
+                    click.echo("", err=True)
+                click.echo(f"Error: {message}", err=True)
+                if as_json:
+                    echo_json(
+                        {"input": job.source, "output": target, "status": "error", "error": message}
+                    )
+                continue
+            if as_json:
+                width, height = result.size
+                echo_json({"input": job.source, "output": target, "status": "ok",
+                           "style": style_record, "strength": strength,
+                           "preserve_color": preserve_color, "width": width, "height": height,
+                           "frames": len(result.frames),
+                           "seconds": round(time.perf_counter() - started, 3)})
+            elif mode != "stdout" and len(jobs) == 1:
+                click.echo(f"Wrote {target}", err=True)
+    if len(jobs) > 1 and not as_json:
+        click.echo(f"Wrote {len(jobs) - failures} of {len(jobs)} images; {failures} failed.", err=True)
+    if failures:
+        sys.exit(EXIT_BAD_INPUT if len(jobs) == 1 else EXIT_SOME_FAILED)
+    sys.exit(EXIT_OK)
+
+
+def _input_error(job, exc):
+    """One line for a failure of one input: the library's own message, an OS error's text,
+    or (a bug) the exception's type and message."""
+    if isinstance(exc, StylecbnError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = exc.filename or job.output or job.source
+        return f"{where}: {exc.strerror or exc}"
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return (f"{job.source}: unexpected {type(exc).__name__}: {first_line}; the other inputs go "
+            "on (please report this)")
+
+
+def _apply_video(stylizer, job, blend, options, show_bar):
+    """Stylize one video with a progress bar (frames, frames/s, time left) on a terminal."""
+    if not (show_bar and sys.stderr.isatty()):  # elsewhere click would print just the label
+        return stylizer.stylize_video(job.source, job.output, blend, **options)
+    started = time.perf_counter()
+    with click.progressbar(length=1, label=Path(job.source).name, file=sys.stderr,
+                           show_pos=True, show_eta=True, item_show_func=lambda text: text) as bar:
+
+        def progress(done, total):
+            bar.length = total
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(done - bar.pos, f"{rate:.2f} frames/s")
+
+        return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
+                                      **options)
+
+
+def _video_record(video, options):
+    """The --json fields of a stylized video: frames, speed (fps), seconds and the settings."""
+    to_style = options["to_style"]
+    return {
+        "to_style": None if to_style is None else to_style.label,
+        "strength": options["strength"],
+        "preserve_color": options["preserve_color"],
+        "stabilize": options["stabilize"],
+        "width": video.width,
+        "height": video.height,
+        "frames": video.frames,
+        "frame_rate": round(video.frame_rate, 6),
+        "audio_streams": video.audio_streams,
+        "fps": round(video.frames_per_second, 3),
+        "seconds": round(video.seconds, 3),
+    }
+
+
+class _nullbar:
+    """Stands in for click.progressbar when no bar is shown."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __enter__(self):
+        return self.items
+
+    def __exit__(self, *exc):
+        return False

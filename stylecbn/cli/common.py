@@ -1,0 +1,107 @@
+"""What the apply-side commands share: the --model option, the loaded model, stdin/stdout,
+output-path checks and writing one image.
+
+Library errors become one-line messages through `stylecbn.cli.root.handle_errors`; the checks here
+`fail` with exit code 2 before any work starts.
+"""
+
+import json
+from pathlib import Path
+
+import click
+
+from stylecbn.cli.root import fail
+from stylecbn.fileio import same_file
+from stylecbn.media.reading import read_image
+from stylecbn.media.writing import OUTPUT_SUFFIXES, write_image
+
+STDIO = "-"
+
+model_option = click.option(
+    "--model",
+    "-m",
+    "model_path",
+    default=None,
+    metavar="NAME|FILE",
+    help="A built-in model (default, fast) or a model file (.keras). Default: default.",
+)
+
+
+_LOADED = {}  # (model file, its mtime and size, xla) -> Stylizer: load once per process
+
+
+def load_stylizer(model_path, jit_compile=None):
+    """A Stylizer for `model_path` (a built-in model name or a file; None: the built-in
+    default model), reused within this process."""
+    from stylecbn.model.saving import resolve_model_path
+    from stylecbn.applying.stylize import Stylizer
+
+    path = resolve_model_path(model_path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile)
+    except OSError:
+        key = None  # missing: let Stylizer raise its clear error
+    if key is None or key not in _LOADED:
+        stylizer = Stylizer(path, jit_compile=jit_compile)
+        if key is None:
+            return stylizer
+        _LOADED[key] = stylizer
+    return _LOADED[key]
+
+
+def stdout():
+    """The binary stdout stream."""
+    return click.open_file(STDIO, "wb")
+
+
+max_pixels_option = click.option(
+    "--max-pixels",
+    type=click.IntRange(1, None),
+    default=None,
+    envvar="STYLECBN_MAX_PIXELS",
+    show_envvar=True,
+    help="Largest image to read, in pixels (every frame counted). Default: what the "
+    "machine's available memory can decode (24 bytes a pixel).",
+)
+
+
+def read_input(source, max_pixels=None):
+    """Read an input path, or stdin for "-"; `max_pixels` None: the machine's default."""
+    if source == STDIO:
+        return read_image(click.open_file(STDIO, "rb"), name="<stdin>", max_pixels=max_pixels)
+    return read_image(source, max_pixels=max_pixels)
+
+
+def check_output_file(output):
+    """Fail unless -o `output` (not '-', not an existing folder) names an image file that can
+    be written: not a folder that is missing, a suffix that names a format, an existing
+    parent folder."""
+    path = Path(output)
+    if output.endswith(("/", "\\")) or not path.suffix:
+        fail(f"Output folder {output} does not exist; create it first.")
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        fail(f"Cannot tell the image format of -o {output}; use one of {', '.join(OUTPUT_SUFFIXES)}.")
+    if not path.parent.is_dir():
+        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
+
+
+def check_output_not_input(output, source):
+    """Fail when writing -o `output` would overwrite the input `source`."""
+    if output != STDIO and source != STDIO and same_file(output, source):
+        fail(f"Writing {output} would overwrite the input {source}; choose another -o.")
+
+
+def echo_json(record):
+    click.echo(json.dumps(record, sort_keys=True))
+
+
+def save_image(image, output):
+    """Write one image to a file (saying so on stderr) or to stdout ("-", as PNG)."""
+    import numpy as np
+
+    if output == STDIO:
+        write_image(stdout(), np.asarray(image), format="PNG")
+    else:
+        write_image(output, np.asarray(image))
+        click.echo(f"Wrote {output}", err=True)

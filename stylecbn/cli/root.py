@@ -1,0 +1,144 @@
+"""The `stylecbn` command line: a thin layer over the library.
+
+Each command parses its options, builds a configuration and calls one library function.
+Library errors (`StylecbnError`) become one-line messages; exit codes: 0 = all done,
+1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
+"""
+
+import functools
+import importlib
+import os
+import re
+import sys
+import tempfile
+import warnings
+
+import click
+import PIL
+
+from stylecbn import __version__
+from stylecbn.errors import StylecbnError, StylecbnWarning
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_PILLOW_FOLDER = os.path.dirname(os.path.abspath(PIL.__file__)) + os.sep
+_LONG_VALUE = re.compile(r"'[^']{79,}'|\"[^\"]{79,}\"|\S{81,}")
+
+
+def _cut_values(message, limit=80):
+    """click quotes a bad option value whole in its message: cut each long one to `limit`
+    characters, and the whole line to a few of them, so a 100 kB value does not become a
+    100 kB error line."""
+    message = _LONG_VALUE.sub(lambda match: match.group()[:limit - 1] + "…", message)
+    return message if len(message) <= 3 * limit else message[:3 * limit - 1] + "…"
+
+# Command name -> "module:function"; modules load only when their command runs, so
+# `stylecbn --help` and `stylecbn styles` don't pay for importing training code.
+COMMANDS = {
+    "apply": "stylecbn.cli.apply:apply",
+    "styles": "stylecbn.cli.info:styles",
+    "sheet": "stylecbn.cli.sheets:sheet",
+    "interpolate": "stylecbn.cli.sheets:interpolate",
+    "info": "stylecbn.cli.info:info",
+    "train": "stylecbn.cli.train:train",
+    "vgg-weights": "stylecbn.cli.train:vgg_weights",
+    "export": "stylecbn.cli.export:export",
+    "serve": "stylecbn.cli.serve:serve",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("stylecbn.cli."):
+                return None  # that command is not part of this build
+            raise
+        return getattr(module, attr)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = _cut_values(exc.message)
+            raise
+
+
+def fail(message, code=EXIT_BAD_INPUT):
+    """Print `Error: message` on stderr (one line) and exit with `code`."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func):
+    """Turn library errors into one-line messages and exit codes; Ctrl-C into exit 130;
+    library warnings (`StylecbnWarning`) into one `Warning:` line each."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+                return func(*args, **kwargs)
+        except StylecbnError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def _show_warning(fallback, message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, StylecbnWarning):
+        click.echo(f"Warning: {message}", err=True)
+    elif os.path.abspath(filename).startswith(_PILLOW_FOLDER):
+        pass  # damaged metadata Pillow works around: the file is read, or refused in one line
+    else:  # other libraries' warnings keep Python's own form
+        fallback(message, category, filename, lineno, file, line)
+
+
+def start_backend_quietly():
+    """Import Keras (and its backend) with the native start-up chatter kept off the terminal.
+
+    TensorFlow's C++ layer prints CUDA-stub and CPU-feature lines straight to file descriptor
+    2 when it loads and when it first touches a device, past Python's logging and
+    TF_CPP_MIN_LOG_LEVEL; they would bury the one-line messages this CLI promises. They are
+    captured while the backend starts and shown only if starting it fails.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras
+
+            keras.ops.convert_to_numpy(keras.ops.ones((1,)))
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.buffer.write(captured.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stylecbn")
+def main():
+    """stylecbn: many painting styles in one network. Train, apply, blend, export."""
+    start_backend_quietly()
+
+
+if __name__ == "__main__":
+    main()

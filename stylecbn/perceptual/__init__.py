@@ -1,0 +1,5 @@
+"""The perceptual wing: the VGG-16 loss network (`vgg`) and the perceptual loss (`losses`).
+
+Training optimizes this loss; applying may too (refining an output). Imports only the ground
+floor.
+"""

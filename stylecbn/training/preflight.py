@@ -1,0 +1,147 @@
+"""Checks before a training run starts, so that it fails in seconds rather than at the end.
+
+`stylecbn.training.run.train` calls them in this order: the settings (`check_config`), the model file
+it will write (`check_output`, then `check_replaceable` once the checkpoint to resume from is
+known), an `--init-from` model (`check_init_model`), the memory the run needs (`memory_left`,
+which also says what is left for the photo cache), and the run folder (`make_run_dir`). Each
+raises `ConfigError` with a one-line message that says what to change.
+"""
+
+
+import keras
+
+from stylecbn.training.config import TrainingConfig
+from stylecbn.errors import ConfigError
+from stylecbn.fileio import check_writable, same_file
+from stylecbn.memory import (
+    TRAINING_FIXED_BYTES,
+    available_memory,
+    format_bytes,
+    training_memory,
+)
+from stylecbn.training.photos import MIN_CROP
+
+__all__ = ["check_config", "check_output", "check_replaceable", "check_init_model",
+           "memory_left", "make_run_dir"]
+
+
+def check_config(config):
+    if not isinstance(config, TrainingConfig):
+        raise ConfigError(f"train() needs a TrainingConfig; got {type(config).__name__}.")
+    config.validate()
+    if not config.content:
+        raise ConfigError(
+            "no content photos: pass --content DIR (a folder of photos) or set `content` in "
+            "the config file."
+        )
+
+
+def check_replaceable(output, config, checkpoint, force):
+    """Refuse to write over an existing file, unless `force` or it is this run's own output
+    (a resumed run writes its model again); never over the --base or --init-from model the run reads."""
+    for option, source in (("--base", config.base_model), ("--init-from", config.init_model)):
+        if source and same_file(output, source):
+            raise ConfigError(
+                f"-o {output} is the {option} model this run reads; write the result to another "
+                "file."
+            )
+    if not output.exists() or force:
+        return
+    if checkpoint is not None and same_file(output, checkpoint.meta["config"].get("output", "")):
+        return
+    raise ConfigError(
+        f"{output} already exists; pass --force to replace it, or choose another -o."
+    )
+
+
+def memory_left(config, width):
+    """Refuse a run whose estimated peak (`stylecbn.memory.training_memory`) exceeds the
+    available memory; return what is left for the photo cache (None: unknown).
+
+    On an accelerator the activations live in the device's memory, which the framework
+    reports itself when short; the host then needs only the fixed part.
+    """
+    available = available_memory()
+    if available is None:
+        return None
+    on_accelerator = any(not device.lower().startswith("cpu")
+                         for device in keras.distribution.list_devices())
+    fixed = TRAINING_FIXED_BYTES
+    needed = fixed if on_accelerator else training_memory(
+        config.batch_size, config.crop_size, width)
+    if needed <= available:
+        return available - needed
+    per_pixel = training_memory(1, 1, width) - fixed
+    room = max(0, available - fixed) / per_pixel
+    crop = int((room / config.batch_size) ** 0.5)
+    batch = int(room / config.crop_size**2)
+    if crop >= MIN_CROP:
+        advice = f"lower --crop-size to {crop}"
+        advice += f" or --batch-size to {batch}" if batch >= 1 else ""
+    else:
+        advice = ("even the smallest crops do not fit at this batch size: lower --batch-size "
+                  "and --crop-size, or use a machine with more memory")
+    raise ConfigError(
+        f"this run needs about {format_bytes(needed)} of memory (batch {config.batch_size} x "
+        f"{config.crop_size} px crops, width {width:g}), more than the "
+        f"{format_bytes(available)} available; {advice} (memory grows with batch x crop^2)."
+    )
+
+
+def check_output(path):
+    """Fail before training when the model file could not be written at the end."""
+    if path.is_dir():
+        raise ConfigError(f"output {path} is a folder; give a .keras file name.")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"cannot write the model to {path}: folder {parent} does not exist; create it first."
+        )
+    try:
+        check_writable(path)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the model to {path}: {error.strerror or error} (folder {parent})."
+        ) from None
+
+
+def make_run_dir(run_dir):
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create the run folder {run_dir}: {error.strerror or error}.") from None
+    try:
+        check_writable(run_dir / "probe")
+    except OSError as error:
+        raise ConfigError(f"cannot write in the run folder {run_dir}: {error.strerror or error}.") from None
+
+
+def check_init_model(init, config, specs):
+    """Raise ConfigError unless `init` has the styles of `specs` and the configured network."""
+    where = f"--init-from {config.init_model}"
+    names = [spec.name for spec in specs]
+    if init.style_names != names:
+        raise ConfigError(
+            f"{where} has {init.num_styles} styles ({_listed(init.style_names)}) but the "
+            f"styles folder {config.styles} has {len(names)} ({_listed(names)}); it must have "
+            "the same names in the same order: pass the styles folder the model was trained "
+            "on (names come from file names or the manifest), or add new styles with --base."
+        )
+    differences = [
+        f"--{option} {theirs} (this run: {ours})"
+        for option, theirs, ours in (
+            ("normalization", init.normalization, config.normalization),
+            ("preset", init.preset or "(a custom architecture)", config.preset),
+            ("width", init.width_multiplier, float(config.width_multiplier)),
+        ) if theirs != ours
+    ]
+    if differences:
+        raise ConfigError(
+            f"{where} was trained with {', '.join(differences)}; pass the same network "
+            "options to start from its weights."
+        )
+
+
+def _listed(names, shown=4):
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f", ... {more} more" if more > 0 else "")

@@ -1,0 +1,98 @@
+"""The style targets of a training run: the Gram matrices of its style images, kept in the run
+folder so that a resumed start reads them instead of running the loss network again.
+
+`run_style_grams` computes them (`stylecbn.perceptual.losses.compute_style_grams`) on a run's first start
+and writes `style_grams.npz` into the run folder (atomically). A later start of the same run
+(`--resume`, or a run that was stopped before its first checkpoint) reads that file when its
+fingerprint matches: the SHA-256 of every style image file with the size its Grams are
+computed at, the style layers, and the loss network (its name, variable paths, shapes and
+values). Anything else (another painting, a replaced file, other VGG weights) computes them
+anew and replaces the file. A damaged file is computed anew too, and a file that cannot be
+written (a full disk) only warns: the run goes on.
+
+A resumed run on the same backend then uses exactly the Gram matrices of the run it continues.
+"""
+
+import hashlib
+import json
+import warnings
+import zipfile
+
+import numpy as np
+from keras import ops
+
+from stylecbn.errors import StylecbnWarning
+from stylecbn.fileio import atomic_path
+from stylecbn.perceptual.losses import compute_style_grams
+
+__all__ = ["GRAMS_FILE", "run_style_grams", "style_fingerprint"]
+
+GRAMS_FILE = "style_grams.npz"
+_FORMAT = "stylecbn-style-grams-v1"
+
+
+def style_fingerprint(specs, loss_network, layers):
+    """A hex digest of everything the Gram matrices of `specs` depend on."""
+    digest = hashlib.sha256()
+
+    def add(value):
+        digest.update(json.dumps(value).encode())
+
+    add([_FORMAT, list(layers), loss_network.name])
+    for spec in specs:
+        file_digest = hashlib.sha256()
+        with open(spec.path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                file_digest.update(block)
+        add([file_digest.hexdigest(), int(spec.size)])
+    for variable in loss_network.weights:
+        value = np.ascontiguousarray(ops.convert_to_numpy(variable))
+        add([variable.path, list(value.shape), str(value.dtype)])
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def run_style_grams(run_dir, specs, images, loss_network, layers):
+    """The Gram matrices of the style images: read from the run folder, or computed and saved.
+
+    Args:
+        run_dir: the run folder (it exists).
+        specs: the `StyleSpec`s, in style order.
+        images: a function returning the style images (float32 (H, W, 3) arrays) of `specs`;
+            called only when the matrices are computed.
+        loss_network, layers: as in `compute_style_grams`.
+
+    Returns:
+        (grams, reused): {layer: float32 (S, C, C)}, and whether they were read from the file.
+    """
+    path = run_dir / GRAMS_FILE
+    fingerprint = style_fingerprint(specs, loss_network, layers)
+    saved = _read(path, fingerprint, layers, len(specs))
+    if saved is not None:
+        return saved, True
+    grams = compute_style_grams(loss_network, images(), layers)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            np.savez(file, fingerprint=np.array(fingerprint),
+                     **{f"layer/{index}": grams[layer] for index, layer in enumerate(layers)})
+    except OSError as error:  # a full disk costs the next start some seconds, not this run
+        warnings.warn(f"could not keep the Gram matrices in {path} "
+                      f"({error.strerror or error}); a resumed start computes them again",
+                      StylecbnWarning, stacklevel=2)
+    return grams, False
+
+
+def _read(path, fingerprint, layers, count):
+    """The saved matrices when `path` holds those of `fingerprint`, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["fingerprint"]) != fingerprint:
+                return None
+            grams = {layer: saved[f"layer/{index}"] for index, layer in enumerate(layers)}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # damaged or from another version: compute them again
+    if any(value.ndim != 3 or len(value) != count for value in grams.values()):
+        return None
+    return grams
