@@ -14,6 +14,11 @@ _LAZY = {
     "TrainingConfig": ("stylecbn.training.config", "TrainingConfig"),
     "Stylizer": ("stylecbn.applying.stylize", "Stylizer"),
     "Blend": ("stylecbn.applying.blend", "Blend"),
+    "train": ("stylecbn.training.run", "train"),
+    "ConditionalBatchNormalization": ("stylecbn.model.layers", "ConditionalBatchNormalization"),
+    "ConditionalInstanceNormalization": ("stylecbn.model.layers",
+                                         "ConditionalInstanceNormalization"),
+    "ConditionalResidualBlock": ("stylecbn.model.layers", "ConditionalResidualBlock"),
 }
 
 __all__ = ["__version__", *_LAZY]
