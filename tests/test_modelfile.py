@@ -205,3 +205,57 @@ def test_weight_paths_match_the_shipped_model(tmp_path):
     y = ops.convert_to_numpy(model((x, np.array([0]))))
     assert y.shape == (1, 20, 20, 3) and np.isfinite(y).all()
 
+
+# What a plain Keras user does: import the module the file records (Keras 3 before 3.9 did this
+# itself; later versions import only Keras' own modules and need it imported first), then
+# load with Keras alone, with no custom_objects and no stylecbn loader.
+_BARE_LOAD = """
+import importlib, json, sys, zipfile
+import numpy as np
+import keras
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    importlib.import_module(json.loads(archive.read("config.json"))["module"])
+net = keras.saving.load_model(sys.argv[1])
+x = np.linspace(0, 1, 1 * 16 * 16 * 3, dtype="float32").reshape(1, 16, 16, 3)
+y = keras.ops.convert_to_numpy(net((x, np.array([1]))))
+np.save(sys.argv[2], y)
+print(type(net).__module__, type(net).__name__)
+"""
+
+
+def _files_saved_before_the_wings():
+    """Model files whose config names the module `stylecbn.network` (saved before the package
+    was split into wings): the shipped built-in model and, where present, the shared GPU one."""
+    from stylecbn.model.saving import default_model_path
+
+    from conftest import SHARED_DATA
+
+    shared = SHARED_DATA.parent / "models" / "gpu-6k-sw1e-3.keras"
+    return [p for p in (default_model_path(), shared) if p.is_file()]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["built-in", "shared-6k"])
+def test_files_saved_before_the_wings_load_both_ways(index, tmp_path):
+    """Such a file loads with `stylecbn.load_model`, and with a bare `keras.saving.load_model`
+    in a fresh interpreter after importing only the module the file records; both give the
+    same network, to the bit."""
+    import subprocess
+    import sys
+
+    files = _files_saved_before_the_wings()
+    if index >= len(files):
+        pytest.skip("that model file is not in this checkout")
+    path = files[index]
+    with zipfile.ZipFile(path) as archive:
+        assert json.loads(archive.read("config.json"))["module"] == "stylecbn.network"
+    out = tmp_path / "bare.npy"
+    result = subprocess.run([sys.executable, "-c", _BARE_LOAD, str(path), str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["stylecbn.model.network", "StyleTransferNetwork"]
+    model = load_model(path)
+    x = np.linspace(0, 1, 1 * 16 * 16 * 3, dtype="float32").reshape(1, 16, 16, 3)
+    ours = ops.convert_to_numpy(model((x, np.array([1]))))
+    # Same weights, same graph, same backend and the same input on the same machine: the
+    # two forward passes run identical kernels, so they agree exactly.
+    np.testing.assert_array_equal(np.load(out), ours)

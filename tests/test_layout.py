@@ -1,0 +1,153 @@
+"""The package's layout: which wing may import which, read from the source with `ast`.
+
+The tree is the architecture (README "Where the code lives"): a ground floor (`errors`,
+`fileio`, `memory`), then `media` and `model` and `perceptual` on it, then `applying` and
+`training` (which never import each other), then `serve` and `cli` at the top. An import that
+goes against this table fails here, so the picture stays true.
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "stylecbn"
+GROUND = "ground"
+
+# wing -> the wings its modules may import (itself always included)
+ALLOWED = {
+    GROUND: {GROUND},
+    "media": {GROUND},
+    "model": {GROUND},
+    "perceptual": {GROUND},
+    "applying": {GROUND, "media", "model", "perceptual"},
+    "training": {GROUND, "media", "model", "perceptual"},
+    "serve": {GROUND, "media", "model", "perceptual", "applying"},
+    "cli": {GROUND, "media", "model", "perceptual", "applying", "training", "serve"},
+    # the package's lazy front door and `python -m stylecbn`
+    "top": {GROUND, "cli"},
+    # stylecbn/network.py: where model files saved before the wings find the network class
+    "compat": {"model"},
+}
+GROUND_MODULES = {"errors", "fileio", "memory"}
+TOP_MODULES = {"__init__", "__main__"}
+COMPAT_MODULES = {"network"}
+
+
+def wing_of_module(dotted):
+    """'stylecbn.media.reading' -> 'media'; 'stylecbn.errors' -> 'ground'; None if not ours."""
+    parts = dotted.split(".")
+    if parts[0] != "stylecbn":
+        return None
+    if len(parts) == 1:
+        return "top"
+    head = parts[1]
+    if head in GROUND_MODULES:
+        return GROUND
+    if head in TOP_MODULES:
+        return "top"
+    if head in COMPAT_MODULES:
+        return "compat"
+    return head
+
+
+def module_name(path):
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__" and len(parts) > 2:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imported_modules(path):
+    """Every stylecbn module a file imports, at any depth (function-level imports too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" \
+        else module_name(path)
+    if path.name == "__init__.py" and path.parent == PACKAGE:
+        package = "stylecbn"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            if not (target == "stylecbn" and [a.name for a in node.names] == ["__version__"]):
+                found.append((target, node.lineno))
+            # `from stylecbn import media` imports the module stylecbn.media
+            found += [(f"{target}.{alias.name}", node.lineno) for alias in node.names
+                      if (PACKAGE.parent / (target + "." + alias.name).replace(".", "/")).exists()
+                      or (PACKAGE.parent / f"{(target + '.' + alias.name).replace('.', '/')}.py")
+                      .exists()]
+    # `from stylecbn import __version__` reads the package's version: allowed everywhere
+    return [(name, line) for name, line in found if name.split(".")[0] == "stylecbn"]
+
+
+def source_files():
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_module_belongs_to_a_wing():
+    unknown = [str(p.relative_to(PACKAGE)) for p in source_files()
+               if wing_of_module(module_name(p)) not in ALLOWED]
+    assert not unknown, f"modules outside every wing (add them to a wing or to ALLOWED): {unknown}"
+
+
+def test_the_root_holds_only_the_ground_floor_and_the_wings():
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert set(loose) == GROUND_MODULES | TOP_MODULES | COMPAT_MODULES, loose
+
+
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_follow_the_layers(path):
+    wing = wing_of_module(module_name(path))
+    allowed = ALLOWED[wing] | {wing}
+    bad = [f"line {line}: {name} ({wing_of_module(name)})"
+           for name, line in imported_modules(path) if wing_of_module(name) not in allowed]
+    assert not bad, f"{path.relative_to(PACKAGE)} ({wing}) imports against the layers: {bad}"
+
+
+def test_the_checker_sees_a_bad_import(tmp_path, monkeypatch):
+    """The table is enforced: a training module importing the applying wing is caught."""
+    fake = PACKAGE / "training" / "config.py"
+    source = "def f():\n    from stylecbn.applying.stylize import Stylizer\n"
+    monkeypatch.setattr(Path, "read_text", lambda self, **kw: source)
+    names = imported_modules(fake)
+    assert ("stylecbn.applying.stylize", 2) in names
+    assert wing_of_module("stylecbn.applying.stylize") not in ALLOWED["training"]
+
+
+def _fresh(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=PACKAGE.parent)
+
+
+def test_import_and_help_load_no_keras():
+    """`import stylecbn` and `stylecbn --help` stay quick: no Keras, no TensorFlow."""
+    code = (
+        "import sys, stylecbn\n"
+        "from click.testing import CliRunner\n"
+        "from stylecbn.cli import main\n"
+        "result = CliRunner().invoke(main, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    result = _fresh(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_public_api_names():
+    import stylecbn
+
+    expected = {"load_model", "save_model", "build_network", "StyleTransferNetwork",
+                "TrainingConfig", "Stylizer", "Blend", "train", "ConditionalBatchNormalization",
+                "ConditionalInstanceNormalization", "ConditionalResidualBlock"}
+    assert expected <= set(stylecbn.__all__)
