@@ -1,5 +1,7 @@
 """The Python API: style specs and blends, strength, colour, masks, frames, sheets."""
 
+import dataclasses
+import inspect
 import io
 
 import numpy as np
@@ -12,7 +14,8 @@ from stylecbn.applying.blend import Blend, mix, resolve_style, style_index
 from stylecbn.errors import ConfigError, ImageError, ModelFileError, StyleSpecError
 from stylecbn.model.network import build_network
 from stylecbn.applying.finish import preserve_colors
-from stylecbn.applying.stylize import Stylizer
+from stylecbn.applying import overviews
+from stylecbn.applying.stylize import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer
 from helpers import randomize_style_tables
 
 NAMES = ["starry", "wave", "mosaic"]
@@ -316,6 +319,69 @@ def test_style_sheet(stylizer):
     assert only.size == (32 + 12, 25 + 20 + 12)
     with pytest.raises(StyleSpecError, match="0=starry"):
         stylizer.style_sheet(photo(), styles=["nope"])
+
+
+# --- the options value -----------------------------------------------------------------
+
+
+def test_options_are_checked_once_when_made_and_frozen():
+    options = StylizeOptions(strength=np.float32(0.5), max_size=np.int64(64))
+    assert options.max_size == 64 and type(options.max_size) is int
+    assert options.strength == 0.5 and type(options.strength) is float
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.strength = 1.5
+    for bad, match in [(dict(strength=1.5), "strength"), (dict(max_size=8), "max_size"),
+                       (dict(mask=np.zeros((4, 4), np.uint8)), "a mask needs a mask style"),
+                       (dict(mask_style=1), "a mask needs a mask style")]:
+        with pytest.raises(ConfigError, match=match):
+            StylizeOptions(**bad)
+    with pytest.raises(ConfigError, match="max_size"):  # a copy with changes is checked too
+        dataclasses.replace(options, max_size=-1)
+
+
+def test_the_keyword_arguments_are_the_options_with_the_same_defaults():
+    """Stylizer's public keywords build a StylizeOptions: same names, same defaults."""
+    fields = {f.name: f.default for f in dataclasses.fields(StylizeOptions)}
+    assert fields["max_size"] == DEFAULT_MAX_SIZE
+    for method, names in [(Stylizer.stylize, list(fields)[:5]),
+                          (Stylizer.stylize_frames, list(fields)),
+                          (Stylizer.stylize_video, list(fields))]:
+        parameters = inspect.signature(method).parameters
+        assert {name: parameters[name].default for name in names} == {
+            name: fields[name] for name in names}, method.__name__
+
+
+def test_an_overview_makes_its_options_once(stylizer, monkeypatch):
+    expected = [StylizeOptions(strength=0.5, max_size=32),
+                StylizeOptions(preserve_color=True, max_size=32)]
+    made = []
+    check = StylizeOptions.__post_init__
+    monkeypatch.setattr(StylizeOptions, "__post_init__", lambda self: made.append(self) or check(self))
+    stylizer.interpolate(photo(), 0, 2, frames=4, max_size=32, strength=0.5)
+    stylizer.blend_grid(photo(), [0, 1, 2, 0], steps=2, max_size=32, preserve_color=True)
+    assert made == expected  # one for the 4 frames, one for the 4 cells
+    with pytest.raises(ConfigError, match="strength"):  # refused before any frame is painted
+        stylizer.interpolate(photo(), 0, 2, frames=4, strength=2)
+
+
+def test_overviews_are_functions_of_a_stylizer_and_options(stylizer):
+    image, options = photo(), StylizeOptions(max_size=32, strength=0.5)
+    frames = overviews.interpolate(stylizer, image, 0, 2, 3, options)
+    expected = stylizer.interpolate(image, 0, 2, frames=3, max_size=32, strength=0.5)
+    np.testing.assert_array_equal(np.stack(frames), np.stack(expected))
+    np.testing.assert_array_equal(frames[1], np.asarray(
+        stylizer.stylize(image, "starry:1,mosaic:1", max_size=32, strength=0.5)))
+    rows, _ = overviews.blend_grid(stylizer, image, [0, 1, 2, 0], 2, options)
+    np.testing.assert_array_equal(rows[0][1], np.asarray(
+        stylizer.stylize(image, 1, max_size=32, strength=0.5)))
+    # a mask goes with the options to every tile; the original tile stays the photo
+    half = np.zeros((40, 52), np.uint8)
+    half[:, 26:] = 255
+    masked = StylizeOptions(max_size=32, mask=half, mask_style=2)
+    sheet = overviews.style_sheet(stylizer, image, masked, styles=[0], columns=2)
+    assert sheet == stylizer.style_sheet(image, styles=[0], tile_size=32, columns=2, mask=half,
+                                         mask_style=2)
+    assert sheet != stylizer.style_sheet(image, styles=[0], tile_size=32, columns=2)
 
 
 @pytest.mark.slow

@@ -1,10 +1,12 @@
 """Many stylizations of one photo: a style sheet, an interpolation, a blend grid.
 
-These are `Stylizer` methods (`Stylizer.style_sheet`, `.interpolate`, `.blend_grid`), defined
-here so that `stylecbn.applying.stylize` keeps to one image at a time; their first argument is the
-`Stylizer`. `stylecbn.media.sheets` lays the results out.
+Functions of a `Stylizer` and one `StylizeOptions` (made and checked once, whose `max_size`
+is the size of every tile, frame or cell), so that `stylecbn.applying.stylize` keeps to one
+image at a time. `Stylizer.style_sheet`, `.interpolate` and `.blend_grid` call them with the
+options made from `stylize`'s keyword arguments. `stylecbn.media.sheets` lays the results out.
 """
 
+import dataclasses
 import numbers
 
 import numpy as np
@@ -17,20 +19,17 @@ from stylecbn.media.sheets import labelled_sheet
 __all__ = ["style_sheet", "interpolate", "blend_grid"]
 
 
-def style_sheet(
-    stylizer, image, styles=None, tile_size=256, columns=None, include_original=True, **options
-):
+def style_sheet(stylizer, image, options, styles=None, columns=None, include_original=True):
     """Every style (or the chosen ones) on one photo, each tile labelled "index name".
 
     Args:
-        stylizer: the `Stylizer` (this is its `style_sheet` method).
+        stylizer: the `Stylizer`.
         image: the photo (any `read_image` source).
+        options: a `StylizeOptions`; its `max_size` is each tile's longest side.
         styles: the styles to show, each an index, a name or a `Blend` (a mix is
             labelled with its `label`); default all.
-        tile_size: longest side of each tile.
         columns: tiles per row; default about the square root of the count.
         include_original: put the unstyled photo first, labelled "original".
-        **options: `strength`, `preserve_color` as in `stylize`.
 
     Returns:
         An RGB PIL image.
@@ -44,24 +43,26 @@ def style_sheet(
     loaded = image if isinstance(image, LoadedImage) else read_image(
         image, max_pixels=stylizer.max_pixels)
     tiles, labels = [], []
-    if include_original:
-        tiles.append(stylizer.stylize(loaded, 0, strength=0.0, max_size=tile_size))
+    if include_original:  # strength 0, no mask: the photo at the tile size
+        original = dataclasses.replace(options, strength=0.0, mask=None, mask_style=None)
+        tiles.append(_paint(stylizer, loaded, 0, original))
         labels.append("original")
     for blend in blends:
-        tiles.append(stylizer.stylize(loaded, blend, max_size=tile_size, **options))
+        tiles.append(_paint(stylizer, loaded, blend, options))
         index = blend.index
         labels.append(blend.label if index is None else f"{index} {stylizer.style_names[index]}")
     return labelled_sheet(tiles, labels, columns=columns)
 
-def interpolate(stylizer, image, from_style, to_style, frames=24, max_size=512, **options):
+
+def interpolate(stylizer, image, from_style, to_style, frames, options):
     """Frames that move from one style (or blend) to another in equal weight steps.
 
     Args:
+        stylizer: the `Stylizer`.
         image: the photo (any `read_image` source).
         from_style, to_style: `Blend`s or style specifications.
         frames: number of frames (>= 2), ends included.
-        max_size: longest side of the frames.
-        **options: `strength`, `preserve_color` as in `stylize`.
+        options: a `StylizeOptions`; its `max_size` is the frames' longest side.
 
     Returns:
         A list of (H, W, 3) uint8 frames.
@@ -72,27 +73,21 @@ def interpolate(stylizer, image, from_style, to_style, frames=24, max_size=512, 
     loaded = image if isinstance(image, LoadedImage) else read_image(
         image, max_pixels=stylizer.max_pixels)
     return [
-        np.asarray(
-            stylizer.stylize(
-                loaded,
-                mix([(1 - t, start), (t, end)], stylizer.style_names),
-                max_size=max_size,
-                **options,
-            )
-        )
+        _paint(stylizer, loaded, mix([(1 - t, start), (t, end)], stylizer.style_names), options)
         for t in np.linspace(0.0, 1.0, int(frames))
     ]
 
-def blend_grid(stylizer, image, corners, steps=5, max_size=256, **options):
+
+def blend_grid(stylizer, image, corners, steps, options):
     """A steps x steps grid of bilinear blends between four styles at the corners.
 
     Args:
+        stylizer: the `Stylizer`.
         image: the photo.
         corners: four `Blend`s or style specifications: top-left, top-right,
             bottom-left, bottom-right.
         steps: cells per side (>= 2).
-        max_size: longest side of each cell.
-        **options: `strength`, `preserve_color` as in `stylize`.
+        options: a `StylizeOptions`; its `max_size` is each cell's longest side.
 
     Returns:
         (rows, blends): rows of (H, W, 3) uint8 images, and the matching `Blend`s.
@@ -112,8 +107,13 @@ def blend_grid(stylizer, image, corners, steps=5, max_size=256, **options):
                 [((1 - v) * (1 - u), tl), ((1 - v) * u, tr), (v * (1 - u), bl), (v * u, br)],
                 stylizer.style_names,
             )
-            row.append(np.asarray(stylizer.stylize(loaded, cell, max_size=max_size, **options)))
+            row.append(_paint(stylizer, loaded, cell, options))
             blend_row.append(cell)
         rows.append(row)
         blend_rows.append(blend_row)
     return rows, blend_rows
+
+
+def _paint(stylizer, loaded, style, options):
+    """One stylization of the photo: an (H, W, 3) uint8 array."""
+    return stylizer._stylize_frames(loaded, style, options, first_only=True).frames[0]

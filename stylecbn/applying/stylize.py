@@ -3,7 +3,7 @@
 Everything the `stylecbn apply`, `styles`, `sheet` and `interpolate` commands do goes through
 this module; the commands only parse options and write files.
 
-How the options work:
+How the options work (made once into a `StylizeOptions`, checked when made, passed down):
 - **Style**: an index, a name, a blend string ("3:0.5,12:0.5", "starry:1,wave:2"), a dict
   {index_or_name: weight}, a weight vector, or a `Blend` already resolved by
   `Stylizer.blend` (`stylecbn.applying.blend` is the one parser). Weights are normalized to sum 1
@@ -21,6 +21,7 @@ How the options work:
   `stylecbn.applying.flicker.FlickerReducer` unless `stabilize=False`.
 """
 
+import dataclasses
 import numbers
 
 import numpy as np
@@ -38,7 +39,7 @@ from stylecbn.applying.strips import run_in_strips
 from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
 from stylecbn.media.video import probe_video, stream_video
 
-__all__ = ["Stylizer", "DEFAULT_MAX_SIZE", "check_max_size"]
+__all__ = ["Stylizer", "StylizeOptions", "DEFAULT_MAX_SIZE", "check_max_size"]
 
 DEFAULT_MAX_SIZE = 1024
 # Whole-image inference up to this many pixels (about 2048x2048: peak RSS 2.2 GB measured at
@@ -58,14 +59,44 @@ def check_max_size(max_size):
     return int(max_size)
 
 
-def _check_options(strength, max_size, mask, mask_style):
-    """Checked (strength, max_size); a mask and a mask style come together."""
-    if (mask is None) != (mask_style is None):
-        raise ConfigError(
-            "a mask needs a mask style and a mask style needs a mask: pass both "
-            "(mask_style is the style inside the white part of the mask)"
-        )
-    return check_strength(strength), check_max_size(max_size)
+@dataclasses.dataclass(frozen=True)
+class StylizeOptions:
+    """How photos are stylized, apart from their style: made once from the keyword arguments
+    of `Stylizer.stylize`, `stylize_frames`, `stylize_video` and the overviews, checked when
+    made, then passed down unchanged.
+
+    Attributes:
+        strength: 0 gives the photo, 1 the full style; a pixel-space mix in between.
+        preserve_color: keep the photo's colours (luminance-only transfer).
+        max_size: longest side in pixels after shrinking (never enlarged); 0 keeps the size.
+        mask: a mask image (any source `read_image` takes) or None; white = inside.
+        mask_style: the style inside the mask (a `Blend` or any specification); given
+            with `mask` and only with it.
+        to_style: the style (or None) that the blend moves to on the last frame.
+        stabilize: True (a default `FlickerReducer`), False, or a `FlickerReducer` to use.
+
+    Raises:
+        ConfigError: a bad strength or max_size, or a mask without a mask style (or the
+            reverse).
+    """
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int = DEFAULT_MAX_SIZE
+    mask: object = None
+    mask_style: object = None
+    to_style: object = None
+    stabilize: object = True
+
+    def __post_init__(self):
+        if (self.mask is None) != (self.mask_style is None):
+            raise ConfigError(
+                "a mask needs a mask style and a mask style needs a mask: pass both "
+                "(mask_style is the style inside the white part of the mask)"
+            )
+        # frozen: the checked values are stored the way dataclasses' own __init__ does
+        object.__setattr__(self, "strength", check_strength(self.strength))
+        object.__setattr__(self, "max_size", check_max_size(self.max_size))
 
 
 def _flicker_reducer(stabilize):
@@ -210,9 +241,8 @@ class Stylizer:
             StyleSpecError: a bad style specification.
             ConfigError: bad strength, max_size or mask options.
         """
-        result = self.stylize_frames(
-            image, style, strength, preserve_color, max_size, mask, mask_style, first_only=True
-        )
+        options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style)
+        result = self._stylize_frames(image, style, options, first_only=True)
         return Image.fromarray(result.frames[0])
 
     def stylize_frames(
@@ -240,20 +270,24 @@ class Stylizer:
         Raises:
             As `stylize`; ConfigError also for `to_style` with a single-frame image.
         """
-        strength, max_size = _check_options(strength, max_size, mask, mask_style)
+        options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style, to_style,
+                                 stabilize)
+        return self._stylize_frames(image, style, options, first_only)
+
+    def _stylize_frames(self, image, style, options, first_only=False):
+        """`stylize_frames` with its options made (a `StylizeOptions`); the overviews call it
+        too."""
         loaded = image if isinstance(image, LoadedImage) else read_image(
             image, max_pixels=self.max_pixels)
         frames = loaded.frames[:1] if first_only else loaded.frames
-        if to_style is not None and len(frames) < 2:
+        if options.to_style is not None and len(frames) < 2:
             raise ConfigError(
                 f"{loaded.source} has one frame: a style that travels (to_style) needs a video "
                 "or an animated image"
             )
-        width, height = _fitted_size(loaded.source, *loaded.size, max_size)
-        mask_map = None if mask is None else load_mask(mask, (width, height))
-        stabilize = stabilize if len(frames) > 1 else False
-        paint = self._frame_painter(style, to_style, mask_style, mask_map, len(frames), strength,
-                                    preserve_color, max_size, stabilize)
+        width, height = _fitted_size(loaded.source, *loaded.size, options.max_size)
+        mask_map = None if options.mask is None else load_mask(options.mask, (width, height))
+        paint = self._frame_painter(style, options, mask_map, len(frames))
         results = [paint(frame, index) for index, frame in enumerate(frames)]
         return LoadedImage(
             frames=results,
@@ -311,43 +345,70 @@ class Stylizer:
             StyleSpecError: a bad style specification.
             ConfigError: bad strength, max_size or mask options.
         """
-        strength, max_size = _check_options(strength, max_size, mask, mask_style)
+        options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style, to_style,
+                                 stabilize)
         info = probe_video(source)
         if same_file(source, output):
             raise VideoError(f"writing {output} would overwrite the input; choose another output")
-        width, height = _fitted_size(info.source, info.width, info.height, max_size)
+        width, height = _fitted_size(info.source, info.width, info.height, options.max_size)
         mask_map = None
-        if mask is not None:  # drawn upright: turn it the way the frames are stored
+        if options.mask is not None:  # drawn upright: turn it the way the frames are stored
             turns = info.rotation // 90
             shown = (height, width) if turns % 2 else (width, height)
-            mask_map = np.ascontiguousarray(np.rot90(load_mask(mask, shown), -turns))
-        process = self._frame_painter(style, to_style, mask_style, mask_map, info.frames,
-                                      strength, preserve_color, max_size, stabilize)
+            mask_map = np.ascontiguousarray(np.rot90(load_mask(options.mask, shown), -turns))
+        process = self._frame_painter(style, options, mask_map, info.frames)
         return stream_video(source, output, process, (width, height), info=info,
                             progress=progress)
 
-    # Many stylizations of one photo, laid out: defined in `stylecbn.applying.overviews`.
-    style_sheet = overviews.style_sheet
-    interpolate = overviews.interpolate
-    blend_grid = overviews.blend_grid
+    # --- many stylizations of one photo (`stylecbn.applying.overviews`) -------------------
+
+    def style_sheet(self, image, styles=None, tile_size=256, columns=None, include_original=True,
+                    **options):
+        """Every style (or the chosen ones) on one photo, each tile labelled "index name".
+
+        Arguments and result as in `stylecbn.applying.overviews.style_sheet`; `tile_size` is
+        each tile's longest side and `**options` are `stylize`'s (strength, preserve_color,
+        mask, mask_style).
+        """
+        return overviews.style_sheet(self, image, StylizeOptions(max_size=tile_size, **options),
+                                     styles, columns, include_original)
+
+    def interpolate(self, image, from_style, to_style, frames=24, max_size=512, **options):
+        """Frames that move from one style (or blend) to another in equal weight steps.
+
+        Arguments and result as in `stylecbn.applying.overviews.interpolate`; `max_size` and
+        `**options` as in `stylize`.
+        """
+        return overviews.interpolate(self, image, from_style, to_style, frames,
+                                     StylizeOptions(max_size=max_size, **options))
+
+    def blend_grid(self, image, corners, steps=5, max_size=256, **options):
+        """A steps x steps grid of bilinear blends between four styles at the corners.
+
+        Arguments and result as in `stylecbn.applying.overviews.blend_grid`; `max_size` (of
+        each cell) and `**options` as in `stylize`.
+        """
+        return overviews.blend_grid(self, image, corners, steps,
+                                    StylizeOptions(max_size=max_size, **options))
 
     # --- inference --------------------------------------------------------------------
 
-    def _frame_painter(self, style, to_style, mask_style, mask_map, count, strength,
-                       preserve_color, max_size, stabilize):
-        """`paint(frame, index)`: frame `index` of `count` resized to `max_size` and stylized
-        with the style of its place in the clip (moving from `style` to `to_style`), the mask
-        map (already at the frames' size, or None) and one flicker reducer for the clip."""
+    def _frame_painter(self, style, options, mask_map, count):
+        """`paint(frame, index)`: frame `index` of `count` resized to `options.max_size` and
+        stylized with the style of its place in the clip (moving from `style` to
+        `options.to_style`), the mask map (already at the frames' size, or None) and one
+        flicker reducer for the clip: none for one frame, which it would leave as it is."""
         start = self.blend(style)
-        end = start if to_style is None else self.blend(to_style)
-        inside = None if mask_style is None else self.blend(mask_style)
-        reducer = _flicker_reducer(stabilize)
+        end = start if options.to_style is None else self.blend(options.to_style)
+        inside = None if options.mask_style is None else self.blend(options.mask_style)
+        reducer = _flicker_reducer(options.stabilize) if count > 1 else None
 
         def paint(frame, index):
-            photo = resize_to_max(frame, max_size)
+            photo = resize_to_max(frame, options.max_size)
             blend = morph(start, end, index, count, self.style_names)
             field = StyleField(blend, inside, mask_map)
-            return self._stylize_array(photo, field, strength, preserve_color, reducer)
+            return self._stylize_array(photo, field, options.strength, options.preserve_color,
+                                       reducer)
 
         return paint
 

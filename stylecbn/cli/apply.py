@@ -1,27 +1,25 @@
 """`stylecbn apply`: stylize photos and videos from files, folders or stdin.
 
-Parses the options, plans where outputs go (refusing to overwrite an input or to write one
-file twice) and calls `Stylizer.stylize_frames` (images) or `Stylizer.stylize_video` (videos)
-once per input; library errors become one-line messages through `handle_errors`. Exit codes:
+Parses the options, plans where outputs go with `stylecbn.applying.outputs.OutputPlan` (which
+refuses to overwrite an input or to write one file twice) and calls `Stylizer.stylize_frames`
+(images) or `Stylizer.stylize_video` (videos) once per input; library errors become one-line
+messages through `handle_errors`. Exit codes:
 0 = all done, 1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
 """
 
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from stylecbn.applying.outputs import DEFAULT_NAME, FORMATS, OutputPlan
 from stylecbn.cli.root import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
 from stylecbn.errors import StylecbnError
-from stylecbn.fileio import same_file
-from stylecbn.media.reading import IMAGE_SUFFIXES, read_image
-from stylecbn.media.writing import OUTPUT_SUFFIXES, write_image
-from stylecbn.media.video import VIDEO_SUFFIXES, is_video
+from stylecbn.media.reading import read_image
+from stylecbn.media.writing import write_image
+from stylecbn.media.video import is_video
 from stylecbn.cli.common import (
-    STDIO,
-    check_output_file,
     echo_json,
     load_stylizer,
     max_pixels_option,
@@ -30,145 +28,16 @@ from stylecbn.cli.common import (
     stdout,
 )
 
-DEFAULT_NAME = "{stem}_{style}.{ext}"
-NAME_FIELDS = ("stem", "style", "ext", "index")
-FORMATS = ("png", "jpg", "webp", "gif", "tif", "bmp")
+# The library names its arguments; on this command line two of them are options.
+_OPTION_WORDS = (("name pattern", "--name pattern"), ("recursive=True", "--recursive"))
 
 
-@dataclass
-class _Job:
-    """One input and where its output goes (`output` None = stdout)."""
-
-    source: str  # a path, or "-" for stdin
-    relative: Path  # the input's path below the folder it was found in (its name otherwise)
-    output: Path | None = None
-
-
-def _collect_inputs(inputs, recursive):
-    """Expand files and folders into jobs; missing paths and empty folders are usage errors."""
-    jobs, seen = [], set()
-    for item in inputs:
-        if item == STDIO:
-            jobs.append(_Job(STDIO, Path("stdin")))
-            continue
-        path = Path(item)
-        if not path.exists():
-            fail(f"{path} does not exist.")
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(
-                p
-                for p in path.glob(pattern)
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
-                where = "or its subfolders " if recursive else ""
-                hint = "" if recursive else " (use --recursive to look in subfolders)"
-                fail(
-                    f"No images or videos in {path} {where}(looked for "
-                    f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}){hint}."
-                )
-            files = [(p, p.relative_to(path)) for p in found]
-        else:
-            files = [(path, Path(path.name))]
-        for file, relative in files:
-            key = str(file.resolve())
-            if key not in seen:
-                seen.add(key)
-                jobs.append(_Job(str(file), relative))
-    if sum(job.source == STDIO for job in jobs) > 1:
-        fail("stdin ('-') can be given only once.")
-    return jobs
-
-
-def _check_name_pattern(pattern):
-    try:
-        name = pattern.format(stem="a", style="b", ext="png", index=0)
-    except (KeyError, IndexError, ValueError) as exc:
-        fail(
-            f"Bad --name pattern {pattern!r} ({exc}); use the fields "
-            f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}, e.g. {DEFAULT_NAME!r}."
-        )
-    if "/" in name or "\\" in name:
-        fail(f"--name pattern {pattern!r} must give a file name, not a path; use -o for the folder.")
-
-
-def _output_mode(output, jobs, from_folder):
-    """'stdout', 'file', 'dir' or 'beside' (no -o), checking that the target can exist."""
-    stdin_input = any(job.source == STDIO for job in jobs)
-    if output == STDIO or (output is None and stdin_input):
-        if len(jobs) > 1:
-            fail("Only one image can go to stdout; give -o a folder for several inputs.")
-        if is_video(jobs[0].source):
-            fail(f"A video cannot go to stdout; give -o a file such as "
-                 f"out{Path(jobs[0].source).suffix}.")
-        return "stdout"
-    if output is None:
-        return "beside"
-    path = Path(output)
-    if path.is_dir():
-        return "dir"
-    if len(jobs) > 1 or from_folder or output.endswith(("/", "\\")):  # created, as batch
-        if path.exists():                                                 # tools do
-            fail(f"-o {output} is a file, not a folder; several images need a folder.")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            fail(f"Cannot create the output folder {output}: {exc.strerror or exc}.")
-        return "dir"
-    if is_video(jobs[0].source):
-        _check_video_output(output)
-    elif is_video(path):
-        fail(f"{jobs[0].source} is an image: -o {output} needs a video input; use one of "
-             f"{', '.join(OUTPUT_SUFFIXES)}.")
-    else:
-        check_output_file(output)
-    return "file"
-
-
-def _check_video_output(output):
-    path = Path(output)
-    if not is_video(path):
-        fail(f"A video is written as a video: give -o a {', '.join(VIDEO_SUFFIXES)} file.")
-    if not path.parent.is_dir():
-        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
-
-
-def _plan_outputs(jobs, mode, output, pattern, style_name, out_format):
-    """Fill in each job's output path; refuse to overwrite an input or write one file twice."""
-    if mode == "stdout":
-        return
-    for index, job in enumerate(jobs):
-        if mode == "file":
-            job.output = Path(output)
-            continue
-        source_ext = Path(job.source).suffix.lower().lstrip(".") if job.source != STDIO else ""
-        if is_video(job.source):
-            ext = source_ext  # a video keeps its container; --format is for images
-        else:
-            ext = out_format or (source_ext if "." + source_ext in OUTPUT_SUFFIXES else "png")
-        name = pattern.format(stem=job.relative.stem, style=style_name, ext=ext, index=index)
-        if mode == "beside":
-            job.output = Path(job.source).parent / name
-        else:
-            job.output = Path(output) / job.relative.parent / name
-    outputs = {}
-    for job in jobs:
-        for other in jobs:
-            if other.source != STDIO and same_file(job.output, other.source):
-                fail(
-                    f"Writing {job.output} would overwrite the input {other.source}; inputs are "
-                    "never overwritten: choose another -o or --name."
-                )
-        key = str(job.output.resolve())
-        if key in outputs:
-            fail(
-                f"{outputs[key]} and {job.source} would both be written to {job.output}; "
-                "use -o with a folder and a --name pattern that keeps them apart."
-            )
-        outputs[key] = job.source
+def _plan_error(exc):
+    """Fail with a planning error's message, worded with this command's option names."""
+    message = str(exc)
+    for argument, option in _OPTION_WORDS:
+        message = message.replace(argument, option, 1)
+    fail(message)
 
 
 def _write_format(job, loaded, out_format):
@@ -298,13 +167,13 @@ def apply(
     check_max_size(max_size)
     if (mask is None) != (mask_style is None):
         fail("--mask and --mask-style go together: --mask-style is the style inside the mask.")
-    _check_name_pattern(name_pattern)
-    jobs = _collect_inputs(inputs, recursive)
-    from_folder = any(Path(i).is_dir() for i in inputs if i != STDIO)
-    mode = _output_mode(output, jobs, from_folder)
-    if mode == "stdout" and as_json:
+    try:
+        plan = OutputPlan(inputs, output, name=name_pattern, format=out_format,
+                          recursive=recursive)
+    except StylecbnError as exc:
+        _plan_error(exc)
+    if plan.kind == "stdout" and as_json:
         fail("--json prints to stdout, which the image already uses; write to a file with -o.")
-    out_format = out_format.lower() if out_format else None
 
     stylizer = load_stylizer(model_path, jit_compile=xla)
     blend = stylizer.blend(style)
@@ -317,11 +186,16 @@ def apply(
         mask_blend = stylizer.blend(mask_style)
         label += "+" + mask_blend.label
         mask_image = read_image(mask, max_pixels=max_pixels)
-    _plan_outputs(jobs, mode, output, name_pattern, label, out_format)
+    try:
+        jobs = plan.jobs(label)
+    except StylecbnError as exc:
+        _plan_error(exc)
     style_record = {
         stylizer.style_names[i]: round(w, 6) for i, w in enumerate(blend.weights) if w > 0
     }
 
+    options = dict(strength=strength, preserve_color=preserve_color, max_size=max_size,
+                   mask=mask_image, mask_style=mask_blend, to_style=to_blend, stabilize=stabilize)
     failures = 0
     show_bar = len(jobs) > 1 and not as_json
     with click.progressbar(
@@ -330,11 +204,8 @@ def apply(
         for job in bar:
             started = time.perf_counter()
             target = str(job.output) if job.output is not None else "<stdout>"
-            options = dict(strength=strength, preserve_color=preserve_color, max_size=max_size,
-                           mask=mask_image, mask_style=mask_blend, to_style=to_blend,
-                           stabilize=stabilize)
             try:
-                if mode == "dir":  # mirror the input's subfolders below the existing -o folder
+                if plan.kind == "folder":  # mirror the input's subfolders below the -o folder
                     job.output.parent.mkdir(parents=True, exist_ok=True)
                 if is_video(job.source):
                     video = _apply_video(stylizer, job, blend, options, show_bar=not as_json)
@@ -349,7 +220,7 @@ def apply(
                 write_image(
                     job.output if job.output is not None else stdout(),
                     result.frames,
-                    format=_write_format(job, result, out_format),
+                    format=_write_format(job, result, plan.format),
                     durations=result.durations,
                     loop=result.loop,
                     quality=quality,
@@ -372,7 +243,7 @@ def apply(
                            "preserve_color": preserve_color, "width": width, "height": height,
                            "frames": len(result.frames),
                            "seconds": round(time.perf_counter() - started, 3)})
-            elif mode != "stdout" and len(jobs) == 1:
+            elif plan.kind != "stdout" and len(jobs) == 1:
                 click.echo(f"Wrote {target}", err=True)
     if len(jobs) > 1 and not as_json:
         click.echo(f"Wrote {len(jobs) - failures} of {len(jobs)} images; {failures} failed.", err=True)

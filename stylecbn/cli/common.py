@@ -1,21 +1,19 @@
 """What the apply-side commands share: the --model option, the loaded model, stdin/stdout,
-output-path checks and writing one image.
+the output-not-input check and writing one image.
 
 Library errors become one-line messages through `stylecbn.cli.root.handle_errors`; the checks here
 `fail` with exit code 2 before any work starts.
 """
 
 import json
-from pathlib import Path
 
 import click
 
+from stylecbn.applying.outputs import STDIO
 from stylecbn.cli.root import fail
 from stylecbn.fileio import same_file
 from stylecbn.media.reading import read_image
-from stylecbn.media.writing import OUTPUT_SUFFIXES, write_image
-
-STDIO = "-"
+from stylecbn.media.writing import write_image
 
 model_option = click.option(
     "--model",
@@ -71,19 +69,6 @@ def read_input(source, max_pixels=None):
     if source == STDIO:
         return read_image(click.open_file(STDIO, "rb"), name="<stdin>", max_pixels=max_pixels)
     return read_image(source, max_pixels=max_pixels)
-
-
-def check_output_file(output):
-    """Fail unless -o `output` (not '-', not an existing folder) names an image file that can
-    be written: not a folder that is missing, a suffix that names a format, an existing
-    parent folder."""
-    path = Path(output)
-    if output.endswith(("/", "\\")) or not path.suffix:
-        fail(f"Output folder {output} does not exist; create it first.")
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        fail(f"Cannot tell the image format of -o {output}; use one of {', '.join(OUTPUT_SUFFIXES)}.")
-    if not path.parent.is_dir():
-        fail(f"Cannot write {output}: the folder {path.parent} does not exist.")
 
 
 def check_output_not_input(output, source):

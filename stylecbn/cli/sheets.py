@@ -9,11 +9,10 @@ from pathlib import Path
 
 import click
 
+from stylecbn.applying.outputs import STDIO, check_image_output
 from stylecbn.cli.root import fail, handle_errors
 from stylecbn.media.writing import write_image
 from stylecbn.cli.common import (
-    STDIO,
-    check_output_file,
     check_output_not_input,
     load_stylizer,
     max_pixels_option,
@@ -38,7 +37,7 @@ def sheet(photo, output, model_path, tile_size, columns, only, no_original, max_
     """Every style on one photo, each tile labelled with its index and name."""
     check_output_not_input(output, photo)
     if output != STDIO and not Path(output).is_dir():
-        check_output_file(output)
+        check_image_output(output)
     stylizer = load_stylizer(model_path)
     chosen = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
     image = stylizer.style_sheet(
@@ -100,7 +99,7 @@ def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_
     is_folder = output != STDIO and out.is_dir()
     suffix = out.suffix.lower()
     if output != STDIO and not is_folder:
-        check_output_file(output)
+        check_image_output(output)
     if grid and is_folder:
         fail("--grid writes one image: give -o a file such as grid.png.")
 
