@@ -151,3 +151,17 @@ def test_public_api_names():
                 "TrainingConfig", "Stylizer", "Blend", "train", "ConditionalBatchNormalization",
                 "ConditionalInstanceNormalization", "ConditionalResidualBlock"}
     assert expected <= set(stylecbn.__all__)
+
+
+def test_presets_and_training_config_load_no_keras():
+    """The preset table is plain data: checking a training config's preset needs no Keras."""
+    code = (
+        "import sys\n"
+        "from stylecbn.model.presets import PRESETS\n"
+        "from stylecbn.training.config import TrainingConfig\n"
+        "TrainingConfig(preset='fast')\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    result = _fresh(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"

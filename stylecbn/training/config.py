@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stylecbn.errors import ConfigError, shorten
 from stylecbn.fileio import atomic_write_bytes
+from stylecbn.model.presets import PRESETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +48,7 @@ class TrainingConfig:
             random weights); same styles (names, order) and architecture, a fresh optimizer
             and step count.
         normalization, preset, width_multiplier: the network (ignored with base_model);
-            preset is a name in `stylecbn.model.network.PRESETS` ("full" or "fast").
+            preset is a name in `stylecbn.model.presets.PRESETS` ("full" or "fast").
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
             the calibrated default).
         vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
@@ -116,8 +117,6 @@ class TrainingConfig:
             raise ConfigError(
                 f"normalization must be 'instance' or 'batch'; got {shorten(self.normalization)}."
             )
-        from stylecbn.model.network import PRESETS  # here, not at the top: it imports Keras
-
         if self.preset not in PRESETS:
             raise ConfigError(
                 f"preset must be one of: {', '.join(PRESETS)}; got {shorten(self.preset)}."
