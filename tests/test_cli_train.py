@@ -140,7 +140,7 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         (["--styles", folders["styles"], "--config", unknown_key], "unknown setting"),
         (["--styles", folders["styles"], "--config", tmp_path / "missing.toml"], "does not exist"),
         (["--styles", folders["styles"], "--resume"], "no checkpoint"),
-        (["--styles", folders["styles"], "--steps", 0], "steps must be a positive"),
+        (["--styles", folders["styles"], "--steps", 0], "`steps` must be an integer >= 1"),
         (["--styles", folders["styles"], "--init-from", default_model_path()],
          "has 17 styles (castle_fairy_tale"),
         (["--styles", folders["styles"], "--init-from", tmp_path / "none.keras"], "none.keras"),

@@ -133,7 +133,7 @@ def test_styles_json_manifest(tmp_path, no_warnings):
         ('file = "a.png"\nweight = true', "weight"),
         ('file = "a.png"\nweight = nan', "weight"),
         ('file = "a.png"\nsize = 8', "size.*>= 16"),
-        ('file = "a.png"\nsize = 256.0', "size.*whole number"),
+        ('file = "a.png"\nsize = 256.0', "`size` must be an integer >= 16"),
         ('file = "a.png"\ncolour = "red"', "unknown key.*colour"),
         ('file = "a.png"\nname = ""', "name"),
         ('file = "a.png"\ncredit = 3', "credit"),

@@ -349,7 +349,7 @@ def test_default_pixel_limit_follows_free_memory(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "100", True])
 def test_bad_max_pixels(bad):
-    with pytest.raises(ConfigError, match="max_pixels must be a whole number >= 1"):
+    with pytest.raises(ConfigError, match="`max_pixels` must be an integer >= 1"):
         read_image(png_bytes(noise()), max_pixels=bad)
 
 
@@ -809,7 +809,7 @@ def test_bad_durations_and_quality(tmp_path):
         write_image(tmp_path / "a.gif", frames, durations=[100])
     with pytest.raises(ImageError, match="durations must be 2 positive"):
         write_image(tmp_path / "a.gif", frames, durations=[100, 0])
-    with pytest.raises(ImageError, match="quality must be"):
+    with pytest.raises(ImageError, match="`quality` must be an integer from 1 to 100"):
         write_image(tmp_path / "a.jpg", [noise()], quality=0)
     assert only_entries(tmp_path) == []
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import keras
 from keras import ops
 
-from stylecbn.errors import StyleSpecError
+from stylecbn.errors import StyleSpecError, check_int, check_number
 from stylecbn.model.layers import (
     ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
 )
@@ -134,18 +134,13 @@ class StyleTransferNetwork(keras.Model):
             architecture = PRESETS["full"]
         elif isinstance(architecture, dict):
             architecture = NetworkArchitecture(**architecture)
-        num_styles = int(num_styles)
-        if num_styles < 1:
-            raise ValueError(f"num_styles must be at least 1. Received: num_styles={num_styles}")
+        num_styles = check_int("num_styles", num_styles, minimum=1)
         if normalization not in NORMALIZATION_KINDS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATION_KINDS}. "
                 f"Received: normalization={normalization!r}"
             )
-        if not width_multiplier > 0:
-            raise ValueError(
-                f"width_multiplier must be positive. Received: width_multiplier={width_multiplier}"
-            )
+        width_multiplier = check_number("width_multiplier", width_multiplier, above=0)
         style_names = [f"style_{i}" for i in range(num_styles)] if style_names is None else list(style_names)
         style_credits = [""] * num_styles if style_credits is None else list(style_credits)
         if len(style_names) != num_styles or len(style_credits) != num_styles:

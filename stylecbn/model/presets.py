@@ -7,7 +7,7 @@ check a preset name and a normalization kind against this table without loading 
 
 from dataclasses import dataclass
 
-from stylecbn.errors import ConfigError
+from stylecbn.errors import ConfigError, check_int
 
 __all__ = ["NORMALIZATION_KINDS", "NetworkArchitecture", "PRESETS", "preset_architecture"]
 
@@ -33,27 +33,22 @@ class NetworkArchitecture:
     edge_kernel: int = 9
 
     def __post_init__(self):
-        object.__setattr__(self, "down_channels", tuple(int(c) for c in self.down_channels))
-        object.__setattr__(self, "up_channels", tuple(int(c) for c in self.up_channels))
-        if (
-            len(self.down_channels) != 3
-            or len(self.up_channels) != 2
-            or min(self.down_channels + self.up_channels) < 1
-        ):
-            raise ValueError(
-                "down_channels needs 3 and up_channels 2 positive channel counts. Received: "
-                f"down_channels={self.down_channels}, up_channels={self.up_channels}"
+        for name, count in (("down_channels", 3), ("up_channels", 2)):
+            channels = tuple(getattr(self, name))
+            if len(channels) != count:
+                raise ConfigError(
+                    f"`{name}` must hold {count} channel counts. Received: {name}={channels}"
+                )
+            channels = tuple(check_int(name, c, minimum=1) for c in channels)
+            object.__setattr__(self, name, channels)
+        residual_blocks = check_int("residual_blocks", self.residual_blocks, minimum=1)
+        edge_kernel = check_int("edge_kernel", self.edge_kernel, minimum=1, hint="odd")
+        if edge_kernel % 2 == 0:
+            raise ConfigError(
+                f"`edge_kernel` must be odd. Received: edge_kernel={edge_kernel}"
             )
-        if int(self.residual_blocks) < 1:
-            raise ValueError(
-                f"residual_blocks must be at least 1. Received: {self.residual_blocks}"
-            )
-        if int(self.edge_kernel) < 1 or int(self.edge_kernel) % 2 == 0:
-            raise ValueError(
-                f"edge_kernel must be a positive odd number. Received: {self.edge_kernel}"
-            )
-        object.__setattr__(self, "residual_blocks", int(self.residual_blocks))
-        object.__setattr__(self, "edge_kernel", int(self.edge_kernel))
+        object.__setattr__(self, "residual_blocks", residual_blocks)
+        object.__setattr__(self, "edge_kernel", edge_kernel)
 
 
 PRESETS = {

@@ -2,11 +2,10 @@
 
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
-from stylecbn.errors import ConfigError, shorten
+from stylecbn.errors import ConfigError, check_int, check_number, shorten
 from stylecbn.fileio import atomic_write_bytes
 from stylecbn.model.presets import PRESETS
 
@@ -98,17 +97,14 @@ class TrainingConfig:
             "preview_size",
         )
         for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; got {shorten(value)}.")
-        if self.crop_size < 16:
-            raise ConfigError(f"crop_size must be at least 16 px; got {self.crop_size}.")
+            setattr(self, name, check_int(name, getattr(self, name),
+                                          minimum=16 if name == "crop_size" else 1))
         for name in ("learning_rate", "width_multiplier", "content_weight"):
-            _check_number(name, getattr(self, name), "positive", lambda v: v > 0)
+            setattr(self, name, check_number(name, getattr(self, name), above=0))
         if self.style_weight is not None:
-            _check_number("style_weight", self.style_weight, "positive", lambda v: v > 0)
-        _check_number("total_variation_weight", self.total_variation_weight, ">= 0",
-                      lambda v: v >= 0)
+            self.style_weight = check_number("style_weight", self.style_weight, above=0)
+        self.total_variation_weight = check_number(
+            "total_variation_weight", self.total_variation_weight, minimum=0)
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"precision must be one of {PRECISIONS}; got {shorten(self.precision)}."
@@ -121,10 +117,8 @@ class TrainingConfig:
             raise ConfigError(
                 f"preset must be one of: {', '.join(PRESETS)}; got {shorten(self.preset)}."
             )
-        if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
-            raise ConfigError(f"holdout must be an integer >= 0; got {shorten(self.holdout)}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0; got {shorten(self.seed)}.")
+        self.holdout = check_int("holdout", self.holdout, minimum=0)
+        self.seed = check_int("seed", self.seed, minimum=0)
         for name in ("styles", "content", "output", "run_dir", "base_model", "init_model",
                      "vgg_weights"):
             if not isinstance(getattr(self, name), str):
@@ -173,13 +167,6 @@ class TrainingConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
-
-
-def _check_number(name, value, rule, holds):
-    """A finite int or float (not a bool) for which `holds(value)`, else ConfigError."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or (isinstance(value, float) and not math.isfinite(value)) or not holds(value)):
-        raise ConfigError(f"{name} must be a finite number {rule}; got {shorten(value)}.")
 
 
 def read_config_file(path):
