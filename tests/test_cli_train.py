@@ -146,7 +146,7 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         (["--styles", folders["styles"], "--init-from", tmp_path / "none.keras"], "none.keras"),
         (["--styles", folders["styles"], "--init-from", output, "--base", output],
          "exclude each other"),
-        (["--styles", folders["styles"], "--preset", "tiny"], "preset must be one of: full, fast"),
+        (["--styles", folders["styles"], "--preset", "tiny"], "`preset` must be one of: full, fast"),
     ]
     for extra, message in cases:
         line = one_line_error(run(base + extra))

@@ -324,9 +324,9 @@ def test_config_file_round_trip_and_errors(tmp_path):
         TrainingConfig.from_dict({"stepz": 3})
     with pytest.raises(ConfigError, match="log_every"):
         TrainingConfig(log_every=0)
-    with pytest.raises(ConfigError, match="output must be a .keras"):
+    with pytest.raises(ConfigError, match="`output` must be a .keras"):
         TrainingConfig(output="model.h5")
-    with pytest.raises(ConfigError, match="distribute must be true or false"):
+    with pytest.raises(ConfigError, match="`distribute` must be true or false"):
         TrainingConfig(distribute="yes")
 
 
