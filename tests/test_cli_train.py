@@ -118,7 +118,7 @@ def test_init_from_needs_the_same_preset(folders, tmp_path):
     save_model(build_network(2, style_names=["first", "second"], preset="fast"), init)
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
                                folders["content"], "--init-from", init, "-o", tmp_path / "m.keras"]))
-    assert "was trained with --preset fast (this run: full)" in line
+    assert "was trained with `preset` fast (this run: full)" in line
 
 
 def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path,
@@ -153,7 +153,7 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         assert message in line, line
     # No --content at all.
     line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output, "--force"]))
-    assert "--content" in line
+    assert "no content photos: set `content`" in line
     # --content that does not exist.
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
                                tmp_path / "nope", "-o", output, "--force"]))

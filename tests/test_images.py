@@ -325,8 +325,8 @@ def test_decompression_bomb_is_a_clear_error(tmp_path):
         read_image(path, max_pixels=10**9)
     assert str(info.value) == (
         f"{path} is 40000x40000 px, more than the 1,000,000,000 pixels allowed (about 24 GB to "
-        "decode); downscale it, or raise the limit (max_pixels; --max-pixels or "
-        "STYLECBN_MAX_PIXELS on the command line) if the machine has the memory"
+        "decode); downscale it, or raise the limit (`max_pixels`, or the environment variable "
+        "STYLECBN_MAX_PIXELS) if the machine has the memory"
     )
     assert Image.MAX_IMAGE_PIXELS == before
 

@@ -441,8 +441,8 @@ def _too_large(name, width, height, frame_count, max_pixels):
     return ImageError(
         f"{name} is {width}x{height} px{frames}, more than the {max_pixels:,} pixels allowed "
         f"(about {format_bytes(max_pixels * DECODE_BYTES_PER_PIXEL)} to decode); downscale it, "
-        "or raise the limit (max_pixels; --max-pixels or STYLECBN_MAX_PIXELS on the command "
-        "line) if the machine has the memory"
+        "or raise the limit (`max_pixels`, or the environment variable STYLECBN_MAX_PIXELS) "
+        "if the machine has the memory"
     )
 
 

@@ -146,8 +146,8 @@ class TrainingConfig:
             )
         if self.base_model and self.init_model:
             raise ConfigError(
-                "base_model (--base: add styles to a model) and init_model (--init-from: "
-                "continue training a model's own styles) exclude each other; give one."
+                "`base_model` (add styles to a model) and `init_model` (continue training a "
+                "model's own styles) exclude each other; give one."
             )
 
     def resolved_run_dir(self):

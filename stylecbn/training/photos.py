@@ -56,11 +56,11 @@ def _check_content_folder(folder):
     folder = Path(folder)
     if not folder.exists():
         raise DataError(
-            f"--content folder {folder} does not exist; pass a folder of photos "
+            f"content folder {folder} does not exist; pass a folder of photos "
             "(JPEG, PNG, WebP, GIF, BMP or TIFF, searched recursively)"
         )
     if not folder.is_dir():
-        raise DataError(f"--content {folder} is not a folder; pass a folder of photos")
+        raise DataError(f"content folder {folder} is not a folder; pass a folder of photos")
     return folder
 
 
@@ -121,7 +121,7 @@ class ContentPhotos:
         paths = _scan_photos(folder)
         if not paths:
             raise DataError(
-                f"--content folder {folder} holds no photos; add JPEG, PNG, WebP, GIF, BMP or TIFF "
+                f"content folder {folder} holds no photos; add JPEG, PNG, WebP, GIF, BMP or TIFF "
                 "files (subfolders are searched too)"
             )
         if max_photos is not None and max_photos < len(paths):
@@ -146,7 +146,7 @@ class ContentPhotos:
                 kept.append(path)
         if not photos:
             raise DataError(
-                f"--content folder {folder}: none of its {len(paths)} photos could be read"
+                f"content folder {folder}: none of its {len(paths)} photos could be read"
             )
 
         held = min(holdout, len(photos) - 1)
@@ -195,8 +195,8 @@ class ContentPhotos:
         if not kept:
             largest = max(min(size) for size in sizes.values() if size is not None)
             raise DataError(
-                f"--crop-size {self.crop} is larger than every photo in {folder} (the largest "
-                f"shorter side is {largest} px); use --crop-size {largest} or less, or larger "
+                f"`crop` {self.crop} is larger than every photo in {folder} (the largest "
+                f"shorter side is {largest} px); use a `crop` of {largest} or less, or larger "
                 "photos"
             )
         self._sizes = sizes
@@ -214,7 +214,7 @@ class ContentPhotos:
                 f"the {len(paths)} content photos of {folder}, resized to {self.resize} px on "
                 f"their shorter side for {self.crop} px crops, need about "
                 f"{format_bytes(needed)} of memory, more than the {format_bytes(max_bytes)} "
-                "left for them; use a smaller --crop-size or fewer photos"
+                "left for them; use a smaller `crop` or fewer photos"
             )
 
     @property
@@ -327,7 +327,7 @@ def write_resized_photos(src_folder, dst_folder, *, size=288, quality=90):
         )
     paths = _scan_photos(src_folder)
     if not paths:
-        raise DataError(f"--content folder {src_folder} holds no photos to resize")
+        raise DataError(f"folder {src_folder} holds no photos to resize")
 
     targets, taken = [], set()
     for path in paths:
@@ -365,6 +365,6 @@ def write_resized_photos(src_folder, dst_folder, *, size=288, quality=90):
             total_bytes += result
     if count == 0:
         raise DataError(
-            f"--content folder {src_folder}: none of its {len(paths)} photos could be read"
+            f"folder {src_folder}: none of its {len(paths)} photos could be read"
         )
     return count, total_bytes

@@ -172,14 +172,15 @@ def load_styles_folder(folder):
 
 
 def _check_style_name(spec, folder):
-    """Refuse names that `--style` would read as something else: a whole number is always an
-    index, ':' and ',' make a blend, and blank or padded names cannot be typed back."""
+    """Refuse names that a style specification would read as something else: a whole number
+    is always an index, ':' and ',' make a blend, and blank or padded names cannot be typed
+    back."""
     name = spec.name
     problem = None
     if name.strip().lstrip("-").isdigit():
-        problem = "is a whole number, which --style always reads as a style index"
+        problem = "is a whole number, which a style specification always reads as an index"
     elif ":" in name or "," in name:
-        problem = "contains ':' or ',', which --style reads as a blend"
+        problem = "contains ':' or ',', which a style specification reads as a blend"
     elif not name.strip() or name != name.strip():
         problem = "is blank or starts or ends with spaces"
     if problem:
