@@ -130,19 +130,25 @@ def _fresh(code):
                           timeout=120, cwd=PACKAGE.parent)
 
 
+def _assert_loads_no_keras(code):
+    """Run `code` in a fresh interpreter and check that it imported no Keras, TensorFlow or JAX."""
+    result = _fresh(
+        code + "import sys\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
 def test_import_and_help_load_no_keras():
     """`import stylecbn` and `stylecbn --help` stay quick: no Keras, no TensorFlow."""
-    code = (
-        "import sys, stylecbn\n"
+    _assert_loads_no_keras(
+        "import stylecbn\n"
         "from click.testing import CliRunner\n"
         "from stylecbn.cli import main\n"
         "result = CliRunner().invoke(main, ['--help'])\n"
         "assert result.exit_code == 0, result.output\n"
-        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
     )
-    result = _fresh(code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
 
 
 def test_public_api_names():
@@ -156,16 +162,11 @@ def test_public_api_names():
 
 def test_presets_and_training_config_load_no_keras():
     """The preset table is plain data: checking a training config's preset needs no Keras."""
-    code = (
-        "import sys\n"
+    _assert_loads_no_keras(
         "from stylecbn.model.presets import PRESETS\n"
         "from stylecbn.training.config import TrainingConfig\n"
         "TrainingConfig(preset='fast')\n"
-        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
     )
-    result = _fresh(code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
 
 
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
