@@ -266,8 +266,8 @@ def test_pixel_limit_option_and_environment(tmp_path, model_path, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         f"Error: {src} is 52x40 px, more than the 2,000 pixels allowed (about 48 kB to decode); "
-        "downscale it, or raise the limit (max_pixels; --max-pixels or STYLECBN_MAX_PIXELS on "
-        "the command line) if the machine has the memory"
+        "downscale it, or raise the limit (`max_pixels`, or the environment variable "
+        "STYLECBN_MAX_PIXELS) if the machine has the memory"
     ]
     monkeypatch.setenv("STYLECBN_MAX_PIXELS", "2000")
     for command in (["apply", src, "-o", tmp_path / "o.png"], ["sheet", src, "-o", tmp_path / "s.png"],

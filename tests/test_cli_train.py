@@ -118,7 +118,7 @@ def test_init_from_needs_the_same_preset(folders, tmp_path):
     save_model(build_network(2, style_names=["first", "second"], preset="fast"), init)
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
                                folders["content"], "--init-from", init, "-o", tmp_path / "m.keras"]))
-    assert "was trained with --preset fast (this run: full)" in line
+    assert "was trained with `preset` fast (this run: full)" in line
 
 
 def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_path,
@@ -140,20 +140,20 @@ def test_bad_inputs_give_one_line_errors_and_keep_the_old_model(folders, tmp_pat
         (["--styles", folders["styles"], "--config", unknown_key], "unknown setting"),
         (["--styles", folders["styles"], "--config", tmp_path / "missing.toml"], "does not exist"),
         (["--styles", folders["styles"], "--resume"], "no checkpoint"),
-        (["--styles", folders["styles"], "--steps", 0], "steps must be a positive"),
+        (["--styles", folders["styles"], "--steps", 0], "`steps` must be an integer >= 1"),
         (["--styles", folders["styles"], "--init-from", default_model_path()],
          "has 17 styles (castle_fairy_tale"),
         (["--styles", folders["styles"], "--init-from", tmp_path / "none.keras"], "none.keras"),
         (["--styles", folders["styles"], "--init-from", output, "--base", output],
          "exclude each other"),
-        (["--styles", folders["styles"], "--preset", "tiny"], "preset must be one of: full, fast"),
+        (["--styles", folders["styles"], "--preset", "tiny"], "`preset` must be one of: full, fast"),
     ]
     for extra, message in cases:
         line = one_line_error(run(base + extra))
         assert message in line, line
     # No --content at all.
     line = one_line_error(run(["train", "--styles", folders["styles"], "-o", output, "--force"]))
-    assert "--content" in line
+    assert "no content photos: set `content`" in line
     # --content that does not exist.
     line = one_line_error(run(["train", "--styles", folders["styles"], "--content",
                                tmp_path / "nope", "-o", output, "--force"]))

@@ -106,7 +106,7 @@ def test_a_folder_of_images_and_videos(tmp_path, clip, model_path):
         (["-o", "{tmp}/out.webm"], "cannot copy the aac audio"),
         (["-o", "{tmp}/out.flv"], "A video is written as a video"),
         (["-o", "{tmp}/absent/out.mp4"], "does not exist"),
-        (["--max-size", "8"], "max_size must be"),
+        (["--max-size", "8"], "`max_size` must be"),
     ],
 )
 def test_usage_and_output_errors_exit_2(tmp_path, clip, model_path, args, fragment):

@@ -133,7 +133,7 @@ def test_styles_json_manifest(tmp_path, no_warnings):
         ('file = "a.png"\nweight = true', "weight"),
         ('file = "a.png"\nweight = nan', "weight"),
         ('file = "a.png"\nsize = 8', "size.*>= 16"),
-        ('file = "a.png"\nsize = 256.0', "size.*whole number"),
+        ('file = "a.png"\nsize = 256.0', "`size` must be an integer >= 16"),
         ('file = "a.png"\ncolour = "red"', "unknown key.*colour"),
         ('file = "a.png"\nname = ""', "name"),
         ('file = "a.png"\ncredit = 3', "credit"),
@@ -317,8 +317,8 @@ def test_crop_larger_than_every_photo_is_refused_before_decoding(tmp_path, monke
     with pytest.warns(StylecbnWarning), pytest.raises(DataError) as error:
         ContentPhotos(tmp_path, crop=4096)
     assert str(error.value) == (
-        f"--crop-size 4096 is larger than every photo in {tmp_path} (the largest shorter side "
-        "is 480 px); use --crop-size 480 or less, or larger photos"
+        f"`crop` 4096 is larger than every photo in {tmp_path} (the largest shorter side "
+        "is 480 px); use a `crop` of 480 or less, or larger photos"
     )
 
 
@@ -332,7 +332,7 @@ def test_photo_cache_over_its_memory_budget_is_refused_before_decoding(tmp_path,
     assert str(error.value) == (
         f"the 2 content photos of {tmp_path}, resized to 288 px on their shorter side for 256 px "
         "crops, need about 1.3 MB of memory, more than the 1.0 MB left for them; use a smaller "
-        "--crop-size or fewer photos"
+        "`crop` or fewer photos"
     )
     monkeypatch.undo()
     assert ContentPhotos(tmp_path, crop=256, holdout=0, max_bytes=1_400_000).nbytes == 1_327_104
@@ -499,7 +499,7 @@ def test_all_photos_unreadable(tmp_path):
 
 
 def test_content_missing_folder(tmp_path):
-    with pytest.raises(DataError, match=r"--content folder .*nope does not exist"):
+    with pytest.raises(DataError, match=r"^content folder .*nope does not exist"):
         ContentPhotos(tmp_path / "nope")
 
 

@@ -311,8 +311,8 @@ def test_missing_and_invalid_model_files(tmp_path):
         (["--format", "tflite", "--input-size", "big"], ["HEIGHTxWIDTH", "'big'"]),
         (["--format", "tflite", "--input-size", "512x0"], ["too small"]),
         (["--format", "tflite", "--input-size", "4x4"], ["at least 5 px"]),
-        (["--format", "saved_model", "--input-size", "64x64"], ["tflite only"]),
-        (["--format", "saved_model", "--quantize", "float16"], ["tflite only"]),
+        (["--format", "saved_model", "--input-size", "64x64"], ["`format` 'tflite' only"]),
+        (["--format", "saved_model", "--quantize", "float16"], ["`format` 'tflite' only"]),
     ],
 )
 def test_bad_options(tiny, tmp_path, args, fragments):
@@ -348,12 +348,14 @@ def test_bad_output_paths(tiny, tmp_path):
 def test_refuses_to_overwrite_without_force(tiny, tmp_path):
     existing = tmp_path / "old.tflite"
     existing.write_bytes(b"old")
-    assert_one_line_error(run(tiny[1], "--format", "tflite", "-o", existing), "--force")
+    assert_one_line_error(run(tiny[1], "--format", "tflite", "-o", existing),
+                          "pass `force` to replace it")
     assert existing.read_bytes() == b"old"
     folder = tmp_path / "sm"
     folder.mkdir()
     (folder / "saved_model.pb").write_bytes(b"old")
-    assert_one_line_error(run(tiny[1], "--format", "saved_model", "-o", folder), "--force")
+    assert_one_line_error(run(tiny[1], "--format", "saved_model", "-o", folder),
+                          "pass `force` to replace it")
     assert (folder / "saved_model.pb").read_bytes() == b"old"
 
 

@@ -325,8 +325,8 @@ def test_decompression_bomb_is_a_clear_error(tmp_path):
         read_image(path, max_pixels=10**9)
     assert str(info.value) == (
         f"{path} is 40000x40000 px, more than the 1,000,000,000 pixels allowed (about 24 GB to "
-        "decode); downscale it, or raise the limit (max_pixels; --max-pixels or "
-        "STYLECBN_MAX_PIXELS on the command line) if the machine has the memory"
+        "decode); downscale it, or raise the limit (`max_pixels`, or the environment variable "
+        "STYLECBN_MAX_PIXELS) if the machine has the memory"
     )
     assert Image.MAX_IMAGE_PIXELS == before
 
@@ -349,7 +349,7 @@ def test_default_pixel_limit_follows_free_memory(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "100", True])
 def test_bad_max_pixels(bad):
-    with pytest.raises(ConfigError, match="max_pixels must be a whole number >= 1"):
+    with pytest.raises(ConfigError, match="`max_pixels` must be an integer >= 1"):
         read_image(png_bytes(noise()), max_pixels=bad)
 
 
@@ -809,7 +809,7 @@ def test_bad_durations_and_quality(tmp_path):
         write_image(tmp_path / "a.gif", frames, durations=[100])
     with pytest.raises(ImageError, match="durations must be 2 positive"):
         write_image(tmp_path / "a.gif", frames, durations=[100, 0])
-    with pytest.raises(ImageError, match="quality must be"):
+    with pytest.raises(ImageError, match="`quality` must be an integer from 1 to 100"):
         write_image(tmp_path / "a.jpg", [noise()], quality=0)
     assert only_entries(tmp_path) == []
 

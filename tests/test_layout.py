@@ -7,6 +7,7 @@ goes against this table fails here, so the picture stays true.
 """
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,19 +130,25 @@ def _fresh(code):
                           timeout=120, cwd=PACKAGE.parent)
 
 
+def _assert_loads_no_keras(code):
+    """Run `code` in a fresh interpreter and check that it imported no Keras, TensorFlow or JAX."""
+    result = _fresh(
+        code + "import sys\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
 def test_import_and_help_load_no_keras():
     """`import stylecbn` and `stylecbn --help` stay quick: no Keras, no TensorFlow."""
-    code = (
-        "import sys, stylecbn\n"
+    _assert_loads_no_keras(
+        "import stylecbn\n"
         "from click.testing import CliRunner\n"
         "from stylecbn.cli import main\n"
         "result = CliRunner().invoke(main, ['--help'])\n"
         "assert result.exit_code == 0, result.output\n"
-        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
     )
-    result = _fresh(code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
 
 
 def test_public_api_names():
@@ -151,3 +158,48 @@ def test_public_api_names():
                 "TrainingConfig", "Stylizer", "Blend", "train", "ConditionalBatchNormalization",
                 "ConditionalInstanceNormalization", "ConditionalResidualBlock"}
     assert expected <= set(stylecbn.__all__)
+
+
+def test_presets_and_training_config_load_no_keras():
+    """The preset table is plain data: checking a training config's preset needs no Keras."""
+    _assert_loads_no_keras(
+        "from stylecbn.model.presets import PRESETS\n"
+        "from stylecbn.training.config import TrainingConfig\n"
+        "TrainingConfig(preset='fast')\n"
+    )
+
+
+FLAG = re.compile(r"(?<![\w-])--[a-z]")
+
+
+def _message_texts(node):
+    """The literal text of the strings and f-strings inside `node`."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+            yield inner.value
+
+
+def test_library_errors_name_arguments_not_command_line_flags():
+    """A Python caller reads the names it passed ("content folder x does not exist"), not the
+    options of a command it never ran; `cli/` and `serve/` speak to command-line users."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        wing = wing_of_module(module_name(path))
+        if wing in ("cli", "serve", "top"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            logged = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                      and node.func.attr in ("log", "warn"))
+            if isinstance(node, ast.Raise) or logged:
+                found += [f"{path.relative_to(PACKAGE)}:{node.lineno}: {text!r}"
+                          for text in _message_texts(node) if FLAG.search(text)]
+    assert found == []
+
+
+def test_content_photos_error_names_the_folder_not_a_flag(tmp_path):
+    from stylecbn.errors import DataError
+    from stylecbn.training.photos import ContentPhotos
+
+    with pytest.raises(DataError) as error:
+        ContentPhotos(tmp_path / "x")
+    assert str(error.value).startswith(f"content folder {tmp_path / 'x'} does not exist; ")

@@ -145,10 +145,10 @@ def test_custom_architectures_and_errors():
     with pytest.raises(ConfigError, match="Unknown network preset 'tiny'; use one of: full, fast"):
         build_network(2, preset="tiny")
     for kwargs, message in [
-        ({"edge_kernel": 4}, "edge_kernel must be a positive odd number"),
-        ({"residual_blocks": 0}, "residual_blocks must be at least 1"),
-        ({"down_channels": (8, 16)}, "down_channels needs 3"),
-        ({"up_channels": (8, 0)}, "positive channel counts"),
+        ({"edge_kernel": 4}, "`edge_kernel` must be odd"),
+        ({"residual_blocks": 0}, "`residual_blocks` must be an integer >= 1"),
+        ({"down_channels": (8, 16)}, "`down_channels` must hold 3 channel counts"),
+        ({"up_channels": (8, 0)}, "`up_channels` must be an integer >= 1"),
     ]:
         with pytest.raises(ValueError, match=message):
             NetworkArchitecture(**kwargs)

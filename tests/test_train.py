@@ -169,7 +169,7 @@ def test_interrupted_and_resumed_run_ends_bit_identical(uninterrupted, data, tmp
     assert latest_checkpoint(run_dir).name == "checkpoint-00000003.npz"
     assert not (tmp_path / "model.keras").exists()
     # A fresh start in the same run folder would silently lose the run: refused.
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="set `resume` to continue it"):
         train(config, loss_network=fake_loss_network())
     # Checkpoints written before style_coefficients and init_model were recorded still resume.
     rewrite_checkpoint_meta(latest_checkpoint(run_dir), lambda meta: (
@@ -283,7 +283,7 @@ def test_bad_inputs_fail_before_training_and_keep_the_old_model(data, tmp_path,
         (dict(styles=str(bad["no_images"])), DataError, "holds no images"),
         (dict(styles=str(bad["corrupt"])), DataError, "broken.png"),
         (dict(content=str(tmp_path / "missing")), DataError, "does not exist"),
-        (dict(content=""), ConfigError, "--content"),
+        (dict(content=""), ConfigError, "set `content` to a folder of photos"),
         (dict(output=str(tmp_path / "nowhere" / "m.keras")), ConfigError, "does not exist"),
         (dict(output=str(bad["no_images"] / "notes.txt" / "m.keras")), ConfigError,
          "cannot write"),
@@ -324,9 +324,9 @@ def test_config_file_round_trip_and_errors(tmp_path):
         TrainingConfig.from_dict({"stepz": 3})
     with pytest.raises(ConfigError, match="log_every"):
         TrainingConfig(log_every=0)
-    with pytest.raises(ConfigError, match="output must be a .keras"):
+    with pytest.raises(ConfigError, match="`output` must be a .keras"):
         TrainingConfig(output="model.h5")
-    with pytest.raises(ConfigError, match="distribute must be true or false"):
+    with pytest.raises(ConfigError, match="`distribute` must be true or false"):
         TrainingConfig(distribute="yes")
 
 
@@ -537,8 +537,8 @@ def test_init_from_a_different_model_is_a_one_line_error(uninterrupted, data, tm
                    r"has 2 styles \(red, blue\) but the styles folder .* has 1 \(new0\); it "
                    r"must have the same names in the same order"),
         "normalization": (dict(normalization="batch"),
-                          r"trained with --normalization instance \(this run: batch\); pass"),
-        "width": (dict(width_multiplier=0.5), r"--width 0.25 \(this run: 0.5\)"),
+                          r"trained with `normalization` instance \(this run: batch\); give"),
+        "width": (dict(width_multiplier=0.5), r"`width_multiplier` 0.25 \(this run: 0.5\)"),
         "base": (dict(base_model=start), "exclude each other"),
     }
     for changes, message in cases.values():

@@ -27,7 +27,7 @@ def test_an_existing_output_is_refused_unless_force(data, tmp_path):
     with pytest.raises(ConfigError) as error:
         train(config, loss_network=fake_loss_network(), log=quiet)
     assert str(error.value) == (
-        f"{output} already exists; pass --force to replace it, or choose another -o."
+        f"{output} already exists; pass `force` to replace it, or choose another `output`."
     )
     assert output.read_bytes() == b"someone's model"
     assert not (tmp_path / "runs").exists()  # refused before anything was written
@@ -42,7 +42,7 @@ def test_the_base_model_is_never_the_output(data, tmp_path):
     config = tiny_config(data, tmp_path, styles=str(data["more"]), base_model=str(base),
                          output=str(base))
     for force in (False, True):
-        with pytest.raises(ConfigError, match=r"is the --base model this run reads"):
+        with pytest.raises(ConfigError, match=r"is the `base_model` this run reads"):
             train(config, loss_network=fake_loss_network(), log=quiet, force=force)
     assert base.read_bytes() == before
 
@@ -70,7 +70,7 @@ def test_a_run_too_large_for_the_memory_is_refused_with_what_fits(data, tmp_path
     # crop sqrt(1.5e9 / 3950 / 16) = 154 px, or batch 1.5e9 / 3950 / 256^2 = 5.
     assert str(error.value) == (
         "this run needs about 5.6 GB of memory (batch 16 x 256 px crops, width 0.25), more "
-        "than the 3.0 GB available; lower --crop-size to 154 or --batch-size to 5 (memory "
+        "than the 3.0 GB available; lower `crop_size` to 154 or `batch_size` to 5 (memory "
         "grows with batch x crop^2)."
     )
     assert not (tmp_path / "runs").exists()
@@ -92,7 +92,7 @@ def test_cli_force_flag(data, tmp_path):
     base = ["train", "--styles", data["styles"], "--content", tmp_path / "empty", "-o", output]
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(main, [str(a) for a in base])
-    assert result.exit_code == 2 and "already exists; pass --force" in result.output
+    assert result.exit_code == 2 and "already exists; pass `force`" in result.output
     result = CliRunner().invoke(main, [str(a) for a in base + ["--force"]])
     assert result.exit_code == 2 and "holds no photos" in result.output  # past the check
     assert output.read_bytes() == b"keep me"

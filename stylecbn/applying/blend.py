@@ -8,12 +8,11 @@ unchanged (a `Blend` given where a specification is expected is used as it is).
 """
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from stylecbn.errors import StyleSpecError, shorten
+from stylecbn.errors import StyleSpecError, is_integer, is_number, shorten
 
 __all__ = ["Blend", "resolve_style", "style_index", "mix"]
 
@@ -96,7 +95,7 @@ def style_index(key, model):
             return model.style_names.index(text)
         else:
             raise StyleSpecError(f"Unknown style {shorten(text)}: {_valid_styles(model)}.")
-    if isinstance(key, bool) or not isinstance(key, (numbers.Integral, np.integer)):
+    if not is_integer(key):
         raise StyleSpecError(
             f"A style must be an index or a name; got {shorten(key)}: {_valid_styles(model)}."
         )
@@ -120,7 +119,7 @@ def _parse_weight(text, part, spec):
 
 def _number(weight, spec):
     """A dict or vector entry as a float; huge integers become inf (refused as not finite)."""
-    if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, np.number)):
+    if not is_number(weight):
         raise StyleSpecError(
             f"Bad blend {shorten(spec)}: weight {shorten(weight)} is not a number."
         )
@@ -184,7 +183,7 @@ def _weights(spec, model):
                 weight = _parse_weight(weight_text, part, spec)
             _add(weights, style_index(key, model), weight)
         return _normalized(weights, spec)
-    if isinstance(spec, (numbers.Integral, np.integer)) and not isinstance(spec, bool):
+    if is_integer(spec):
         return _one_hot(style_index(int(spec), model), num_styles)
     if isinstance(spec, (list, tuple, np.ndarray)):
         nested = (spec.ndim != 1 if isinstance(spec, np.ndarray)

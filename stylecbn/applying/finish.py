@@ -8,11 +8,10 @@
   mix is exact at both ends and linear in between.
 """
 
-import numbers
 
 import numpy as np
 
-from stylecbn.errors import ConfigError
+from stylecbn.errors import check_number
 
 __all__ = ["preserve_colors", "check_strength", "finish"]
 
@@ -41,14 +40,9 @@ def preserve_colors(stylized, photo):
 
 def check_strength(strength):
     """`strength` as a float, or ConfigError unless it is a number from 0 to 1."""
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
-        raise ConfigError(f"strength must be a number from 0 to 1; received: {strength!r}")
-    strength = float(strength)
-    if not 0.0 <= strength <= 1.0:
-        raise ConfigError(
-            f"strength must be from 0 (the photo) to 1 (full style); received: {strength:g}"
-        )
-    return strength
+    return check_number(
+        "strength", strength, minimum=0, maximum=1, hint="0 the photo, 1 the full style"
+    )
 
 
 def finish(styled, photo, strength, preserve_color):

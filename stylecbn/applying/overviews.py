@@ -7,12 +7,11 @@ options made from `stylize`'s keyword arguments. `stylecbn.media.sheets` lays th
 """
 
 import dataclasses
-import numbers
 
 import numpy as np
 
 from stylecbn.applying.blend import Blend, mix, style_index
-from stylecbn.errors import ConfigError
+from stylecbn.errors import ConfigError, check_int
 from stylecbn.media.reading import LoadedImage, read_image
 from stylecbn.media.sheets import labelled_sheet
 
@@ -67,14 +66,13 @@ def interpolate(stylizer, image, from_style, to_style, frames, options):
     Returns:
         A list of (H, W, 3) uint8 frames.
     """
-    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 2:
-        raise ConfigError(f"frames must be a whole number >= 2; received: {frames!r}")
+    frames = check_int("frames", frames, minimum=2)
     start, end = stylizer.blend(from_style), stylizer.blend(to_style)
     loaded = image if isinstance(image, LoadedImage) else read_image(
         image, max_pixels=stylizer.max_pixels)
     return [
         _paint(stylizer, loaded, mix([(1 - t, start), (t, end)], stylizer.style_names), options)
-        for t in np.linspace(0.0, 1.0, int(frames))
+        for t in np.linspace(0.0, 1.0, frames)
     ]
 
 
@@ -94,15 +92,14 @@ def blend_grid(stylizer, image, corners, steps, options):
     """
     if len(corners) != 4:
         raise ConfigError(f"a blend grid needs 4 corner styles; received {len(corners)}")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
-        raise ConfigError(f"steps must be a whole number >= 2; received: {steps!r}")
+    steps = check_int("steps", steps, minimum=2)
     tl, tr, bl, br = (stylizer.blend(c) for c in corners)
     loaded = image if isinstance(image, LoadedImage) else read_image(
         image, max_pixels=stylizer.max_pixels)
     rows, blend_rows = [], []
-    for v in np.linspace(0.0, 1.0, int(steps)):
+    for v in np.linspace(0.0, 1.0, steps):
         row, blend_row = [], []
-        for u in np.linspace(0.0, 1.0, int(steps)):
+        for u in np.linspace(0.0, 1.0, steps):
             cell = mix(
                 [((1 - v) * (1 - u), tl), ((1 - v) * u, tr), (v * (1 - u), bl), (v * u, br)],
                 stylizer.style_names,

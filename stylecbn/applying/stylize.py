@@ -22,7 +22,6 @@ How the options work (made once into a `StylizeOptions`, checked when made, pass
 """
 
 import dataclasses
-import numbers
 
 import numpy as np
 from PIL import Image
@@ -30,7 +29,7 @@ from PIL import Image
 from stylecbn.applying import overviews
 from stylecbn.applying.blend import resolve_style
 from stylecbn.applying.conditioning import StyleField, load_mask, morph
-from stylecbn.errors import ConfigError, ImageError, ModelFileError, VideoError
+from stylecbn.errors import ConfigError, ImageError, ModelFileError, VideoError, check_int
 from stylecbn.fileio import same_file
 from stylecbn.applying.finish import check_strength, finish
 from stylecbn.media.reading import MIN_SIDE, LoadedImage, read_image
@@ -49,14 +48,13 @@ MAX_UNTILED_PIXELS = 2048 * 2048
 
 def check_max_size(max_size):
     """`max_size` as an int, or ConfigError unless it is 0 or a side of at least MIN_SIDE."""
-    if isinstance(max_size, bool) or not isinstance(max_size, numbers.Integral) or (
-        max_size != 0 and max_size < MIN_SIDE
-    ):
+    max_size = check_int("max_size", max_size, minimum=0, hint="0 keeps the size")
+    if 0 < max_size < MIN_SIDE:
         raise ConfigError(
-            f"max_size must be 0 (keep the size) or a whole number of pixels >= {MIN_SIDE}; "
-            f"received: {max_size!r}"
+            f"`max_size` must be 0 (keep the size) or at least {MIN_SIDE} px. "
+            f"Received: max_size={max_size}"
         )
-    return int(max_size)
+    return max_size
 
 
 @dataclasses.dataclass(frozen=True)

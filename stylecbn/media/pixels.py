@@ -10,7 +10,7 @@ white, exactly. `resize_to_max`, `fit_size` and `center_square` resize (Lanczos)
 import numpy as np
 from PIL import Image
 
-from stylecbn.errors import ConfigError, ImageError
+from stylecbn.errors import ImageError, check_int
 
 __all__ = ["pil_to_rgb", "array_to_rgb", "resize_to_max", "fit_size", "center_square",
            "check_frame"]
@@ -147,11 +147,7 @@ def resize_to_max(array, max_size):
         ConfigError: `max_size` is negative or not an integer.
         ImageError: `array` is not a uint8 image.
     """
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 0:
-        raise ConfigError(
-            "max_size must be a whole number of pixels >= 0 (0 keeps the size); "
-            f"received: {max_size!r}"
-        )
+    max_size = check_int("max_size", max_size, minimum=0, hint="0 keeps the size")
     check_frame(array, "image", channels=(3, 4))
     height, width = array.shape[:2]
     new_size = fit_size(width, height, max_size)

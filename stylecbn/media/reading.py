@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from stylecbn.errors import ConfigError, ImageError
+from stylecbn.errors import ImageError, check_int
 from stylecbn.memory import available_memory, format_bytes
 from stylecbn.media.pixels import array_to_rgb, pil_to_rgb
 from stylecbn.media.truncation import missing_data
@@ -132,10 +132,10 @@ def read_image(source, *, name=None, max_pixels=None, reduce_to=None):
             or dtype is unsupported.
         ConfigError: `max_pixels` or `reduce_to` is not a positive whole number.
     """
-    max_pixels = default_max_pixels() if max_pixels is None else _positive_int(
-        max_pixels, "max_pixels")
+    max_pixels = default_max_pixels() if max_pixels is None else check_int(
+        "max_pixels", max_pixels, minimum=1)
     if reduce_to is not None:
-        _positive_int(reduce_to, "reduce_to")
+        check_int("reduce_to", reduce_to, minimum=1)
     if isinstance(source, np.ndarray):
         name = name or "<array>"
         loaded = LoadedImage(frames=[array_to_rgb(source, name)], source=name)
@@ -175,12 +175,6 @@ def image_size(path):
                 return image.size
     except Exception:  # unreadable: reading the file itself will say why
         return None
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{what} must be a whole number >= 1; received: {value!r}")
-    return int(value)
 
 
 def _byte_limit(max_pixels):
@@ -447,8 +441,8 @@ def _too_large(name, width, height, frame_count, max_pixels):
     return ImageError(
         f"{name} is {width}x{height} px{frames}, more than the {max_pixels:,} pixels allowed "
         f"(about {format_bytes(max_pixels * DECODE_BYTES_PER_PIXEL)} to decode); downscale it, "
-        "or raise the limit (max_pixels; --max-pixels or STYLECBN_MAX_PIXELS on the command "
-        "line) if the machine has the memory"
+        "or raise the limit (`max_pixels`, or the environment variable STYLECBN_MAX_PIXELS) "
+        "if the machine has the memory"
     )
 
 

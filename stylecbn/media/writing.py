@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylecbn.errors import ImageError
+from stylecbn.errors import ImageError, check_int, is_integer
 from stylecbn.fileio import atomic_path
 from stylecbn.media.reading import DEFAULT_FRAME_MS, FORMAT_ALIASES, stream_name
 from stylecbn.media.pixels import check_frame
@@ -55,10 +55,7 @@ def write_image(dest, frames, *, format=None, durations=None, loop=None, quality
             f"cannot write {len(frames)} frames to {label}: {file_format} holds one picture; "
             "use .gif (or .webp) for an animation"
         )
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not (
-        1 <= quality <= 100
-    ):
-        raise ImageError(f"quality must be a whole number from 1 to 100; received: {quality!r}")
+    quality = check_int("quality", quality, minimum=1, maximum=100, error=ImageError)
     images = [Image.fromarray(frame) for frame in frames]
     options = _save_options(file_format, len(images), durations, loop, quality)
     if len(images) > 1:
@@ -116,7 +113,7 @@ def _save_options(file_format, frame_count, durations, loop, quality):
     if frame_count > 1:
         if durations is None:
             durations = [DEFAULT_FRAME_MS] * frame_count
-        elif isinstance(durations, (int, np.integer)):
+        elif is_integer(durations):
             durations = [int(durations)] * frame_count
         durations = [int(d) for d in durations]
         if len(durations) != frame_count or any(d <= 0 for d in durations):

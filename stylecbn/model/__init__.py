@@ -1,6 +1,7 @@
 """The model wing: the network and its file.
 
-`layers` the conditional normalizations and the residual block; `network` the
-`StyleTransferNetwork` built from them; `saving` the `.keras` model file (metadata, the
+`presets` the layer sizes of the named networks (plain data, no Keras); `layers` the
+conditional normalizations and the residual block; `network` the `StyleTransferNetwork` built
+from them; `saving` the `.keras` model file (metadata, the
 built-in models); `export` SavedModel and TensorFlow Lite. Imports only the ground floor.
 """

@@ -116,8 +116,8 @@ class ExportConfig:
                 self.input_size = parse_input_size("x".join(map(str, self.input_size)))
         if self.format == "saved_model" and (self.quantize != "none" or self.input_size):
             raise ConfigError(
-                "Quantization and a fixed input size apply to --format tflite only; a SavedModel "
-                "is float32 and takes any image size."
+                "Quantization and a fixed input size apply to `format` 'tflite' only; a "
+                "SavedModel is float32 and takes any image size."
             )
         if self.format == "tflite" and self.output.suffix != ".tflite":
             raise ConfigError(
@@ -322,7 +322,7 @@ def _check_destination(config):
             f"Cannot write {path}: it exists and is not {kind}; choose another output path."
         )
     if not config.force:
-        raise ModelFileError(f"{path} already exists; pass --force to replace it.")
+        raise ModelFileError(f"{path} already exists; pass `force` to replace it.")
 
 
 def _write_saved_model(model, config):

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from stylecbn.errors import check_int, check_number
+
 __all__ = [
     "ConditionalBatchNormalization",
     "ConditionalInstanceNormalization",
@@ -98,12 +100,8 @@ class _ConditionalNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be at least 1. Received: num_classes={num_classes}")
-        if epsilon <= 0:
-            raise ValueError(f"epsilon must be positive. Received: epsilon={epsilon}")
-        self.num_classes = int(num_classes)
-        self.epsilon = float(epsilon)
+        self.num_classes = check_int("num_classes", num_classes, minimum=1)
+        self.epsilon = check_number("epsilon", epsilon, above=0)
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
         self.beta_initializer = keras.initializers.get(beta_initializer)
         self.supports_masking = False

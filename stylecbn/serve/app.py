@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from stylecbn.errors import ConfigError, StylecbnError
+from stylecbn.errors import ConfigError, StylecbnError, shorten
 from stylecbn.media.writing import write_image
 from stylecbn.applying.stylize import DEFAULT_MAX_SIZE
 from stylecbn.serve.sample import sample_photo
@@ -198,8 +198,10 @@ def _number(fields, name, kind, default):
     try:
         return kind(fields[name])
     except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{name} must be {what}; received: {fields[name]!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(
+            f"`{name}` must be {what}. Received: {name}={shorten(fields[name])}"
+        ) from None
 
 
 def _flag(fields, name):

@@ -15,7 +15,7 @@ from PIL import Image
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import FormParser, parse_options_header
 
-from stylecbn.errors import ConfigError, ImageError
+from stylecbn.errors import ConfigError, ImageError, check_int
 from stylecbn.media.reading import read_image
 
 __all__ = ["UploadLimits", "UploadForm", "UploadTooLargeError", "read_form", "read_upload"]
@@ -50,13 +50,8 @@ class UploadLimits:
     max_pixels: int = 50_000_000
 
     def __post_init__(self):
-        for name, most in (("max_bytes", None), ("max_pixels", MAX_PIXELS_LIMIT)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
-                most is not None and value > most
-            ):
-                bound = f" and <= {most:,}" if most else ""
-                raise ConfigError(f"{name} must be a whole number >= 1{bound}; received: {value!r}")
+        check_int("max_bytes", self.max_bytes, minimum=1)
+        check_int("max_pixels", self.max_pixels, minimum=1, maximum=MAX_PIXELS_LIMIT)
 
     @property
     def max_body_bytes(self):

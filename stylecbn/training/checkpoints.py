@@ -97,8 +97,8 @@ def checkpoint_config(run_dir):
     path = latest_checkpoint(run_dir)
     if path is None:
         raise ConfigError(
-            f"--resume: no checkpoint ({CHECKPOINT_GLOB}) in {run_dir}; start the run without "
-            "--resume, or pass the --run-dir of the run to continue."
+            f"cannot resume: no checkpoint ({CHECKPOINT_GLOB}) in {run_dir}; start the run "
+            "without `resume`, or set `run_dir` to the folder of the run to continue."
         )
     return read_checkpoint(path).meta["config"]
 
@@ -107,7 +107,7 @@ def find_resume_checkpoint(config, run_dir):
     """The checkpoint a run with `config` continues from (None for a fresh run), checked.
 
     Raises:
-        ConfigError: `--resume` without a checkpoint, a fresh run over an earlier run's
+        ConfigError: `resume` without a checkpoint, a fresh run over an earlier run's
             checkpoints, an unreadable checkpoint, or result settings that differ from it.
     """
     path = latest_checkpoint(run_dir)
@@ -115,8 +115,8 @@ def find_resume_checkpoint(config, run_dir):
         checkpoint_config(run_dir)  # raises the "no checkpoint" error
     if not config.resume and path is not None:
         raise ConfigError(
-            f"run folder {run_dir} holds checkpoints of an earlier run ({path.name}); pass "
-            "--resume to continue it, or choose another --run-dir."
+            f"run folder {run_dir} holds checkpoints of an earlier run ({path.name}); set "
+            "`resume` to continue it, or choose another `run_dir`."
         )
     if path is None:
         return None
@@ -136,9 +136,9 @@ def _check_resume_settings(saved, config, path):
     ]
     if differences:
         raise ConfigError(
-            f"--resume: these settings differ from the run in {path.parent}: "
+            f"cannot resume: these settings differ from the run in {path.parent}: "
             f"{'; '.join(differences)}. Resume with the same settings, or start a new run "
-            "(another --run-dir)."
+            "(another `run_dir`)."
         )
 
 
@@ -147,13 +147,13 @@ def check_resumed_styles(checkpoint, style_names, style_coefficients):
     meta = checkpoint.meta
     if meta["style_names"] != list(style_names):
         raise ConfigError(
-            f"--resume: the styles changed since {checkpoint.path} was written (it has "
+            f"cannot resume: the styles changed since {checkpoint.path} was written (it has "
             f"{', '.join(meta['style_names'])}); resume with the same styles folder."
         )
     saved = meta.get("style_coefficients")  # absent in older checkpoints: nothing to compare
     if saved is not None and saved != list(style_coefficients):
         raise ConfigError(
-            f"--resume: the styles manifest's per-style weights changed since "
+            f"cannot resume: the styles manifest's per-style weights changed since "
             f"{checkpoint.path} was written (checkpoint: {saved}, now: "
             f"{list(style_coefficients)}); resume with the same manifest."
         )

@@ -2,34 +2,64 @@
 
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
-from stylecbn.errors import ConfigError, shorten
+from stylecbn.errors import ConfigError, check_int, check_number, shorten
 from stylecbn.fileio import atomic_write_bytes
+from stylecbn.model.presets import NORMALIZATION_KINDS, PRESETS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["TrainingConfig", "read_config_file", "RESULT_SETTINGS"]
+__all__ = ["TrainingConfig", "read_config_file", "RESULT_SETTINGS", "setting", "setting_kind"]
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
-# Settings that change what a run computes: a resumed run must keep them. The others (how
-# long, where to write, how often to log) may change between the parts of a run.
-RESULT_SETTINGS = (
-    "styles", "content", "base_model", "init_model", "batch_size", "learning_rate", "crop_size", "precision",
-    "seed", "normalization", "preset", "width_multiplier", "content_weight", "style_weight",
-    "total_variation_weight", "vgg_weights", "holdout",
-)
+
+def setting(default, help="", *, minimum=None, above=None, choices=None, flags=None,
+            path=False, metavar=None, shown=None, result=False, option=True):
+    """A `TrainingConfig` field with everything about it declared once.
+
+    The check (from the field's type and the bounds or choices here), the `stylecbn train`
+    option (`stylecbn.cli.train` builds it from this) and whether a resumed run must keep it
+    all come from this one declaration.
+
+    Args:
+        default: the value when none is given.
+        help: the option's help text, without the default.
+        minimum, above: bounds of an int (`minimum`) or float (`minimum`, or `above`
+            exclusive).
+        choices: the values a text setting may take.
+        flags: the option's names; default `--name-with-dashes`.
+        path: the option takes a path (shown as PATH).
+        metavar: the option's placeholder instead of the list of `choices`.
+        shown: the default as `--help` shows it in brackets, where not the default itself.
+            No default is shown for "", False, None or a setting with choices (the choices
+            are listed instead).
+        result: the setting changes what a run computes, so a resumed run must keep it.
+        option: offered as a `stylecbn train` option (False: the command declares its own).
+    """
+    return dataclasses.field(default=default, metadata={"setting": dict(
+        help=help, minimum=minimum, above=above, choices=choices, flags=flags, path=path,
+        metavar=metavar, shown=shown, result=result, option=option,
+    )})
+
+
+def setting_kind(field):
+    """The Python type of a setting's values: int, float, str or bool (`float | None`: float)."""
+    kinds = [t for t in getattr(field.type, "__args__", (field.type,)) if t is not type(None)]
+    return kinds[0]
 
 
 @dataclasses.dataclass
 class TrainingConfig:
     """Every setting of a training run. A config file (toml or json) holds the same keys.
+
+    Each setting is declared once, with `setting(...)`: its default, its check, its
+    `stylecbn train` option and help, and whether a resumed run must keep it.
 
     Args:
         styles: folder of style images (and an optional manifest).
@@ -39,17 +69,18 @@ class TrainingConfig:
             `runs/<output stem>` beside the output file.
         base_model: a trained model to add the styles to ("" trains a new network); only the
             new styles' gamma/beta rows are trained.
-        steps: total training steps (a resumed run continues up to this number).
-        batch_size, learning_rate, crop_size: Adam on random crops of this side.
-        precision: "float32" or "mixed_bfloat16".
-        seed: seeds the initial weights, the held-out photos and every batch.
         init_model: a trained model whose weights the network starts from ("" starts from
             random weights); same styles (names, order) and architecture, a fresh optimizer
             and step count.
+        steps: total training steps (a resumed run continues up to this number).
+        batch_size, learning_rate, crop_size: Adam on random crops of this side.
+        precision: one of `PRECISIONS` ("float32" or "mixed_bfloat16").
+        seed: seeds the initial weights, the held-out photos and every batch.
         normalization, preset, width_multiplier: the network (ignored with base_model);
-            preset is a name in `stylecbn.model.network.PRESETS` ("full" or "fast").
+            normalization is one of `stylecbn.model.presets.NORMALIZATION_KINDS`, preset a
+            name in `stylecbn.model.presets.PRESETS` ("full" or "fast").
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
-            the calibrated default).
+            the calibrated default of `stylecbn.perceptual.losses`).
         vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
         checkpoint_every, preview_every, log_every: intervals in steps.
         holdout: content photos kept out of training for previews.
@@ -59,88 +90,64 @@ class TrainingConfig:
         resume: continue from the last checkpoint in run_dir.
     """
 
-    styles: str = "styles"
-    content: str = ""
-    output: str = "model.keras"
-    run_dir: str = ""
-    base_model: str = ""
-    init_model: str = ""
-    steps: int = 40000
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    crop_size: int = 256
-    precision: str = "float32"
-    seed: int = 0
-    normalization: str = "instance"
-    preset: str = "full"
-    width_multiplier: float = 1.0
-    content_weight: float = 1.0
-    style_weight: float | None = None  # None: the calibrated default of stylecbn.perceptual.losses
-    total_variation_weight: float = 0.0
-    vgg_weights: str = "auto"
-    checkpoint_every: int = 500
-    preview_every: int = 500
-    holdout: int = 4
-    distribute: bool = False
-    log_every: int = 10
-    preview_size: int = 128
-    tensorboard: bool = True
-    resume: bool = False
+    styles: str = setting("styles", "Folder of style images (+ optional styles.toml).",
+                          path=True, result=True)
+    content: str = setting("", "Folder of content photos, searched recursively.", path=True,
+                           result=True)
+    output: str = setting("model.keras", "The model file to write.", flags=("-o", "--output"),
+                          path=True)
+    run_dir: str = setting("", "Checkpoints, previews, logs.", path=True,
+                           shown="runs/<output stem>")
+    base_model: str = setting("", "A trained model: add the --styles to it, training only "
+                              "their rows.", flags=("--base",), path=True, result=True)
+    init_model: str = setting("", "A trained model with the same styles and network: start "
+                              "from its weights (fresh optimizer, steps from 0).",
+                              flags=("--init-from",), path=True, result=True)
+    steps: int = setting(40000, "Training steps.", minimum=1)
+    batch_size: int = setting(16, minimum=1, result=True)
+    learning_rate: float = setting(1e-3, above=0, flags=("--learning-rate", "--lr"),
+                                   shown="1e-3", result=True)
+    crop_size: int = setting(256, "Training crop side in px.", minimum=16, result=True)
+    precision: str = setting("float32", choices=PRECISIONS, result=True)
+    seed: int = setting(0, minimum=0, result=True)
+    normalization: str = setting("instance", choices=NORMALIZATION_KINDS, result=True)
+    preset: str = setting("full", "The network: full (the default model's) or fast (thin, for "
+                          "CPUs).", choices=tuple(PRESETS), metavar="NAME", result=True)
+    width_multiplier: float = setting(1.0, "Width multiplier of the network.", above=0,
+                                      flags=("--width",), result=True)
+    content_weight: float = setting(1.0, above=0, result=True)
+    style_weight: float | None = setting(None, above=0, shown="calibrated default",
+                                         result=True)
+    total_variation_weight: float = setting(0.0, "Total-variation weight.", minimum=0,
+                                            flags=("--tv-weight",), shown="0", result=True)
+    vgg_weights: str = setting("auto", "auto, imagenet, hed, or a .h5/.npz file.",
+                               result=True)
+    checkpoint_every: int = setting(500, minimum=1)
+    preview_every: int = setting(500, minimum=1)
+    log_every: int = setting(10, minimum=1)
+    holdout: int = setting(4, "Photos kept for previews.", minimum=0, result=True)
+    preview_size: int = setting(128, "Preview tile side in px.", minimum=1)
+    distribute: bool = setting(False, "Data-parallel on all local devices.")
+    tensorboard: bool = setting(True, "TensorBoard scalars (TensorFlow backend).")
+    # `stylecbn train --resume` is a plain flag, declared by the command itself.
+    resume: bool = setting(False, option=False)
 
     def __post_init__(self):
         self.validate()
 
     def validate(self):
-        """Raise ConfigError naming the first invalid value."""
-        positive_ints = (
-            "steps", "batch_size", "crop_size", "checkpoint_every", "preview_every", "log_every",
-            "preview_size",
-        )
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; got {shorten(value)}.")
-        if self.crop_size < 16:
-            raise ConfigError(f"crop_size must be at least 16 px; got {self.crop_size}.")
-        for name in ("learning_rate", "width_multiplier", "content_weight"):
-            _check_number(name, getattr(self, name), "positive", lambda v: v > 0)
-        if self.style_weight is not None:
-            _check_number("style_weight", self.style_weight, "positive", lambda v: v > 0)
-        _check_number("total_variation_weight", self.total_variation_weight, ">= 0",
-                      lambda v: v >= 0)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"precision must be one of {PRECISIONS}; got {shorten(self.precision)}."
-            )
-        if self.normalization not in ("instance", "batch"):
-            raise ConfigError(
-                f"normalization must be 'instance' or 'batch'; got {shorten(self.normalization)}."
-            )
-        from stylecbn.model.network import PRESETS  # here, not at the top: it imports Keras
-
-        if self.preset not in PRESETS:
-            raise ConfigError(
-                f"preset must be one of: {', '.join(PRESETS)}; got {shorten(self.preset)}."
-            )
-        if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
-            raise ConfigError(f"holdout must be an integer >= 0; got {shorten(self.holdout)}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0; got {shorten(self.seed)}.")
-        for name in ("styles", "content", "output", "run_dir", "base_model", "init_model",
-                     "vgg_weights"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a string; got {shorten(getattr(self, name))}.")
-        for name in ("distribute", "tensorboard", "resume"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(
-                    f"{name} must be true or false; got {shorten(getattr(self, name))}."
-                )
+        """Check every setting against its declaration (ints and floats become Python ints
+        and floats); raise ConfigError naming the first invalid value."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _checked(field, getattr(self, field.name)))
         if not self.output.endswith(".keras"):
-            raise ConfigError(f"output must be a .keras file; got {shorten(self.output)}.")
+            raise ConfigError(
+                f"`output` must be a .keras file. Received: output={shorten(self.output)}"
+            )
         if self.base_model and self.init_model:
             raise ConfigError(
-                "base_model (--base: add styles to a model) and init_model (--init-from: "
-                "continue training a model's own styles) exclude each other; give one."
+                "`base_model` (add styles to a model) and `init_model` (continue training a "
+                "model's own styles) exclude each other; give one."
             )
 
     def resolved_run_dir(self):
@@ -176,11 +183,36 @@ class TrainingConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _check_number(name, value, rule, holds):
-    """A finite int or float (not a bool) for which `holds(value)`, else ConfigError."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or (isinstance(value, float) and not math.isfinite(value)) or not holds(value)):
-        raise ConfigError(f"{name} must be a finite number {rule}; got {shorten(value)}.")
+def _checked(field, value):
+    """`value` checked against the declaration of `field` (see `setting`)."""
+    name, declared = field.name, field.metadata["setting"]
+    kind = setting_kind(field)
+    if value is None and field.default is None:
+        return None
+    if kind is int:
+        return check_int(name, value, minimum=declared["minimum"])
+    if kind is float:
+        return check_number(name, value, minimum=declared["minimum"], above=declared["above"])
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"`{name}` must be true or false. Received: {name}={shorten(value)}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"`{name}` must be a string. Received: {name}={shorten(value)}")
+    if declared["choices"] is not None and value not in declared["choices"]:
+        raise ConfigError(
+            f"`{name}` must be one of: {', '.join(declared['choices'])}. "
+            f"Received: {name}={shorten(value)}"
+        )
+    return value
+
+
+# Settings that change what a run computes: a resumed run must keep them. The others (how
+# long, where to write, how often to log) may change between the parts of a run.
+RESULT_SETTINGS = tuple(
+    field.name for field in dataclasses.fields(TrainingConfig)
+    if field.metadata["setting"]["result"]
+)
 
 
 def read_config_file(path):

@@ -9,7 +9,6 @@ NumPy and Pillow only (no TensorFlow), like `stylecbn.training.styles`.
   accelerator machine.
 """
 
-import operator
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from stylecbn.training.styles import map_threads, read_rgb
-from stylecbn.errors import ConfigError, DataError, StylecbnWarning
+from stylecbn.errors import DataError, StylecbnWarning, check_int
 from stylecbn.fileio import atomic_path
 from stylecbn.media.reading import IMAGE_SUFFIXES, image_size
 from stylecbn.memory import format_bytes
@@ -57,11 +56,11 @@ def _check_content_folder(folder):
     folder = Path(folder)
     if not folder.exists():
         raise DataError(
-            f"--content folder {folder} does not exist; pass a folder of photos "
+            f"content folder {folder} does not exist; pass a folder of photos "
             "(JPEG, PNG, WebP, GIF, BMP or TIFF, searched recursively)"
         )
     if not folder.is_dir():
-        raise DataError(f"--content {folder} is not a folder; pass a folder of photos")
+        raise DataError(f"content folder {folder} is not a folder; pass a folder of photos")
     return folder
 
 
@@ -105,13 +104,13 @@ class ContentPhotos:
 
     def __init__(self, folder, *, crop=256, resize=None, holdout=4, seed=0, max_photos=None,
                  max_bytes=None):
-        crop = _check_int("crop", crop, MIN_CROP)
+        crop = check_int("crop", crop, minimum=MIN_CROP)
         if resize is not None:
-            resize = _check_int("resize", resize, 1)
-        holdout = _check_int("holdout", holdout, 0)
-        seed = _check_int("seed", seed, 0)
+            resize = check_int("resize", resize, minimum=1)
+        holdout = check_int("holdout", holdout, minimum=0)
+        seed = check_int("seed", seed, minimum=0)
         if max_photos is not None:
-            max_photos = _check_int("max_photos", max_photos, 1)
+            max_photos = check_int("max_photos", max_photos, minimum=1)
         folder = _check_content_folder(folder)
 
         self.folder = folder
@@ -122,7 +121,7 @@ class ContentPhotos:
         paths = _scan_photos(folder)
         if not paths:
             raise DataError(
-                f"--content folder {folder} holds no photos; add JPEG, PNG, WebP, GIF, BMP or TIFF "
+                f"content folder {folder} holds no photos; add JPEG, PNG, WebP, GIF, BMP or TIFF "
                 "files (subfolders are searched too)"
             )
         if max_photos is not None and max_photos < len(paths):
@@ -147,7 +146,7 @@ class ContentPhotos:
                 kept.append(path)
         if not photos:
             raise DataError(
-                f"--content folder {folder}: none of its {len(paths)} photos could be read"
+                f"content folder {folder}: none of its {len(paths)} photos could be read"
             )
 
         held = min(holdout, len(photos) - 1)
@@ -196,8 +195,8 @@ class ContentPhotos:
         if not kept:
             largest = max(min(size) for size in sizes.values() if size is not None)
             raise DataError(
-                f"--crop-size {self.crop} is larger than every photo in {folder} (the largest "
-                f"shorter side is {largest} px); use --crop-size {largest} or less, or larger "
+                f"`crop` {self.crop} is larger than every photo in {folder} (the largest "
+                f"shorter side is {largest} px); use a `crop` of {largest} or less, or larger "
                 "photos"
             )
         self._sizes = sizes
@@ -215,7 +214,7 @@ class ContentPhotos:
                 f"the {len(paths)} content photos of {folder}, resized to {self.resize} px on "
                 f"their shorter side for {self.crop} px crops, need about "
                 f"{format_bytes(needed)} of memory, more than the {format_bytes(max_bytes)} "
-                "left for them; use a smaller --crop-size or fewer photos"
+                "left for them; use a smaller `crop` or fewer photos"
             )
 
     @property
@@ -238,8 +237,8 @@ class ContentPhotos:
             them to [0, 1] on the accelerator, so the host copies a quarter of the bytes a
             float32 batch would take (`benchmarks/data_throughput.py`).
         """
-        step = _check_int("step", step, 0)
-        batch_size = _check_int("batch_size", batch_size, 1)
+        step = check_int("step", step, minimum=0)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         rng = np.random.default_rng([self.seed, step])
         photo_indices = rng.integers(0, len(self._train), size=batch_size)
         corners = (rng.random((batch_size, 2)) * self._corner_ranges[photo_indices]).astype(int)
@@ -269,9 +268,9 @@ class ContentPhotos:
         Returns:
             int32 array (batch_size,).
         """
-        step = _check_int("step", step, 0)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        num_styles = _check_int("num_styles", num_styles, 1)
+        step = check_int("step", step, minimum=0)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        num_styles = check_int("num_styles", num_styles, minimum=1)
         rng = np.random.default_rng([self.seed, step, _LABEL_TAG])
         return rng.integers(0, num_styles, size=batch_size, dtype=np.int32)
 
@@ -285,22 +284,11 @@ class ContentPhotos:
             float32 array (K, size, size, 3) in [0, 1], K the number of held-out photos
             (possibly 0).
         """
-        size = _check_int("size", size, 1)
+        size = check_int("size", size, minimum=1)
         previews = np.empty((len(self._holdout), size, size, 3), dtype=np.float32)
         for i, photo in enumerate(self._holdout):
             np.divide(center_square(photo, size), np.float32(255), out=previews[i])
         return previews
-
-
-def _check_int(name, value, minimum):
-    """`value` as an int (NumPy integers and 0-d integer arrays accepted), checked >= minimum."""
-    try:
-        number = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number < minimum:
-        raise ConfigError(f"{name} must be a whole number >= {minimum}. Received: {name}={value!r}")
-    return number
 
 
 # ----------------------------------------------------------------------------- carrying photos
@@ -328,10 +316,8 @@ def write_resized_photos(src_folder, dst_folder, *, size=288, quality=90):
             `src_folder` or cannot be written.
         ConfigError: `size` or `quality` is out of range.
     """
-    size = _check_int("size", size, MIN_CROP)
-    quality = _check_int("quality", quality, 1)
-    if quality > 95:
-        raise ConfigError(f"quality must be at most 95. Received: quality={quality!r}")
+    size = check_int("size", size, minimum=MIN_CROP)
+    quality = check_int("quality", quality, minimum=1, maximum=95)
     src_folder = _check_content_folder(src_folder)
     dst_folder = Path(dst_folder)
     if dst_folder.resolve() == src_folder.resolve():
@@ -341,7 +327,7 @@ def write_resized_photos(src_folder, dst_folder, *, size=288, quality=90):
         )
     paths = _scan_photos(src_folder)
     if not paths:
-        raise DataError(f"--content folder {src_folder} holds no photos to resize")
+        raise DataError(f"folder {src_folder} holds no photos to resize")
 
     targets, taken = [], set()
     for path in paths:
@@ -379,6 +365,6 @@ def write_resized_photos(src_folder, dst_folder, *, size=288, quality=90):
             total_bytes += result
     if count == 0:
         raise DataError(
-            f"--content folder {src_folder}: none of its {len(paths)} photos could be read"
+            f"folder {src_folder}: none of its {len(paths)} photos could be read"
         )
     return count, total_bytes

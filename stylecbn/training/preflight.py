@@ -2,7 +2,7 @@
 
 `stylecbn.training.run.train` calls them in this order: the settings (`check_config`), the model file
 it will write (`check_output`, then `check_replaceable` once the checkpoint to resume from is
-known), an `--init-from` model (`check_init_model`), the memory the run needs (`memory_left`,
+known), an `init_model` (`check_init_model`), the memory the run needs (`memory_left`,
 which also says what is left for the photo cache), and the run folder (`make_run_dir`). Each
 raises `ConfigError` with a one-line message that says what to change.
 """
@@ -31,18 +31,17 @@ def check_config(config):
     config.validate()
     if not config.content:
         raise ConfigError(
-            "no content photos: pass --content DIR (a folder of photos) or set `content` in "
-            "the config file."
+            "no content photos: set `content` to a folder of photos."
         )
 
 
 def check_replaceable(output, config, checkpoint, force):
     """Refuse to write over an existing file, unless `force` or it is this run's own output
-    (a resumed run writes its model again); never over the --base or --init-from model the run reads."""
-    for option, source in (("--base", config.base_model), ("--init-from", config.init_model)):
+    (a resumed run writes its model again); never over the base or init model the run reads."""
+    for name, source in (("base_model", config.base_model), ("init_model", config.init_model)):
         if source and same_file(output, source):
             raise ConfigError(
-                f"-o {output} is the {option} model this run reads; write the result to another "
+                f"`output` {output} is the `{name}` this run reads; write the result to another "
                 "file."
             )
     if not output.exists() or force:
@@ -50,7 +49,7 @@ def check_replaceable(output, config, checkpoint, force):
     if checkpoint is not None and same_file(output, checkpoint.meta["config"].get("output", "")):
         return
     raise ConfigError(
-        f"{output} already exists; pass --force to replace it, or choose another -o."
+        f"{output} already exists; pass `force` to replace it, or choose another `output`."
     )
 
 
@@ -76,11 +75,11 @@ def memory_left(config, width):
     crop = int((room / config.batch_size) ** 0.5)
     batch = int(room / config.crop_size**2)
     if crop >= MIN_CROP:
-        advice = f"lower --crop-size to {crop}"
-        advice += f" or --batch-size to {batch}" if batch >= 1 else ""
+        advice = f"lower `crop_size` to {crop}"
+        advice += f" or `batch_size` to {batch}" if batch >= 1 else ""
     else:
-        advice = ("even the smallest crops do not fit at this batch size: lower --batch-size "
-                  "and --crop-size, or use a machine with more memory")
+        advice = ("even the smallest crops do not fit at this batch size: lower `batch_size` "
+                  "and `crop_size`, or use a machine with more memory")
     raise ConfigError(
         f"this run needs about {format_bytes(needed)} of memory (batch {config.batch_size} x "
         f"{config.crop_size} px crops, width {width:g}), more than the "
@@ -118,27 +117,27 @@ def make_run_dir(run_dir):
 
 def check_init_model(init, config, specs):
     """Raise ConfigError unless `init` has the styles of `specs` and the configured network."""
-    where = f"--init-from {config.init_model}"
+    where = f"`init_model` {config.init_model}"
     names = [spec.name for spec in specs]
     if init.style_names != names:
         raise ConfigError(
             f"{where} has {init.num_styles} styles ({_listed(init.style_names)}) but the "
             f"styles folder {config.styles} has {len(names)} ({_listed(names)}); it must have "
             "the same names in the same order: pass the styles folder the model was trained "
-            "on (names come from file names or the manifest), or add new styles with --base."
+            "on (names come from file names or the manifest), or add new styles with `base_model`."
         )
     differences = [
-        f"--{option} {theirs} (this run: {ours})"
-        for option, theirs, ours in (
+        f"`{name}` {theirs} (this run: {ours})"
+        for name, theirs, ours in (
             ("normalization", init.normalization, config.normalization),
             ("preset", init.preset or "(a custom architecture)", config.preset),
-            ("width", init.width_multiplier, float(config.width_multiplier)),
+            ("width_multiplier", init.width_multiplier, float(config.width_multiplier)),
         ) if theirs != ours
     ]
     if differences:
         raise ConfigError(
-            f"{where} was trained with {', '.join(differences)}; pass the same network "
-            "options to start from its weights."
+            f"{where} was trained with {', '.join(differences)}; give the same network "
+            "settings to start from its weights."
         )
 
 

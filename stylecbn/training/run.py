@@ -332,7 +332,7 @@ def _fit(run, monitor, first_step, num_labels, label_offset, callbacks):
         step = int(ops.convert_to_numpy(trainer.optimizer.iterations))
         path = run.checkpoint(trainer, step)
         cause = f" by {monitor.stop_reason}" if monitor.stop_reason else ""
-        run.log(f"interrupted{cause} at step {step}; continue with --resume "
+        run.log(f"interrupted{cause} at step {step}; continue with `resume` "
                 f"(checkpoint {path.name}).")
         raise
     finally:
@@ -387,5 +387,5 @@ def _write_model(network, values, metadata, output, run_dir):
     except ModelFileError as error:
         raise ModelFileError(
             f"{error} The trained weights are in the last checkpoint in {run_dir}: fix the "
-            "output and run again with --resume to write the model."
+            "output and run again with `resume` to write the model."
         ) from None

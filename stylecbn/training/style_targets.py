@@ -3,7 +3,7 @@ folder so that a resumed start reads them instead of running the loss network ag
 
 `run_style_grams` computes them (`stylecbn.perceptual.losses.compute_style_grams`) on a run's first start
 and writes `style_grams.npz` into the run folder (atomically). A later start of the same run
-(`--resume`, or a run that was stopped before its first checkpoint) reads that file when its
+(`resume`, or a run that was stopped before its first checkpoint) reads that file when its
 fingerprint matches: the SHA-256 of every style image file with the size its Grams are
 computed at, the style layers, and the loss network (its name, variable paths, shapes and
 values). Anything else (another painting, a replaced file, other VGG weights) computes them

@@ -14,7 +14,6 @@ backends, and runs on the accelerator machine where TensorFlow is not installed.
 
 import concurrent.futures
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylecbn.errors import DataError, ImageError, StylecbnWarning, shorten
+from stylecbn.errors import (
+    ConfigError, DataError, ImageError, StylecbnWarning, check_int, check_number, shorten,
+)
 from stylecbn.media.reading import IMAGE_SUFFIXES, looks_like_image, read_image
 
 try:
@@ -171,14 +172,15 @@ def load_styles_folder(folder):
 
 
 def _check_style_name(spec, folder):
-    """Refuse names that `--style` would read as something else: a whole number is always an
-    index, ':' and ',' make a blend, and blank or padded names cannot be typed back."""
+    """Refuse names that a style specification would read as something else: a whole number
+    is always an index, ':' and ',' make a blend, and blank or padded names cannot be typed
+    back."""
     name = spec.name
     problem = None
     if name.strip().lstrip("-").isdigit():
-        problem = "is a whole number, which --style always reads as a style index"
+        problem = "is a whole number, which a style specification always reads as an index"
     elif ":" in name or "," in name:
-        problem = "contains ':' or ',', which --style reads as a blend"
+        problem = "contains ':' or ',', which a style specification reads as a blend"
     elif not name.strip() or name != name.strip():
         problem = "is blank or starts or ends with spaces"
     if problem:
@@ -251,18 +253,13 @@ def _check_manifest_values(entry, where):
         raise DataError(f"{where}: 'name' must be a non-empty string, got {entry['name']!r}")
     if "credit" in entry and not isinstance(entry["credit"], str):
         raise DataError(f"{where}: 'credit' must be a string, got {entry['credit']!r}")
-    if "weight" in entry:
-        weight = entry["weight"]
-        if (isinstance(weight, bool) or not isinstance(weight, (int, float))
-                or not math.isfinite(weight) or weight <= 0):
-            raise DataError(f"{where}: 'weight' must be a number > 0, got {weight!r}")
-    if "size" in entry:
-        size = entry["size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_STYLE_SIZE:
-            raise DataError(
-                f"{where}: 'size' must be a whole number of pixels >= {MIN_STYLE_SIZE}, "
-                f"got {size!r}"
-            )
+    try:
+        if "weight" in entry:
+            check_number("weight", entry["weight"], above=0)
+        if "size" in entry:
+            check_int("size", entry["size"], minimum=MIN_STYLE_SIZE, hint="in pixels")
+    except ConfigError as exc:
+        raise DataError(f"{where}: {exc}") from None
 
 
 def load_style_image(spec):
