@@ -116,8 +116,8 @@ def _call_sites(tmp_path):
     sites = [
         ("max_size", ConfigError, lambda v: check_max_size(v)),
         ("strength", ConfigError, lambda v: check_strength(v)),
-        ("frames", ConfigError, lambda v: overviews.interpolate(None, image, 0, 1, frames=v)),
-        ("steps", ConfigError, lambda v: overviews.blend_grid(None, image, [0] * 4, steps=v)),
+        ("frames", ConfigError, lambda v: overviews.interpolate(None, image, 0, 1, frames=v, options=None)),
+        ("steps", ConfigError, lambda v: overviews.blend_grid(None, image, [0] * 4, steps=v, options=None)),
         ("max_size", ConfigError, lambda v: resize_to_max(image, v)),
         ("max_pixels", ConfigError, lambda v: read_image(image, max_pixels=v)),
         ("reduce_to", ConfigError, lambda v: read_image(image, reduce_to=v)),
