@@ -5,8 +5,9 @@ time, hands every frame (uint8 RGB, as stored) to a function and encodes what co
 while the audio packets go into the output unchanged (copied, not re-encoded). Memory does not
 grow with the clip's length: a few frames are alive at a time, plus the encoder's look-ahead.
 
-Kept from the input: every frame with its timestamp (so the frame count, frame rate and
-timing, variable frame rates included), the rotation flag (phone videos stored sideways play
+Kept from the input: every frame with its timestamp, in the input's time base (so the frame
+count, frame rate and timing, variable frame rates included; AVI holds only a constant rate, so
+there each frame goes on the next free tick of the average rate), the rotation flag (phone videos stored sideways play
 upright; AVI has no such flag, so there the frames are turned upright), the pixel aspect
 ratio and every audio stream. Dropped: subtitles, data streams and
 chapters.
@@ -141,10 +142,14 @@ def _open_input(source):
         container.close()
 
 
+def _reason(exc):
+    """FFmpeg's words without the file name (which may be our temporary file's)."""
+    return getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+
+
 def _unreadable(name, exc):
-    reason = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
     return VideoError(
-        f"{name} is not a readable video ({reason}); it may be damaged, incomplete or in a "
+        f"{name} is not a readable video ({_reason(exc)}); it may be damaged, incomplete or in a "
         "format FFmpeg cannot read: re-export or re-download it"
     )
 
@@ -255,7 +260,7 @@ def stream_video(source, dest, process, size, *, info=None, progress=None):
         except PermissionError as exc:
             raise VideoError(f"cannot write {dest}: permission denied in {dest.parent}") from exc
         except av.FFmpegError as exc:
-            raise VideoError(f"cannot write {dest}: {exc}") from exc
+            raise VideoError(f"cannot write {dest}: {_reason(exc)}") from exc
         except OSError as exc:
             raise VideoError(f"cannot write {dest}: {exc.strerror or exc}") from exc
     return VideoResult(
@@ -295,7 +300,7 @@ def _open_output(tmp, dest):
     try:
         return av.open(str(tmp), "w", container_options=options)
     except av.FFmpegError as exc:
-        raise VideoError(f"cannot write {dest}: {exc}") from exc
+        raise VideoError(f"cannot write {dest}: {_reason(exc)}") from exc
 
 
 def _add_video_stream(output, codec, options, video, info, size):
@@ -304,8 +309,11 @@ def _add_video_stream(output, codec, options, video, info, size):
     stream = output.add_stream(codec, rate=info.frame_rate, options=options)
     stream.width, stream.height = width, height
     stream.pix_fmt = _PIXEL_FORMAT
-    stream.time_base = 1 / info.frame_rate if avi else video.time_base
     context = stream.codec_context
+    # Every frame keeps its own timestamp in the input's time base, which holds them all
+    # exactly (variable rates included); the encoder would otherwise count in 1/average rate
+    # and round close frames onto one tick.
+    stream.time_base = context.time_base = 1 / info.frame_rate if avi else video.time_base
     context.colorspace = context.color_primaries = context.color_trc = _BT709
     context.color_range = _LIMITED_RANGE
     if video.sample_aspect_ratio:
