@@ -221,6 +221,37 @@ def test_unreadable_inputs(tmp_path, clip, kind, fragment):
     assert not (tmp_path / "out.mp4").exists() and not leftovers(tmp_path)
 
 
+def make_faststart(path, frames=20):
+    """An MP4 with its index first (as web videos are): cut short, it still opens."""
+    rng = np.random.default_rng(0)  # noise: every frame ~2 kB, so half the file is ~half the frames
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            picture = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        return [p.pos for p in container.demux(video=0) if p.size]
+
+
+def test_a_cut_video_is_damaged_not_short(tmp_path):
+    whole = tmp_path / "whole.mp4"
+    offsets = make_faststart(whole)
+    data = whole.read_bytes()
+    # Cut inside a frame (the demuxer hands a short packet on), and between two frames (it
+    # simply stops): both are 20 frames in the index and fewer in the file.
+    for end in (len(data) // 2, offsets[11]):
+        cut = tmp_path / "cut.mp4"
+        cut.write_bytes(data[:end])
+        with pytest.raises(VideoError, match=r"cut\.mp4 is damaged .*frame 1[0-2]\b.* of 20"):
+            stream_video(cut, tmp_path / "out.mp4", identity, (64, 64))
+        assert not (tmp_path / "out.mp4").exists() and not leftovers(tmp_path)
+
+
 def test_audio_only_and_bad_outputs(tmp_path, clip):
     sound = tmp_path / "sound.m4a"
     with av.open(str(sound), "w", format="mp4") as container:

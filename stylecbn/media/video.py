@@ -351,19 +351,20 @@ def _transcode(container, video, audio, output, encoder, copies, process, size, 
     av = _av()
     avi = _is_avi(output)
     turns = info.rotation // 90 if avi else 0
-    written, last_pts = 0, None
+    written, last_pts, read = 0, None, 0
     packets = container.demux(video, *audio)
     while True:
         try:  # input errors are reported as a damaged input, output errors as write errors
             packet = next(packets, None)
             if packet is None:
                 break
+            if packet.stream.type == "video" and packet.size:
+                read += 1
+                if packet.is_corrupt:  # FFmpeg flags a frame that the file ends inside
+                    raise _damaged(info.source, read, video.frames, "the file ends inside it")
             frames = [] if packet.stream.type == "audio" else packet.decode()
         except av.FFmpegError as exc:
-            raise VideoError(
-                f"{info.source} is damaged at frame {written + 1} ({exc}); re-export or "
-                "re-download it"
-            ) from exc
+            raise _damaged(info.source, written + 1, video.frames, _reason(exc)) from exc
         if packet.stream.type == "audio":
             if packet.dts is not None and packet.size:
                 packet.stream = copies[packet.stream.index]
@@ -386,9 +387,25 @@ def _transcode(container, video, audio, output, encoder, copies, process, size, 
             if progress is not None:
                 progress(written, max(info.frames, written))
     output.mux(encoder.encode(None))
+    if _counts_frames(container) and read < video.frames:  # cut between two frames
+        raise _damaged(info.source, read + 1, video.frames, "the file ends before it")
     if written == 0:
         raise VideoError(f"{info.source} has a video stream without frames")
     return written
+
+
+def _damaged(name, frame, frames, reason):
+    of = f" of {frames}" if frames else ""
+    return VideoError(
+        f"{name} is damaged at frame {frame}{of} ({reason}); it may be incomplete: re-export "
+        "or re-download it"
+    )
+
+
+def _counts_frames(container):
+    """Whether the container's frame count is a count of the stored frames (MP4 and MOV
+    index every frame; AVI's count includes the ticks that hold no frame)."""
+    return "mp4" in container.format.name.split(",")
 
 
 def _timestamp(frame, encoder, avi, info):
