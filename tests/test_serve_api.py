@@ -246,9 +246,27 @@ def test_a_cross_site_post_is_refused_and_a_same_site_one_is_not(app):
 
 def test_allowed_hosts_guard_against_dns_rebinding(stylizer):
     guarded = create_app(stylizer, allowed_hosts=["127.0.0.1", "localhost"])
-    assert call(guarded, "GET", "/api/styles").status_code == 400  # Host: testserver
+    assert_error(call(guarded, "GET", "/api/styles"), 400, "testserver")  # Host: testserver
     ok = call(guarded, "GET", "/api/styles", headers={"host": "localhost:8765"})
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_loopback_hosts_guard_ipv4_and_ipv6(stylizer, address):
+    from stylecbn.cli.serve import allowed_hosts
+
+    guarded = create_app(stylizer, allowed_hosts=allowed_hosts(address))
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"):
+        assert call(guarded, "GET", "/api/styles", headers={"host": host}).status_code == 200
+    for host in ("evil.example:8765", "[::2]:8765", "[::1", "::1"):
+        response = call(guarded, "GET", "/api/styles", headers={"host": host})
+        assert_error(response, 400, "127.0.0.1, localhost or [::1]")
+    # A cross-site post names its own origin; the page's own carries the IPv6 host.
+    headers = {"host": "[::1]:8765", "origin": "http://[::1]:8765"}
+    assert post(guarded, headers=headers).status_code == 200
+    headers["origin"] = "http://evil.example"
+    assert_error(post(guarded, headers=headers), 403)
+    assert allowed_hosts("0.0.0.0") is None and allowed_hosts("::") is None
 
 
 def test_an_unexpected_failure_is_a_500_in_words(stylizer, monkeypatch):

@@ -12,7 +12,7 @@ from stylecbn.cli.root import fail, handle_errors
 from stylecbn.cli.common import model_option
 
 WEB_PACKAGES = ("starlette", "uvicorn", "python_multipart")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def _check_web_extra():
@@ -48,6 +48,14 @@ def _listen(host, port):
             fail(f"port {port} on {host} is in use; pick another with --port (0 picks a free one)")
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     return sock
+
+
+def allowed_hosts(address):
+    """The host names a server listening on `address` answers: on a loopback address (IPv4 or
+    IPv6) only those of this machine (a DNS-rebinding guard); elsewhere any (None)."""
+    if ipaddress.ip_address(address.split("%")[0]).is_loopback:
+        return LOOPBACK_NAMES
+    return None
 
 
 def _url(sock):
@@ -112,12 +120,10 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
     stylizer = Stylizer(model_path)
     sock = _listen(host, port)
     address = sock.getsockname()[0]
-    loopback = ipaddress.ip_address(address.split("%")[0]).is_loopback
-    # On 127.0.0.1 only requests that name this machine are answered (DNS-rebinding guard).
-    allowed_hosts = LOOPBACK_NAMES if loopback and ":" not in address else None
-    app = create_app(stylizer, limits, allowed_hosts=allowed_hosts)
+    hosts = allowed_hosts(address)
+    app = create_app(stylizer, limits, allowed_hosts=hosts)
     url = _url(sock)
-    if not loopback:
+    if hosts is None:
         click.echo(
             f"Warning: listening on {address}: anyone who can reach this machine can use the "
             "page and its API (there is no login).",

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -75,8 +75,9 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
     Args:
         stylizer: a `stylecbn.applying.stylize.Stylizer`.
         limits: `UploadLimits` for uploads; default `UploadLimits()`.
-        allowed_hosts: Host header values the app answers (protection against DNS
-            rebinding when it listens on 127.0.0.1); None answers any.
+        allowed_hosts: the host names (without port; IPv6 in brackets, "[::1]") that the
+            Host header may name (protection against DNS rebinding when it listens on a
+            loopback address); None answers any.
 
     Returns:
         A Starlette application.
@@ -150,17 +151,45 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
             Route("/api/stylize", stylize, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=(
-            [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
-            if allowed_hosts
-            else []
-        ),
+        middleware=[Middleware(HostGuard, allowed=tuple(allowed_hosts))] if allowed_hosts else [],
         exception_handlers={
             StylecbnError: _library_error,
             ClientGone: _client_gone,
             Exception: _internal_error,
         },
     )
+
+
+class HostGuard:
+    """ASGI middleware: a 400 answer to requests whose Host header names another host.
+
+    Starlette's TrustedHostMiddleware cuts the port at the first colon, which leaves "[" of
+    an IPv6 host such as "[::1]:8765"; this one reads the bracketed form.
+    """
+
+    def __init__(self, app, allowed):
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            if _host_name(host) not in self.allowed:
+                names = f"{', '.join(self.allowed[:-1])} or {self.allowed[-1]}"
+                await _error(
+                    400, f"this server answers only requests addressed to {names}; received "
+                    f"Host {host[:80]!r}: open the address it printed"
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_name(host):
+    """The host of a Host header without its port: "[::1]:80" -> "[::1]", "a:80" -> "a"."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else None
+    return host.split(":")[0]
 
 
 def _stylize_options(form, stylizer):
