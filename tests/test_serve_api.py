@@ -82,7 +82,8 @@ def test_styles_lists_names_credits_thumbnails_and_limits(app):
     assert [s["index"] for s in body["styles"]] == [0, 1, 2]
     assert body["styles"][2]["thumbnail"] == "/api/styles/2/thumbnail.png"
     assert body["preview_size"] == 384 and body["default_max_size"] == 1024
-    assert body["limits"] == {"max_bytes": 50_000_000, "max_pixels": 50_000_000}
+    assert body["limits"] == {"max_bytes": 50_000_000, "max_pixels": 50_000_000,
+                              "max_result_pixels": 12_000_000}
 
 
 def test_thumbnail_is_the_style_on_the_sample_photo_and_is_cached(app, stylizer, monkeypatch):
@@ -349,6 +350,26 @@ def test_animation_pixels_count_every_frame(stylizer, never_decoded):
     assert_error(response, 413, "50x50 x 5 frames (0.0125 megapixels)")
 
 
+def test_what_one_request_paints_is_bounded_whatever_max_size_asks(stylizer, never_decoded):
+    # A 7000x7000 header (49 MP, a few hundred bytes) at max_size=0: refused before decoding.
+    bomb = png_header_only(7_000, 7_000)
+    response = post(create_app(stylizer), {"max_size": "0"}, {"image": ("big.png", bomb)})
+    message = assert_error(response, 413, "big.png", "7000x7000 (49 megapixels)",
+                           "up to 12 megapixels", "max_size", "--max-result-megapixels")
+    # The largest max_size that fits is named, and is the largest: 3464^2 <= 12e6 < 3465^2.
+    assert "at most 3464" in message
+    response = post(create_app(stylizer), {"max_size": "3465"}, {"image": ("big.png", bomb)})
+    assert_error(response, 413, "3465x3465")
+
+
+def test_a_result_within_the_bound_is_painted(stylizer):
+    app = create_app(stylizer, UploadLimits(max_result_pixels=56 * 40))
+    assert post(app, {"max_size": "0"}).status_code == 200  # 56x40: just fits
+    app = create_app(stylizer, UploadLimits(max_result_pixels=56 * 40 - 1))
+    assert_error(post(app, {"max_size": "0"}), 413, "56x40", "at most 55")
+    assert post(app, {"max_size": "55"}).status_code == 200
+
+
 def test_limits_are_checked():
     from stylecbn.errors import ConfigError
 
@@ -356,6 +377,8 @@ def test_limits_are_checked():
         UploadLimits(max_pixels=500_000_000)
     with pytest.raises(ConfigError, match="max_bytes"):
         UploadLimits(max_bytes=0)
+    with pytest.raises(ConfigError, match="max_result_pixels"):
+        UploadLimits(max_result_pixels=0)
 
 
 # --- the model queue ------------------------------------------------------------------------

@@ -98,8 +98,15 @@ def _open_when_started(server, url):
     help="Largest image accepted, in megapixels (all frames together), checked from the "
     "image header before decoding.",
 )
+@click.option(
+    "--max-result-megapixels", type=click.FloatRange(0.001, 170.0), default=12.0,
+    show_default=True,
+    help="Largest result one request may ask for, in megapixels (after its max_size): bounds "
+    "the time and memory of one request.",
+)
 @handle_errors
-def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
+def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels,
+          max_result_megapixels):
     """A local web page to mix styles on your photo, paint regions and download the result.
 
     \b
@@ -114,7 +121,8 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
     from stylecbn.applying.stylize import Stylizer
 
     limits = UploadLimits(
-        max_bytes=round(max_upload_mb * 1e6), max_pixels=round(max_megapixels * 1e6)
+        max_bytes=round(max_upload_mb * 1e6), max_pixels=round(max_megapixels * 1e6),
+        max_result_pixels=round(max_result_megapixels * 1e6),
     )
     click.echo("Loading the model…", err=True)
     stylizer = Stylizer(model_path)

@@ -105,7 +105,11 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
                 ],
                 "preview_size": PREVIEW_SIZE,
                 "default_max_size": DEFAULT_MAX_SIZE,
-                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+                "limits": {
+                    "max_bytes": limits.max_bytes,
+                    "max_pixels": limits.max_pixels,
+                    "max_result_pixels": limits.max_result_pixels,
+                },
             }
         )
 
@@ -132,7 +136,9 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
         options = _stylize_options(form, stylizer)
         if "image" not in form.files:
             raise BadRequestError("the form has no photo: send it as the file field 'image'")
-        photo = await run_in_threadpool(read_upload, form.files["image"], limits, "the photo")
+        photo = await run_in_threadpool(
+            read_upload, form.files["image"], limits, "the photo", options["max_size"]
+        )
         if "mask" in form.files:
             options["mask"] = await run_in_threadpool(
                 read_upload, form.files["mask"], limits, "the mask"

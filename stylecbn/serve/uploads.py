@@ -8,6 +8,7 @@ reads without decoding the picture, before `stylecbn.media.reading.read_image` d
 """
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import FormParser, parse_options_header
 
 from stylecbn.errors import ConfigError, ImageError
+from stylecbn.media.pixels import fit_size
 from stylecbn.media.reading import read_image
 
 __all__ = ["UploadLimits", "UploadForm", "UploadTooLargeError", "read_form", "read_upload"]
@@ -39,18 +41,23 @@ class BadRequestError(ConfigError):
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """How much one request may send.
+    """How much one request may send, and how much painting it may ask for.
 
     Attributes:
         max_bytes: largest file (the photo or the mask), in bytes.
         max_pixels: largest image, width * height summed over its frames.
+        max_result_pixels: largest result, width * height after `max_size`: what goes through
+            the network for one request (its time and memory grow with it), whatever
+            `max_size` asks. 12 megapixels holds a 4000x3000 photo whole.
     """
 
     max_bytes: int = 50 * MB
     max_pixels: int = 50_000_000
+    max_result_pixels: int = 12_000_000
 
     def __post_init__(self):
-        for name, most in (("max_bytes", None), ("max_pixels", MAX_PIXELS_LIMIT)):
+        for name, most in (("max_bytes", None), ("max_pixels", MAX_PIXELS_LIMIT),
+                           ("max_result_pixels", MAX_PIXELS_LIMIT)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
                 most is not None and value > most
@@ -68,6 +75,9 @@ class UploadLimits:
 
     def describe_pixels(self):
         return f"{self.max_pixels / 1e6:g} megapixels"
+
+    def describe_result_pixels(self):
+        return f"{self.max_result_pixels / 1e6:g} megapixels"
 
 
 @dataclass
@@ -178,19 +188,22 @@ def _display_name(raw):
     return name[:80] if name else ""
 
 
-def read_upload(upload, limits, what):
+def read_upload(upload, limits, what, max_size=None):
     """Check an uploaded image against `limits` and decode it with `read_image`.
 
     Args:
         upload: an `UploadedFile`.
         limits: the `UploadLimits`.
         what: what the file is, for messages ("the photo", "the mask").
+        max_size: for the photo, the `max_size` it is to be painted at: the result's size is
+            checked against `limits.max_result_pixels` (from the header, before decoding).
 
     Returns:
         A `LoadedImage`.
 
     Raises:
-        UploadTooLargeError: too many bytes, or too many pixels by the image header.
+        UploadTooLargeError: too many bytes, too many pixels by the image header, or a result
+            larger than the limit.
         ImageError: the file is not a readable image (`read_image`'s message).
     """
     name = f"{what} {upload.name}" if upload.name else what
@@ -211,7 +224,29 @@ def read_upload(upload, limits, what):
                 f"up to {limits.describe_pixels()} (downscale it, or start the server with a "
                 "larger --max-megapixels)"
             )
-    return read_image(upload.data, name=name)
+        if max_size is not None:
+            _check_result_size(width, height, max_size, limits, name)
+    loaded = read_image(upload.data, name=name)
+    if header is None and max_size is not None:  # a header Pillow could not read alone
+        _check_result_size(*loaded.size, max_size, limits, name)
+    return loaded
+
+
+def _check_result_size(width, height, max_size, limits, name):
+    result_width, result_height = fit_size(width, height, max_size)
+    if result_width * result_height <= limits.max_result_pixels:
+        return
+    # The longest side whose result fits: from the area ratio, then down past rounding.
+    fitting = int(max(width, height) * math.sqrt(limits.max_result_pixels / (width * height)))
+    while fitting > 1 and math.prod(fit_size(width, height, fitting)) > limits.max_result_pixels:
+        fitting -= 1
+    asked = "its own size (max_size 0)" if max_size == 0 else f"max_size {max_size}"
+    raise UploadTooLargeError(
+        f"{name} at {asked} would be painted at {result_width}x{result_height} "
+        f"({result_width * result_height / 1e6:.3g} megapixels); this server paints up to "
+        f"{limits.describe_result_pixels()} per request: send max_size at most {fitting}, "
+        "or start the server with a larger --max-result-megapixels"
+    )
 
 
 def _header_size(data, name, limits):
