@@ -6,10 +6,12 @@ stands for, exactly.
 
 import asyncio
 import io
+import logging
 import socket
 import struct
 import sys
 import threading
+import time
 import zlib
 
 import numpy as np
@@ -379,6 +381,8 @@ def test_limits_are_checked():
         UploadLimits(max_bytes=0)
     with pytest.raises(ConfigError, match="max_result_pixels"):
         UploadLimits(max_result_pixels=0)
+    with pytest.raises(ConfigError, match="max_concurrent"):
+        UploadLimits(max_concurrent=0)
 
 
 # --- the model queue ------------------------------------------------------------------------
@@ -418,6 +422,118 @@ def test_model_calls_never_overlap(stylizer, monkeypatch):
     assert [r.status_code for r in responses] == [200] * 6
     assert len(overlaps) == 6 and not any(overlaps)
     assert threading.get_ident() not in calls  # off the event loop's thread
+
+
+def test_decoding_waits_for_a_free_slot(stylizer, monkeypatch):
+    # Each decode takes 0.2 s here, while six requests arrive together: without a bound all
+    # six pictures would be decoded (and held) at once.
+    app = create_app(stylizer, UploadLimits(max_concurrent=2))
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = uploads.read_image
+
+    def slow_read(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(uploads, "read_image", slow_read)
+    import httpx
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await asyncio.gather(*[
+                client.post("/api/stylize", files={"image": ("p.png", encode(PHOTO))})
+                for _ in range(6)
+            ])
+
+    assert [r.status_code for r in asyncio.run(burst())] == [200] * 6
+    assert most[0] == 2
+
+
+def length_app():
+    """A bare ASGI app answering the length of the body it reads."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def echo(request):
+        return PlainTextResponse(str(len(await request.body())))
+
+    return Starlette(routes=[Route("/", echo, methods=["GET", "POST"])])
+
+
+def connect(url):
+    host, port = url.rsplit("/", 1)[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=20)
+    return sock
+
+
+def closed_by_server(sock):
+    """Whether the server closes the connection (within the socket's 20 s timeout)."""
+    try:
+        while sock.recv(4096):
+            pass  # a 4xx answer before the close is allowed
+        return True
+    except (socket.timeout, ConnectionResetError) as exc:
+        return not isinstance(exc, socket.timeout)
+    finally:
+        sock.close()
+
+
+def test_stalled_and_idle_connections_are_closed():
+    from serve_helpers import running_server
+
+    with running_server(length_app(), read_timeout=0.5) as url:
+        idle = connect(url)  # says nothing at all
+        headers = connect(url)  # starts a request and stops mid-headers
+        headers.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+        body = connect(url)  # sends its headers and part of the body it announced
+        body.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n12345")
+        assert closed_by_server(idle) and closed_by_server(headers) and closed_by_server(body)
+        # A request that arrives whole is answered, however long the answer takes to compute.
+        whole = connect(url)
+        whole.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+                      b"Connection: close\r\n\r\n12345")
+        answer = b""
+        while chunk := whole.recv(4096):
+            answer += chunk
+        whole.close()
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n5")
+
+
+def test_a_stalled_upload_is_cut_off_quietly(stylizer, caplog):
+    from serve_helpers import running_server
+
+    with running_server(create_app(stylizer), read_timeout=0.5) as url:
+        sock = connect(url)
+        sock.sendall(b"POST /api/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 900\r\n"
+                     b"Content-Type: multipart/form-data; boundary=xyz\r\n\r\n--xyz\r\n")
+        assert closed_by_server(sock)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_connections_are_bounded_with_503():
+    from serve_helpers import running_server
+
+    import httpx
+
+    with running_server(length_app(), max_connections=3) as url:
+        assert httpx.get(url + "/").status_code == 200
+        held = [connect(url), connect(url)]
+        try:
+            response = httpx.get(url + "/")
+            assert response.status_code == 503
+        finally:
+            for sock in held:
+                sock.close()
 
 
 def test_a_request_whose_client_left_never_reaches_the_model():

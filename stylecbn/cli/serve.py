@@ -118,6 +118,7 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels,
     import uvicorn
 
     from stylecbn.serve import UploadLimits, create_app
+    from stylecbn.serve.server import server_config
     from stylecbn.applying.stylize import Stylizer
 
     limits = UploadLimits(
@@ -138,7 +139,7 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels,
             err=True,
         )
     click.echo(f"stylecbn serve: open {url} in a browser (Ctrl-C stops)", err=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(server_config(app))
     if open_browser:
         _open_when_started(server, url)
     try:

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -84,6 +85,7 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
     """
     limits = limits or UploadLimits()
     queue = ModelQueue()
+    slots = asyncio.Semaphore(limits.max_concurrent)
     thumbnails = {}  # style index -> PNG bytes, made on first request
 
     async def index(request):
@@ -136,17 +138,20 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
         options = _stylize_options(form, stylizer)
         if "image" not in form.files:
             raise BadRequestError("the form has no photo: send it as the file field 'image'")
-        photo = await run_in_threadpool(
-            read_upload, form.files["image"], limits, "the photo", options["max_size"]
-        )
-        if "mask" in form.files:
-            options["mask"] = await run_in_threadpool(
-                read_upload, form.files["mask"], limits, "the mask"
-            )
         file_format, media_type = options.pop("format")
         quality = options.pop("quality")
-        image = await queue.run(request, stylizer.stylize, photo, **options)
-        data = await run_in_threadpool(_encode, image, file_format, quality)
+        # Decoded pictures are the big memory (hundreds of MB at 50 megapixels): only
+        # `max_concurrent` requests hold them, from decoding to the encoded answer.
+        async with slots:
+            photo = await run_in_threadpool(
+                read_upload, form.files["image"], limits, "the photo", options["max_size"]
+            )
+            if "mask" in form.files:
+                options["mask"] = await run_in_threadpool(
+                    read_upload, form.files["mask"], limits, "the mask"
+                )
+            image = await queue.run(request, stylizer.stylize, photo, **options)
+            data = await run_in_threadpool(_encode, image, file_format, quality)
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     return Starlette(
@@ -161,6 +166,7 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
         exception_handlers={
             StylecbnError: _library_error,
             ClientGone: _client_gone,
+            ClientDisconnect: _client_gone,  # left (or was cut off) while sending the form
             Exception: _internal_error,
         },
     )

@@ -49,15 +49,19 @@ class UploadLimits:
         max_result_pixels: largest result, width * height after `max_size`: what goes through
             the network for one request (its time and memory grow with it), whatever
             `max_size` asks. 12 megapixels holds a 4000x3000 photo whole.
+        max_concurrent: requests whose images are decoded and painted at once; the others
+            wait their turn holding only their upload's bytes. Two keep the model busy (one
+            request decodes while another is painted).
     """
 
     max_bytes: int = 50 * MB
     max_pixels: int = 50_000_000
     max_result_pixels: int = 12_000_000
+    max_concurrent: int = 2
 
     def __post_init__(self):
         for name, most in (("max_bytes", None), ("max_pixels", MAX_PIXELS_LIMIT),
-                           ("max_result_pixels", MAX_PIXELS_LIMIT)):
+                           ("max_result_pixels", MAX_PIXELS_LIMIT), ("max_concurrent", None)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
                 most is not None and value > most
