@@ -44,7 +44,11 @@ class ConfigError(StylecbnError, ValueError):
 def shorten(value, limit=80):
     """`repr(value)` cut to `limit` characters with an ellipsis, for echoing user input in a
     message: a 100 kB --style value must not become a 100 kB error line."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit limit for str(), or holding one
+        holder = "" if isinstance(value, int) else f"a {type(value).__name__} holding "
+        return f"({holder}a number of over 4,300 digits)"
     if len(text) <= limit:
         return text
     return f"{text[:limit - 1]}… ({len(str(value)):,} characters)"

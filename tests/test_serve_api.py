@@ -202,6 +202,7 @@ def test_uploads_stay_in_memory(app, monkeypatch):
         ({}, {"image": ("tiny.png", encode(PHOTO[:8, :8]))}, ["8x8", "at least 16"]),
         ({"style": "starry"}, None, ["Unknown style 'starry'", "0=red_dots"]),
         ({"style": "0:-1"}, None, ["must not be negative"]),
+        ({"style": "9" * 5000}, None, ["Style index '99999", "out of range"]),
         ({"strength": "strong"}, None, ["strength must be a number", "'strong'"]),
         ({"strength": "2"}, None, ["strength must be from 0"]),
         ({"max_size": "8"}, None, ["max_size must be 0", ">= 16"]),

@@ -117,3 +117,13 @@ def test_training_refuses_names_that_style_would_misread(tmp_path, name, problem
     Image.new("RGB", (32, 32), "red").save(tmp_path / "7.png")  # a stem that is a number
     with pytest.raises(DataError, match=r"7\.png .* its name '7' is a whole number"):
         load_styles_folder(tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["9" * 5000, "-" + "9" * 5000, "9" * 5000 + ":1,0:1",
+                                  {"9" * 5000: 1}, 10**5000, [10**5000, 0, 0, 0],
+                                  {0: 10**5000}],
+                         ids=["index", "negative", "blend", "dict key", "int", "vector", "weight"])
+def test_numbers_past_pythons_digit_limit_are_refused_in_one_short_line(spec):
+    # int() and repr() refuse over 4,300 digits with a ValueError of their own; each of these
+    # is an index out of range or a weight that is not finite.
+    assert parse_or_none(spec) is None

@@ -90,7 +90,14 @@ def style_index(key, model):
     """
     if isinstance(key, str):
         text = key.strip()
-        if text.lstrip("-").isdigit() and text.lstrip("-").isascii():
+        digits = text.lstrip("-")
+        if digits.isdigit() and digits.isascii():
+            if len(digits) > 18:  # out of range, and int() refuses over 4,300 digits
+                raise StyleSpecError(
+                    f"Style index {shorten(text)} is out of range (this model has "
+                    f"{model.num_styles} styles, 0..{model.num_styles - 1}): "
+                    f"{_valid_styles(model)}."
+                )
             key = int(text)
         elif text in model.style_names:
             return model.style_names.index(text)
