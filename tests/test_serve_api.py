@@ -227,6 +227,31 @@ def test_a_bad_mask_is_named(app):
     assert_error(post(app, {"mask_style": "1"}, files), 400, "the mask sky.png", "not a readable")
 
 
+def raw_form(disposition, data, boundary="xyz"):
+    """A multipart body of one part with this Content-Disposition, and its content type."""
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_odd_multipart_parts_are_answered_in_words(app):
+    photo = encode(PHOTO)
+    # An empty file name is still a file (browsers send it for a file chosen without a name).
+    body, headers = raw_form('name="image"; filename=""', photo)
+    assert call(app, "POST", "/api/stylize", content=body, headers=headers).status_code == 200
+    # Only RFC 5987's filename*=: the multipart parser takes the part for a text field.
+    body, headers = raw_form("name=\"image\"; filename*=UTF-8''photo.png", photo)
+    response = call(app, "POST", "/api/stylize", content=body, headers=headers)
+    assert_error(response, 400, "'image'", 'filename="', "filename*=")
+    body, headers = raw_form("name=\"image\"; filename*=UTF-8''notes.txt", b"some text")
+    response = call(app, "POST", "/api/stylize", content=body, headers=headers)
+    assert_error(response, 400, "'image'", 'filename="')
+    # A boundary over the multipart parser's 256 characters (RFC 2046 allows 70).
+    body, headers = raw_form('name="image"; filename="p.png"', photo, boundary="b" * 300)
+    response = call(app, "POST", "/api/stylize", content=body, headers=headers)
+    assert_error(response, 400, "boundary", "300 characters", "70")
+
+
 def test_a_field_given_twice_is_refused(app):
     response = call(
         app, "POST", "/api/stylize", files=[("image", ("a.png", encode(PHOTO))),

@@ -103,7 +103,7 @@ class UploadForm:
         """Refuse fields this endpoint does not know, so a misspelt option is not ignored."""
         for name in self.fields:
             if name not in text_names:
-                hint = " (it is a file field)" if name in file_names else ""
+                hint = f" (it is a file field: {_FILE_PART})" if name in file_names else ""
                 raise BadRequestError(
                     f"unknown form field {name!r}{hint}; the fields are: "
                     f"{', '.join(sorted((*text_names, *file_names)))}"
@@ -150,7 +150,20 @@ def _body_too_large(size, limits, at_least=False):
     )
 
 
+# python-multipart takes a part without filename= for a text field (it does not read RFC
+# 5987's filename*=), so a file sent that way arrives as text.
+_FILE_PART = ('send a file with filename="..." in its Content-Disposition (filename*= alone '
+              "is not read)")
+# RFC 2046 allows 70 characters; python-multipart refuses over 256 with an error of its own.
+MAX_BOUNDARY = 70
+
+
 def _parse_multipart(body, boundary):
+    if len(boundary) > MAX_BOUNDARY:
+        raise BadRequestError(
+            f"the multipart boundary is {len(boundary)} characters; at most {MAX_BOUNDARY} "
+            "(RFC 2046): send the form as browsers and curl -F do"
+        )
     fields, files = {}, {}
 
     def add(target, name, value):
@@ -163,7 +176,9 @@ def _parse_multipart(body, boundary):
         try:
             value = (field.value or b"").decode("utf-8")
         except UnicodeDecodeError:
-            raise BadRequestError(f"form field {name!r} is not UTF-8 text") from None
+            raise BadRequestError(
+                f"form field {name!r} is not UTF-8 text; if it is a file, {_FILE_PART}"
+            ) from None
         add(fields, name, value)
 
     def on_file(file):
