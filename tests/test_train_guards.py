@@ -96,3 +96,58 @@ def test_cli_force_flag(data, tmp_path):
     result = CliRunner().invoke(main, [str(a) for a in base + ["--force"]])
     assert result.exit_code == 2 and "holds no photos" in result.output  # past the check
     assert output.read_bytes() == b"keep me"
+
+
+def test_a_run_folder_in_use_is_refused_and_a_dead_runs_lock_taken_over(data, tmp_path):
+    import fcntl
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config = tiny_config(data, tmp_path, steps=2)
+    run_dir = tmp_path / "runs" / "model"
+    run_dir.mkdir(parents=True)
+    lock = run_dir / preflight.RUN_LOCK
+    # Another run holds the folder: its lock file is locked and names its process.
+    with open(lock, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: another run
+        holder.write(json.dumps({"pid": os.getpid(), "host": "this-host"}))
+        holder.flush()
+        with pytest.raises(ConfigError) as error:
+            train(config, loss_network=fake_loss_network(), log=quiet)
+    assert str(error.value) == (
+        f"run folder {run_dir} is in use by another training run (process {os.getpid()} on "
+        "this-host); wait for it to end or stop it, or choose another --run-dir."
+    )
+    assert sorted(p.name for p in run_dir.iterdir()) == [preflight.RUN_LOCK]  # nothing written
+    # A run killed with SIGKILL leaves its lock file behind, naming a process that has gone.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    lock.write_text(json.dumps({"pid": int(gone), "host": "this-host"}))
+    lines = []
+    train(config, loss_network=fake_loss_network(), log=lines.append)
+    assert any(f"process {gone} on this-host, which has ended" in line for line in lines), lines
+    assert lock.read_text() == ""  # released: the next run starts without a note
+
+
+def test_the_lock_is_held_while_a_run_trains(data, tmp_path):
+    import fcntl
+    import os
+
+    config = tiny_config(data, tmp_path, steps=2)
+    lock = tmp_path / "runs" / "model" / preflight.RUN_LOCK
+    held = []
+
+    def try_to_lock(line):
+        if "checkpoint:" in line:  # in the middle of the run
+            with open(lock) as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held.append(False)
+                except BlockingIOError:
+                    held.append(True)
+            held.append(str(os.getpid()) in lock.read_text())
+
+    train(config, loss_network=fake_loss_network(), log=try_to_lock)
+    assert held and all(held)
