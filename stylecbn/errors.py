@@ -41,6 +41,10 @@ class ConfigError(StylecbnError, ValueError):
     """A configuration value or file is invalid."""
 
 
+class TrainingError(StylecbnError):
+    """Training cannot go on (its loss is no longer a finite number)."""
+
+
 def shorten(value, limit=80):
     """`repr(value)` cut to `limit` characters with an ellipsis, for echoing user input in a
     message: a 100 kB --style value must not become a 100 kB error line."""

@@ -2,6 +2,8 @@
 runs that cannot fit in the machine's memory. Tiny settings and the fake loss network of
 test_train.py; the memory tests pretend the machine has little."""
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
@@ -151,3 +153,30 @@ def test_the_lock_is_held_while_a_run_trains(data, tmp_path):
 
     train(config, loss_network=fake_loss_network(), log=try_to_lock)
     assert held and all(held)
+
+
+def nan_loss_network():
+    """The fake VGG behind a layer that makes every value NaN: the loss is NaN within a few
+    steps (ReLU may turn NaN features into zeros; the total variation term goes NaN)."""
+    import keras
+
+    inner = fake_loss_network()
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, inner(keras.layers.Rescaling(float("nan"))(inputs)),
+                        name="nan_vgg")
+    model.trainable = False
+    return model
+
+
+def test_a_loss_that_is_not_finite_stops_training_and_writes_no_model(data, tmp_path):
+    from stylecbn.errors import TrainingError
+
+    config = tiny_config(data, tmp_path, steps=4)
+    with pytest.raises(TrainingError) as error:
+        train(config, loss_network=nan_loss_network(), log=quiet)
+    message = str(error.value)
+    assert re.match(r"training stopped at step [12]: the loss is nan", message), message
+    assert "\n" not in message
+    assert "--learning-rate" in message
+    assert not (tmp_path / "model.keras").exists()
+    assert not list((tmp_path / "runs" / "model").glob("checkpoint-*"))  # none of NaN weights
