@@ -214,6 +214,51 @@ def test_resume_rejects_changed_settings_and_missing_checkpoint(uninterrupted, d
               loss_network=fake_loss_network())
 
 
+def rewrite_checkpoint(path, target, change):
+    """Copy a checkpoint to `target` with `change(meta, arrays)` applied (hand-edited)."""
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta = change(meta, arrays) or meta
+    with open(target, "wb") as handle:
+        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def nan_first_weight(meta, arrays):
+    arrays["network/0000"] = np.full_like(arrays["network/0000"], np.nan)
+
+
+def drop_an_array(meta, arrays):
+    del arrays["network/0003"]
+
+
+@pytest.mark.parametrize("change, words", [
+    (nan_first_weight, ["network/0000", "not finite"]),
+    (drop_an_array, ["network/0003", "missing"]),
+    (lambda meta, arrays: ["not", "a", "dict"], ["not a stylecbn-checkpoint-v1 checkpoint"]),
+    (lambda meta, arrays: meta.update(step="six"), ["step", "'six'"]),
+    (lambda meta, arrays: meta.update(config=[1]), ["config"]),
+    (lambda meta, arrays: meta.update(style_names="red"), ["style_names"]),
+    (lambda meta, arrays: meta.update(network=[["a"]]), ["network"]),
+], ids=["nan", "missing array", "meta a list", "step six", "config a list", "names a string",
+        "variables"])
+def test_a_damaged_or_hand_edited_checkpoint_is_one_line(uninterrupted, data, tmp_path, change,
+                                                        words):
+    path, _ = uninterrupted
+    bad_dir = tmp_path / "edited"
+    bad_dir.mkdir()
+    target = bad_dir / "checkpoint-00000004.npz"
+    rewrite_checkpoint(latest_checkpoint(path.parent / "runs" / "model"), target, change)
+    config = tiny_config(data, tmp_path, resume=True, steps=5, run_dir=str(bad_dir))
+    with pytest.raises(ConfigError) as error:
+        train(config, loss_network=fake_loss_network(), log=lambda line: None)
+    message = str(error.value)
+    assert "\n" not in message and str(target) in message, message
+    for word in words:
+        assert word in message, message
+    assert not (tmp_path / "model.keras").exists()
+
+
 @pytest.mark.parametrize("normalization", ["instance", "batch"])
 def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normalization):
     # A model file written before the rename: its style coefficients are under "style_weights".

@@ -22,7 +22,7 @@ import numpy as np
 from keras import ops
 
 from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig
-from stylecbn.errors import ConfigError
+from stylecbn.errors import ConfigError, shorten
 from stylecbn.fileio import atomic_path
 
 __all__ = [
@@ -81,11 +81,52 @@ def read_checkpoint(path):
             arrays = {key: archive[key] for key in archive.files if key != "meta"}
     except ConfigError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, RecursionError, zipfile.BadZipFile) as error:
         raise ConfigError(f"checkpoint {path} cannot be read ({error}); {hint}.") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; {hint}.")
+    problem = _meta_problem(meta) or _arrays_problem(meta, arrays)
+    if problem:
+        raise ConfigError(f"checkpoint {path} is damaged or was edited: {problem}; {hint}.")
     return Checkpoint(path, meta, arrays)
+
+
+def _meta_problem(meta):
+    """What is wrong with a checkpoint's `meta` (as `save_checkpoint` writes it), or None."""
+    def listed(value, kind):
+        return isinstance(value, list) and all(isinstance(item, kind) for item in value)
+
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"its step is {shorten(step)}, not a whole number"
+    if not isinstance(meta.get("config"), dict):
+        return "its config is not a JSON object"
+    if not listed(meta.get("style_names"), str):
+        return "its style_names are not a list of names"
+    coefficients = meta.get("style_coefficients", [])
+    if not listed(coefficients, (int, float)) or isinstance(coefficients, bool):
+        return "its style_coefficients are not a list of numbers"
+    for group in ("network", "optimizer"):
+        entries = meta.get(group)
+        if not isinstance(entries, list) or not all(
+            isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+            and listed(entry[1], int) for entry in entries
+        ):
+            return f"its {group} variables are not a list of [path, shape]"
+    return None
+
+
+def _arrays_problem(meta, arrays):
+    """A missing or non-finite array of the variables `meta` lists, or None."""
+    for group in ("network", "optimizer"):
+        for index in range(len(meta[group])):
+            key = f"{group}/{index:04d}"
+            if key not in arrays:
+                return f"{key} is missing"
+            value = arrays[key]
+            if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+                return f"{key} ({meta[group][index][0]}) is not finite numbers (NaN or inf)"
+    return None
 
 
 def checkpoint_config(run_dir):
