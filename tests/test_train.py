@@ -214,6 +214,24 @@ def test_resume_rejects_changed_settings_and_missing_checkpoint(uninterrupted, d
               loss_network=fake_loss_network())
 
 
+def test_resume_takes_the_same_folder_by_any_name(uninterrupted, data, tmp_path, monkeypatch):
+    path, _ = uninterrupted
+    run_dir = path.parent / "runs" / "model"
+    styles = Path(data["styles"])
+    monkeypatch.chdir(styles.parent)
+    for index, name in enumerate((f"{styles.name}/", f"./{styles.name}", str(styles.resolve()))):
+        moved = tmp_path / f"run{index}"
+        moved.mkdir()
+        rewrite_checkpoint(latest_checkpoint(run_dir), moved / "checkpoint-00000004.npz",
+                           lambda meta, arrays: meta["config"].update(styles=name))
+        # The same settings but for how the styles folder is written: nothing to train.
+        config = tiny_config(data, tmp_path, resume=True, run_dir=str(moved),
+                             output=str(moved / "model.keras"))
+        lines = []
+        train(config, loss_network=fake_loss_network(), log=lines.append)
+        assert any("nothing to train" in line for line in lines)
+
+
 def rewrite_checkpoint(path, target, change):
     """Copy a checkpoint to `target` with `change(meta, arrays)` applied (hand-edited)."""
     with np.load(path) as archive:

@@ -23,7 +23,7 @@ from keras import ops
 
 from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig
 from stylecbn.errors import ConfigError, shorten
-from stylecbn.fileio import atomic_path
+from stylecbn.fileio import atomic_path, same_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -173,7 +173,8 @@ def _check_resume_settings(saved, config, path):
     defaults = {field.name: field.default for field in dataclasses.fields(TrainingConfig)}
     differences = [
         f"{name} (checkpoint: {saved.get(name, defaults[name])!r}, now: {getattr(config, name)!r})"
-        for name in RESULT_SETTINGS if saved.get(name, defaults[name]) != getattr(config, name)
+        for name in RESULT_SETTINGS
+        if not _same_setting(name, saved.get(name, defaults[name]), getattr(config, name))
     ]
     if differences:
         raise ConfigError(
@@ -181,6 +182,17 @@ def _check_resume_settings(saved, config, path):
             f"{'; '.join(differences)}. Resume with the same settings, or start a new run "
             "(another --run-dir)."
         )
+
+
+# Folders and files: the same one by any name ("styles/", "./styles", its absolute path).
+_PATH_SETTINGS = ("styles", "content", "base_model", "init_model")
+
+
+def _same_setting(name, saved, now):
+    if saved == now:
+        return True
+    return (name in _PATH_SETTINGS and isinstance(saved, str) and bool(saved) and bool(now)
+            and same_file(saved, now))
 
 
 def check_resumed_styles(checkpoint, style_names, style_coefficients):
