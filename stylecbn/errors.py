@@ -56,3 +56,14 @@ def shorten(value, limit=80):
     if len(text) <= limit:
         return text
     return f"{text[:limit - 1]}… ({len(str(value)):,} characters)"
+
+
+def printable(text, limit=None):
+    """`text` with control and other unprintable characters escaped ("\\x1b", "\\n"), so a
+    name read from a file cannot move the cursor, recolour or retitle a terminal; cut to
+    `limit` characters with an ellipsis."""
+    text = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in str(text)
+    )
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"

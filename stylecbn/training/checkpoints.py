@@ -201,7 +201,8 @@ def check_resumed_styles(checkpoint, style_names, style_coefficients):
     if meta["style_names"] != list(style_names):
         raise ConfigError(
             f"--resume: the styles changed since {checkpoint.path} was written (it has "
-            f"{', '.join(meta['style_names'])}); resume with the same styles folder."
+            f"{len(meta['style_names'])}: {shorten(meta['style_names'])}); resume with the "
+            "same styles folder."
         )
     saved = meta.get("style_coefficients")  # absent in older checkpoints: nothing to compare
     if saved is not None and saved != list(style_coefficients):
