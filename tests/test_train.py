@@ -391,6 +391,15 @@ def test_config_file_round_trip_and_errors(tmp_path):
         TrainingConfig(output="model.h5")
     with pytest.raises(ConfigError, match="distribute must be true or false"):
         TrainingConfig(distribute="yes")
+    # Not an object, or nested past the parser's recursion limit: one line, no traceback.
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="must hold a table/object"):
+        read_config_file(tmp_path / "list.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep.toml").write_text("steps = " + "[" * 100_000 + "]" * 100_000)
+    for name in ("deep.json", "deep.toml"):
+        with pytest.raises(ConfigError, match=f"{name} is nested too deeply"):
+            read_config_file(tmp_path / name)
 
 
 # ----------------------------------------------------------------------------- subprocesses
