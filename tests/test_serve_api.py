@@ -498,8 +498,7 @@ def length_app():
 
 def connect(url):
     host, port = url.rsplit("/", 1)[1].split(":")
-    sock = socket.create_connection((host, int(port)), timeout=20)
-    return sock
+    return socket.create_connection((host, int(port)), timeout=20)
 
 
 def closed_by_server(sock):
@@ -508,8 +507,10 @@ def closed_by_server(sock):
         while sock.recv(4096):
             pass  # a 4xx answer before the close is allowed
         return True
-    except (socket.timeout, ConnectionResetError) as exc:
-        return not isinstance(exc, socket.timeout)
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
     finally:
         sock.close()
 
