@@ -7,9 +7,9 @@ grow with the clip's length: a few frames are alive at a time, plus the encoder'
 
 Kept from the input: every frame with its timestamp, in the input's time base (so the frame
 count, frame rate and timing, variable frame rates included; AVI holds only a constant rate, so
-there each frame goes on the next free tick of the average rate), the rotation flag (phone videos stored sideways play
-upright; AVI has no such flag, so there the frames are turned upright), the pixel aspect
-ratio and every audio stream. Dropped: subtitles, data streams and
+there each frame goes on the next free tick of the average rate), the rotation flag (phone
+videos stored sideways play upright; AVI has no such flag, so there the frames are turned
+upright), the pixel aspect ratio and every audio stream. Dropped: subtitles, data streams and
 chapters.
 
 Written (chosen by the output's suffix): .mp4, .mov and .mkv as H.264 (CRF 18, visually
