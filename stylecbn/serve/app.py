@@ -184,7 +184,7 @@ class HostGuard:
         self.allowed = allowed
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] == "http":  # the app has no websocket routes
             host = Headers(scope=scope).get("host", "")
             if _host_name(host) not in self.allowed:
                 names = f"{', '.join(self.allowed[:-1])} or {self.allowed[-1]}"
