@@ -358,7 +358,8 @@ def _transcode(container, video, audio, output, encoder, copies, process, size, 
             packet = next(packets, None)
             if packet is None:
                 break
-            if packet.stream.type == "video" and packet.size:
+            # Every stored frame counts, an empty one too; not the flush packet at the end.
+            if packet.stream.type == "video" and (packet.size or packet.pts is not None):
                 read += 1
                 if packet.is_corrupt:  # FFmpeg flags a frame that the file ends inside
                     raise _damaged(info.source, read, video.frames, "the file ends inside it")
