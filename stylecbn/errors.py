@@ -48,10 +48,18 @@ class ConfigError(StylecbnError, ValueError):
     """A configuration value or file is invalid."""
 
 
+class TrainingError(StylecbnError):
+    """Training cannot go on (its loss is no longer a finite number)."""
+
+
 def shorten(value, limit=80):
     """`repr(value)` cut to `limit` characters with an ellipsis, for echoing user input in a
     message: a 100 kB --style value must not become a 100 kB error line."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit limit for str(), or holding one
+        holder = "" if isinstance(value, int) else f"a {type(value).__name__} holding "
+        return f"({holder}a number of over 4,300 digits)"
     if len(text) <= limit:
         return text
     return f"{text[:limit - 1]}… ({len(str(value)):,} characters)"
@@ -163,3 +171,14 @@ def check_number(name, value, *, minimum=None, maximum=None, above=None, hint=""
         ):
             return number
     _refuse(name, value, "a finite number", minimum, maximum, above, hint, error)
+
+
+def printable(text, limit=None):
+    """`text` with control and other unprintable characters escaped ("\\x1b", "\\n"), so a
+    name read from a file cannot move the cursor, recolour or retitle a terminal; cut to
+    `limit` characters with an ellipsis."""
+    text = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in str(text)
+    )
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"

@@ -45,14 +45,17 @@ def decode(data):
 
 
 @contextlib.contextmanager
-def running_server(app):
-    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+def running_server(app, **settings):
+    """Serve `app` with uvicorn, set up as `stylecbn serve` sets it up (`server_config`, given
+    `settings`), on a free 127.0.0.1 port in a thread; yields the base URL."""
     import uvicorn
+
+    from stylecbn.serve.server import server_config
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(server_config(app, **settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -345,6 +345,24 @@ def test_styles(model_path, no_builtin):
     assert result.exit_code == 2 and "No built-in model" in result.stderr
 
 
+def test_styles_and_info_escape_control_characters_in_old_files(tmp_path):
+    # A model saved before training refused them: its names could retitle the terminal.
+    net = build_network(2, style_names=["evil\x1b]0;pwned\x07", "two\nlines"],
+                        style_credits=["\x1b[31mred", ""], width_multiplier=0.25)
+    path = tmp_path / "old.keras"
+    modelfile.save_model(net, path)
+    result = run("styles", "-m", path)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ["  0  evil\\x1b]0;pwned\\x07  \\x1b[31mred",
+                                          "  1  two\\nlines"]
+    result = run("info", "-m", path)
+    assert result.exit_code == 0 and "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "0=evil\\x1b]0;pwned\\x07, 1=two\\nlines" in result.stdout
+    result = run("apply", save(tmp_path / "p.png"), "-m", path, "--style", "nope", "-o",
+                 tmp_path / "o.png")
+    assert result.exit_code == 2 and "\x1b" not in result.stderr and "evil\\x1b" in result.stderr
+
+
 def test_sheet(tmp_path, model_path):
     src = save(tmp_path / "p.png")
     result = run("sheet", src, "-m", model_path, "-o", tmp_path / "sheet.png", "--tile-size", "32")

@@ -134,9 +134,11 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, model_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_no_output(tmp_path, model_path):
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Interrupted."),
+                                                (signal.SIGTERM, 143, "Terminated.")])
+def test_ctrl_c_leaves_no_output(tmp_path, model_path, signum, code, said):
     # A clip long enough to be interrupted mid-way (a few seconds of work even for the small
-    # model); SIGINT as soon as the temporary output exists, i.e. while frames are written.
+    # model); the signal as soon as the temporary output exists, i.e. while frames are written.
     source = tmp_path / "long.mp4"
     make_video(source, frames=300, width=256, height=256)
     out = tmp_path / "out.mp4"
@@ -149,8 +151,8 @@ def test_ctrl_c_leaves_no_output(tmp_path, model_path):
     while not hidden(tmp_path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert hidden(tmp_path), "the temporary output never appeared"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Interrupted." in stderr and "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert said in stderr and "Traceback" not in stderr
     assert not out.exists() and not hidden(tmp_path)

@@ -209,6 +209,17 @@ def test_styles_duplicate_names_from_stems(tmp_path):
         load_styles_folder(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["evil\x1b]0;pwned\x07", "two\nlines", "tab\there",
+                                  "bell\x07", "\u202egnp.exe"])
+def test_styles_names_with_control_characters_are_refused(tmp_path, name):
+    # They would reach the terminal through `stylecbn styles` and every error that names them.
+    save_image(tmp_path / "a.png")
+    (tmp_path / "styles.toml").write_text(f'[[style]]\nfile = "a.png"\nname = {json.dumps(name)}\n')
+    with pytest.raises(DataError, match=r"a\.png .*control character") as error:
+        load_styles_folder(tmp_path)
+    assert all(char.isprintable() for char in str(error.value))
+
+
 def test_styles_duplicate_names_from_manifest(tmp_path):
     save_image(tmp_path / "a.png")
     save_image(tmp_path / "b.png")

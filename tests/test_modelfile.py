@@ -156,10 +156,73 @@ def test_damaged_and_foreign_archives(saved, tmp_path):
             content = src.read(item)
             if item.filename == "config.json":
                 config = json.loads(content)
-                config["config"]["num_styles"] = 5
+                config["config"]["normalization"] = "group"
                 content = json.dumps(config).encode()
             dst.writestr(item, content)
     assert "could not be loaded" in _error(broken)
+
+
+def rewritten(path, target, change_config=None, raw_config=None, change_weights=None):
+    """A copy of the model file at `path` with its config.json changed (`change_config(config)`
+    in place, or `raw_config` bytes) and/or its weights (`change_weights(network)`)."""
+    if change_weights is not None:
+        net = load_model(path)
+        change_weights(net)
+        save_model(net, target)
+        path = target
+    with zipfile.ZipFile(path) as src:
+        entries = {item.filename: src.read(item) for item in src.infolist()}
+    config = json.loads(entries["config.json"])
+    if change_config is not None:
+        change_config(config)
+    entries["config.json"] = raw_config if raw_config is not None else json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as dst:
+        for name, content in entries.items():
+            dst.writestr(name, content)
+    return target
+
+
+def network_config(change):
+    return lambda config: change(config["config"])
+
+
+def nan_weight(net):
+    net.weights[0].assign(np.full(net.weights[0].shape, np.nan, np.float32))
+
+
+@pytest.mark.parametrize("edit, words, builds", [
+    (dict(raw_config=b"[1, 2]"), ["config.json", "not a model configuration"], False),
+    (dict(raw_config=b"[" * 4_000 + b"]" * 4_000), ["config.json", "nested"], False),
+    (dict(raw_config=b"{" + b" " * 20_000 + b"}"), ["config.json", "20,002 bytes"], False),
+    (dict(change_config=network_config(lambda c: c.update(
+        num_styles=1_000_000, style_names=None, style_credits=None))),
+     ["1000000 styles", "3"], False),
+    (dict(change_config=network_config(lambda c: c.update(width_multiplier=1000))),
+     ["channels"], False),
+    (dict(change_config=network_config(lambda c: c["architecture"].update(residual_blocks=500))),
+     ["500 residual blocks"], False),
+    (dict(change_config=network_config(lambda c: c["architecture"].update(residual_blocks=2))),
+     ["weight arrays", "do not match"], True),
+    (dict(change_config=network_config(lambda c: c.update(dtype={
+        "module": "keras.layers", "class_name": "Dense", "config": {"units": 2},
+        "registered_name": None}))), ["dtype"], True),
+    (dict(change_weights=nan_weight), ["not finite"], True),
+], ids=["list", "nested", "padded", "many styles", "wide", "deep", "fewer blocks", "dtype",
+        "nan"])
+def test_hostile_model_files_are_refused_in_one_line(saved, tmp_path, monkeypatch, edit, words,
+                                                     builds):
+    from stylecbn.model import saving
+
+    monkeypatch.setattr(saving, "MAX_CONFIG_BYTES", 10_000)  # a 20 kB config stands for 1 GB
+    target = rewritten(saved[1], tmp_path / "hostile.keras", **edit)
+    if not builds:  # refused from the file's sizes, before Keras builds (and allocates) it
+        def no_building(*args, **kwargs):
+            raise AssertionError("the network was built")
+
+        monkeypatch.setattr(saving.keras.saving, "load_model", no_building)
+    message = _error(target)
+    for word in words:
+        assert word in message, message
 
 
 def test_half_precision_file(saved, tmp_path):

@@ -6,10 +6,12 @@ stands for, exactly.
 
 import asyncio
 import io
+import logging
 import socket
 import struct
 import sys
 import threading
+import time
 import zlib
 
 import numpy as np
@@ -82,7 +84,8 @@ def test_styles_lists_names_credits_thumbnails_and_limits(app):
     assert [s["index"] for s in body["styles"]] == [0, 1, 2]
     assert body["styles"][2]["thumbnail"] == "/api/styles/2/thumbnail.png"
     assert body["preview_size"] == 384 and body["default_max_size"] == 1024
-    assert body["limits"] == {"max_bytes": 50_000_000, "max_pixels": 50_000_000}
+    assert body["limits"] == {"max_bytes": 50_000_000, "max_pixels": 50_000_000,
+                              "max_result_pixels": 12_000_000}
 
 
 def test_thumbnail_is_the_style_on_the_sample_photo_and_is_cached(app, stylizer, monkeypatch):
@@ -199,6 +202,7 @@ def test_uploads_stay_in_memory(app, monkeypatch):
         ({}, {"image": ("tiny.png", encode(PHOTO[:8, :8]))}, ["8x8", "at least 16"]),
         ({"style": "starry"}, None, ["Unknown style 'starry'", "0=red_dots"]),
         ({"style": "0:-1"}, None, ["must not be negative"]),
+        ({"style": "9" * 5000}, None, ["Style index '99999", "out of range"]),
         ({"strength": "strong"}, None, ["`strength` must be a number", "'strong'"]),
         ({"strength": "2"}, None, ["`strength` must be a finite number from 0 to 1"]),
         ({"max_size": "8"}, None, ["`max_size` must be 0 (keep the size) or at least 16 px"]),
@@ -221,6 +225,31 @@ def test_bad_requests_are_400_with_a_message(app, data, files, words):
 def test_a_bad_mask_is_named(app):
     files = {"image": ("photo.png", encode(PHOTO)), "mask": ("sky.png", b"junk")}
     assert_error(post(app, {"mask_style": "1"}, files), 400, "the mask sky.png", "not a readable")
+
+
+def raw_form(disposition, data, boundary="xyz"):
+    """A multipart body of one part with this Content-Disposition, and its content type."""
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_odd_multipart_parts_are_answered_in_words(app):
+    photo = encode(PHOTO)
+    # An empty file name is still a file (browsers send it for a file chosen without a name).
+    body, headers = raw_form('name="image"; filename=""', photo)
+    assert call(app, "POST", "/api/stylize", content=body, headers=headers).status_code == 200
+    # Only RFC 5987's filename*=: the multipart parser takes the part for a text field.
+    body, headers = raw_form("name=\"image\"; filename*=UTF-8''photo.png", photo)
+    response = call(app, "POST", "/api/stylize", content=body, headers=headers)
+    assert_error(response, 400, "'image'", 'filename="', "filename*=")
+    body, headers = raw_form("name=\"image\"; filename*=UTF-8''notes.txt", b"some text")
+    response = call(app, "POST", "/api/stylize", content=body, headers=headers)
+    assert_error(response, 400, "'image'", 'filename="')
+    # A boundary over the multipart parser's 256 characters (RFC 2046 allows 70).
+    body, headers = raw_form('name="image"; filename="p.png"', photo, boundary="b" * 300)
+    response = call(app, "POST", "/api/stylize", content=body, headers=headers)
+    assert_error(response, 400, "boundary", "300 characters", "70")
 
 
 def test_a_field_given_twice_is_refused(app):
@@ -246,9 +275,27 @@ def test_a_cross_site_post_is_refused_and_a_same_site_one_is_not(app):
 
 def test_allowed_hosts_guard_against_dns_rebinding(stylizer):
     guarded = create_app(stylizer, allowed_hosts=["127.0.0.1", "localhost"])
-    assert call(guarded, "GET", "/api/styles").status_code == 400  # Host: testserver
+    assert_error(call(guarded, "GET", "/api/styles"), 400, "testserver")  # Host: testserver
     ok = call(guarded, "GET", "/api/styles", headers={"host": "localhost:8765"})
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_loopback_hosts_guard_ipv4_and_ipv6(stylizer, address):
+    from stylecbn.cli.serve import allowed_hosts
+
+    guarded = create_app(stylizer, allowed_hosts=allowed_hosts(address))
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"):
+        assert call(guarded, "GET", "/api/styles", headers={"host": host}).status_code == 200
+    for host in ("evil.example:8765", "[::2]:8765", "[::1", "::1"):
+        response = call(guarded, "GET", "/api/styles", headers={"host": host})
+        assert_error(response, 400, "127.0.0.1, localhost or [::1]")
+    # A cross-site post names its own origin; the page's own carries the IPv6 host.
+    headers = {"host": "[::1]:8765", "origin": "http://[::1]:8765"}
+    assert post(guarded, headers=headers).status_code == 200
+    headers["origin"] = "http://evil.example"
+    assert_error(post(guarded, headers=headers), 403)
+    assert allowed_hosts("0.0.0.0") is None and allowed_hosts("::") is None
 
 
 def test_an_unexpected_failure_is_a_500_in_words(stylizer, monkeypatch):
@@ -331,6 +378,26 @@ def test_animation_pixels_count_every_frame(stylizer, never_decoded):
     assert_error(response, 413, "50x50 x 5 frames (0.0125 megapixels)")
 
 
+def test_what_one_request_paints_is_bounded_whatever_max_size_asks(stylizer, never_decoded):
+    # A 7000x7000 header (49 MP, a few hundred bytes) at max_size=0: refused before decoding.
+    bomb = png_header_only(7_000, 7_000)
+    response = post(create_app(stylizer), {"max_size": "0"}, {"image": ("big.png", bomb)})
+    message = assert_error(response, 413, "big.png", "7000x7000 (49 megapixels)",
+                           "up to 12 megapixels", "max_size", "--max-result-megapixels")
+    # The largest max_size that fits is named, and is the largest: 3464^2 <= 12e6 < 3465^2.
+    assert "at most 3464" in message
+    response = post(create_app(stylizer), {"max_size": "3465"}, {"image": ("big.png", bomb)})
+    assert_error(response, 413, "3465x3465")
+
+
+def test_a_result_within_the_bound_is_painted(stylizer):
+    app = create_app(stylizer, UploadLimits(max_result_pixels=56 * 40))
+    assert post(app, {"max_size": "0"}).status_code == 200  # 56x40: just fits
+    app = create_app(stylizer, UploadLimits(max_result_pixels=56 * 40 - 1))
+    assert_error(post(app, {"max_size": "0"}), 413, "56x40", "at most 55")
+    assert post(app, {"max_size": "55"}).status_code == 200
+
+
 def test_limits_are_checked():
     from stylecbn.errors import ConfigError
 
@@ -338,6 +405,10 @@ def test_limits_are_checked():
         UploadLimits(max_pixels=500_000_000)
     with pytest.raises(ConfigError, match="max_bytes"):
         UploadLimits(max_bytes=0)
+    with pytest.raises(ConfigError, match="max_result_pixels"):
+        UploadLimits(max_result_pixels=0)
+    with pytest.raises(ConfigError, match="max_concurrent"):
+        UploadLimits(max_concurrent=0)
 
 
 # --- the model queue ------------------------------------------------------------------------
@@ -377,6 +448,119 @@ def test_model_calls_never_overlap(stylizer, monkeypatch):
     assert [r.status_code for r in responses] == [200] * 6
     assert len(overlaps) == 6 and not any(overlaps)
     assert threading.get_ident() not in calls  # off the event loop's thread
+
+
+def test_decoding_waits_for_a_free_slot(stylizer, monkeypatch):
+    # Each decode takes 0.2 s here, while six requests arrive together: without a bound all
+    # six pictures would be decoded (and held) at once.
+    app = create_app(stylizer, UploadLimits(max_concurrent=2))
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = uploads.read_image
+
+    def slow_read(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(uploads, "read_image", slow_read)
+    import httpx
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await asyncio.gather(*[
+                client.post("/api/stylize", files={"image": ("p.png", encode(PHOTO))})
+                for _ in range(6)
+            ])
+
+    assert [r.status_code for r in asyncio.run(burst())] == [200] * 6
+    assert most[0] == 2
+
+
+def length_app():
+    """A bare ASGI app answering the length of the body it reads."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def echo(request):
+        return PlainTextResponse(str(len(await request.body())))
+
+    return Starlette(routes=[Route("/", echo, methods=["GET", "POST"])])
+
+
+def connect(url):
+    host, port = url.rsplit("/", 1)[1].split(":")
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def closed_by_server(sock):
+    """Whether the server closes the connection (within the socket's 20 s timeout)."""
+    try:
+        while sock.recv(4096):
+            pass  # a 4xx answer before the close is allowed
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+    finally:
+        sock.close()
+
+
+def test_stalled_and_idle_connections_are_closed():
+    from serve_helpers import running_server
+
+    with running_server(length_app(), read_timeout=0.5) as url:
+        idle = connect(url)  # says nothing at all
+        headers = connect(url)  # starts a request and stops mid-headers
+        headers.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+        body = connect(url)  # sends its headers and part of the body it announced
+        body.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n12345")
+        assert closed_by_server(idle) and closed_by_server(headers) and closed_by_server(body)
+        # A request that arrives whole is answered, however long the answer takes to compute.
+        whole = connect(url)
+        whole.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+                      b"Connection: close\r\n\r\n12345")
+        answer = b""
+        while chunk := whole.recv(4096):
+            answer += chunk
+        whole.close()
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n5")
+
+
+def test_a_stalled_upload_is_cut_off_quietly(stylizer, caplog):
+    from serve_helpers import running_server
+
+    with running_server(create_app(stylizer), read_timeout=0.5) as url:
+        sock = connect(url)
+        sock.sendall(b"POST /api/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 900\r\n"
+                     b"Content-Type: multipart/form-data; boundary=xyz\r\n\r\n--xyz\r\n")
+        assert closed_by_server(sock)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_connections_are_bounded_with_503():
+    from serve_helpers import running_server
+
+    import httpx
+
+    with running_server(length_app(), max_connections=3) as url:
+        assert httpx.get(url + "/").status_code == 200
+        held = [connect(url), connect(url)]
+        try:
+            response = httpx.get(url + "/")
+            assert response.status_code == 503
+        finally:
+            for sock in held:
+                sock.close()
 
 
 def test_a_request_whose_client_left_never_reaches_the_model():

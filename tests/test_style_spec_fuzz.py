@@ -117,3 +117,26 @@ def test_training_refuses_names_that_style_would_misread(tmp_path, name, problem
     Image.new("RGB", (32, 32), "red").save(tmp_path / "7.png")  # a stem that is a number
     with pytest.raises(DataError, match=r"7\.png .* its name '7' is a whole number"):
         load_styles_folder(tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["9" * 5000, "-" + "9" * 5000, "9" * 5000 + ":1,0:1",
+                                  {"9" * 5000: 1}, 10**5000, [10**5000, 0, 0, 0],
+                                  {0: 10**5000}],
+                         ids=["index", "negative", "blend", "dict key", "int", "vector", "weight"])
+def test_numbers_past_pythons_digit_limit_are_refused_in_one_short_line(spec):
+    # int() and repr() refuse over 4,300 digits with a ValueError of their own; each of these
+    # is an index out of range or a weight that is not finite.
+    assert parse_or_none(spec) is None
+
+
+def test_the_list_of_valid_styles_is_capped():
+    # A 10,000-style model: every error listed every style (170 kB lines).
+    names = [f"painting_{index:05d}_with_a_long_descriptive_name" for index in range(10_000)]
+    model = SimpleNamespace(style_names=names, num_styles=len(names))
+    for spec in ("no_such_style", "10000", "no_such_style:1,0:1", {}):
+        with pytest.raises(StyleSpecError) as error:
+            resolve_style(spec, model)
+        message = str(error.value)
+        assert len(message) < 1500, len(message)
+        assert "0=painting_00000" in message and "9,990 more" in message
+        assert "stylecbn styles" in message

@@ -63,7 +63,19 @@ def test_computed_once_then_read_back_exactly(tmp_path, styles, computed):
     assert_same(again, computed[0], LAYERS)
 
 
-@pytest.mark.parametrize("change", ["painting", "size", "weights", "layers", "damaged"])
+def edit_saved(path, change):
+    """Rewrite the saved file with `change(array)` applied to each matrix, fingerprint kept."""
+    with np.load(path) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    for key in arrays:
+        if key.startswith("layer/"):
+            arrays[key] = change(arrays[key])
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize("change", ["painting", "size", "weights", "layers", "damaged",
+                                    "nan", "5x5"])
 def test_anything_they_depend_on_computes_them_again(tmp_path, styles, computed, change):
     network = fake_loss_network()
     run_style_grams(tmp_path, styles, images_of(styles), network, LAYERS)
@@ -76,8 +88,12 @@ def test_anything_they_depend_on_computes_them_again(tmp_path, styles, computed,
         network = fake_loss_network(seed=7)
     elif change == "layers":
         layers = ("block1_conv2",)
-    else:
+    elif change == "damaged":
         (tmp_path / GRAMS_FILE).write_bytes(b"PK\x03\x04 not a zip file")
+    elif change == "nan":  # a matching fingerprint over values that would train NaN
+        edit_saved(tmp_path / GRAMS_FILE, lambda grams: np.full_like(grams, np.nan))
+    else:  # a matching fingerprint over matrices of another size
+        edit_saved(tmp_path / GRAMS_FILE, lambda grams: np.zeros((len(grams), 5, 5), np.float32))
     grams, reused = run_style_grams(tmp_path, styles, images_of(styles), network, layers)
     assert not reused and len(computed) == 2 and grams is computed[1]
     # and the file now holds the new ones

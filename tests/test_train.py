@@ -214,6 +214,69 @@ def test_resume_rejects_changed_settings_and_missing_checkpoint(uninterrupted, d
               loss_network=fake_loss_network())
 
 
+def test_resume_takes_the_same_folder_by_any_name(uninterrupted, data, tmp_path, monkeypatch):
+    path, _ = uninterrupted
+    run_dir = path.parent / "runs" / "model"
+    styles = Path(data["styles"])
+    monkeypatch.chdir(styles.parent)
+    for index, name in enumerate((f"{styles.name}/", f"./{styles.name}", str(styles.resolve()))):
+        moved = tmp_path / f"run{index}"
+        moved.mkdir()
+        rewrite_checkpoint(latest_checkpoint(run_dir), moved / "checkpoint-00000004.npz",
+                           lambda meta, arrays: meta["config"].update(styles=name))
+        # The same settings but for how the styles folder is written: nothing to train.
+        config = tiny_config(data, tmp_path, resume=True, run_dir=str(moved),
+                             output=str(moved / "model.keras"))
+        lines = []
+        train(config, loss_network=fake_loss_network(), log=lines.append)
+        assert any("nothing to train" in line for line in lines)
+
+
+def rewrite_checkpoint(path, target, change):
+    """Copy a checkpoint to `target` with `change(meta, arrays)` applied (hand-edited)."""
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta = change(meta, arrays) or meta
+    with open(target, "wb") as handle:
+        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def nan_first_weight(meta, arrays):
+    arrays["network/0000"] = np.full_like(arrays["network/0000"], np.nan)
+
+
+def drop_an_array(meta, arrays):
+    del arrays["network/0003"]
+
+
+@pytest.mark.parametrize("change, words", [
+    (nan_first_weight, ["network/0000", "not finite"]),
+    (drop_an_array, ["network/0003", "missing"]),
+    (lambda meta, arrays: ["not", "a", "dict"], ["not a stylecbn-checkpoint-v1 checkpoint"]),
+    (lambda meta, arrays: meta.update(step="six"), ["step", "'six'"]),
+    (lambda meta, arrays: meta.update(config=[1]), ["config"]),
+    (lambda meta, arrays: meta.update(style_names="red"), ["style_names"]),
+    (lambda meta, arrays: meta.update(network=[["a"]]), ["network"]),
+], ids=["nan", "missing array", "meta a list", "step six", "config a list", "names a string",
+        "variables"])
+def test_a_damaged_or_hand_edited_checkpoint_is_one_line(uninterrupted, data, tmp_path, change,
+                                                        words):
+    path, _ = uninterrupted
+    bad_dir = tmp_path / "edited"
+    bad_dir.mkdir()
+    target = bad_dir / "checkpoint-00000004.npz"
+    rewrite_checkpoint(latest_checkpoint(path.parent / "runs" / "model"), target, change)
+    config = tiny_config(data, tmp_path, resume=True, steps=5, run_dir=str(bad_dir))
+    with pytest.raises(ConfigError) as error:
+        train(config, loss_network=fake_loss_network(), log=lambda line: None)
+    message = str(error.value)
+    assert "\n" not in message and str(target) in message, message
+    for word in words:
+        assert word in message, message
+    assert not (tmp_path / "model.keras").exists()
+
+
 @pytest.mark.parametrize("normalization", ["instance", "batch"])
 def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normalization):
     # A model file written before the rename: its style coefficients are under "style_weights".
@@ -328,6 +391,15 @@ def test_config_file_round_trip_and_errors(tmp_path):
         TrainingConfig(output="model.h5")
     with pytest.raises(ConfigError, match="`distribute` must be true or false"):
         TrainingConfig(distribute="yes")
+    # Not an object, or nested past the parser's recursion limit: one line, no traceback.
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="must hold a table/object"):
+        read_config_file(tmp_path / "list.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep.toml").write_text("steps = " + "[" * 100_000 + "]" * 100_000)
+    for name in ("deep.json", "deep.toml"):
+        with pytest.raises(ConfigError, match=f"{name} is nested too deeply"):
+            read_config_file(tmp_path / name)
 
 
 # ----------------------------------------------------------------------------- subprocesses

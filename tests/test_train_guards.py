@@ -2,6 +2,8 @@
 runs that cannot fit in the machine's memory. Tiny settings and the fake loss network of
 test_train.py; the memory tests pretend the machine has little."""
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
@@ -96,3 +98,85 @@ def test_cli_force_flag(data, tmp_path):
     result = CliRunner().invoke(main, [str(a) for a in base + ["--force"]])
     assert result.exit_code == 2 and "holds no photos" in result.output  # past the check
     assert output.read_bytes() == b"keep me"
+
+
+def test_a_run_folder_in_use_is_refused_and_a_dead_runs_lock_taken_over(data, tmp_path):
+    import fcntl
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config = tiny_config(data, tmp_path, steps=2)
+    run_dir = tmp_path / "runs" / "model"
+    run_dir.mkdir(parents=True)
+    lock = run_dir / preflight.RUN_LOCK
+    # Another run holds the folder: its lock file is locked and names its process.
+    with open(lock, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: another run
+        holder.write(json.dumps({"pid": os.getpid(), "host": "this-host"}))
+        holder.flush()
+        with pytest.raises(ConfigError) as error:
+            train(config, loss_network=fake_loss_network(), log=quiet)
+    assert str(error.value) == (
+        f"run folder {run_dir} is in use by another training run (process {os.getpid()} on "
+        "this-host); wait for it to end or stop it, or choose another run_dir."
+    )
+    assert sorted(p.name for p in run_dir.iterdir()) == [preflight.RUN_LOCK]  # nothing written
+    # A run killed with SIGKILL leaves its lock file behind, naming a process that has gone.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    lock.write_text(json.dumps({"pid": int(gone), "host": "this-host"}))
+    lines = []
+    train(config, loss_network=fake_loss_network(), log=lines.append)
+    assert any(f"process {gone} on this-host, which has ended" in line for line in lines), lines
+    assert lock.read_text() == ""  # released: the next run starts without a note
+
+
+def test_the_lock_is_held_while_a_run_trains(data, tmp_path):
+    import fcntl
+    import os
+
+    config = tiny_config(data, tmp_path, steps=2)
+    lock = tmp_path / "runs" / "model" / preflight.RUN_LOCK
+    held = []
+
+    def try_to_lock(line):
+        if "checkpoint:" in line:  # in the middle of the run
+            with open(lock) as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held.append(False)
+                except BlockingIOError:
+                    held.append(True)
+            held.append(str(os.getpid()) in lock.read_text())
+
+    train(config, loss_network=fake_loss_network(), log=try_to_lock)
+    assert held and all(held)
+
+
+def nan_loss_network():
+    """The fake VGG behind a layer that makes every value NaN: the loss is NaN within a few
+    steps (ReLU may turn NaN features into zeros; the total variation term goes NaN)."""
+    import keras
+
+    inner = fake_loss_network()
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, inner(keras.layers.Rescaling(float("nan"))(inputs)),
+                        name="nan_vgg")
+    model.trainable = False
+    return model
+
+
+def test_a_loss_that_is_not_finite_stops_training_and_writes_no_model(data, tmp_path):
+    from stylecbn.errors import TrainingError
+
+    config = tiny_config(data, tmp_path, steps=4)
+    with pytest.raises(TrainingError) as error:
+        train(config, loss_network=nan_loss_network(), log=quiet)
+    message = str(error.value)
+    assert re.match(r"training stopped at step [12]: the loss is nan", message), message
+    assert "\n" not in message
+    assert "learning_rate" in message
+    assert not (tmp_path / "model.keras").exists()
+    assert not list((tmp_path / "runs" / "model").glob("checkpoint-*"))  # none of NaN weights

@@ -1,5 +1,7 @@
 """Video in and out (stylecbn.media.video) and Stylizer.stylize_video, on tiny generated clips."""
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -84,6 +86,42 @@ def test_frames_timing_and_audio_are_kept(tmp_path, clip, suffix):
     # (mean absolute value 6.1); a lossy codec removes at most about that, plus a level or two
     # of rounding and 4:2:0 chroma: under 10. Wrong colours or shifted frames give tens.
     assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames, source_frames)]) < 10
+    assert not leftovers(tmp_path)
+
+
+# Frames 10 ms apart among 40-600 ms gaps: rounding to 1/(average rate) puts some on one tick.
+VFR_MS = [0, 40, 50, 60, 200, 210, 400, 1000]
+
+
+def make_vfr(path):
+    """A clip with a variable frame rate: frames at VFR_MS milliseconds."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for index, pts in enumerate(VFR_MS):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 30, np.uint8), "rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("source_suffix", [".mp4", ".mkv"])
+def test_variable_frame_rates_are_kept(tmp_path, source_suffix):
+    source = tmp_path / f"vfr{source_suffix}"
+    make_vfr(source)
+    for suffix in VIDEO_SUFFIXES:
+        out = tmp_path / f"out{suffix}"
+        assert stream_video(source, out, identity, (32, 32)).frames == len(VFR_MS)
+        frames, times = decoded(out)
+        # Flat grey levels 0, 30, ..., 210: each frame comes back in its place (codec error is
+        # a level or two, the neighbours are 30 apart).
+        np.testing.assert_allclose([f.mean() for f in frames], np.arange(8) * 30, atol=8)
+        if suffix == ".avi":  # one frame per tick of a constant rate: the order is kept
+            assert np.all(np.diff(times) > 0)
+        else:  # every frame at its own time, to the millisecond (Matroska's clock)
+            np.testing.assert_allclose(times, np.array(VFR_MS) / 1000, atol=1e-3)
     assert not leftovers(tmp_path)
 
 
@@ -181,6 +219,37 @@ def test_unreadable_inputs(tmp_path, clip, kind, fragment):
     with pytest.raises(VideoError, match=fragment):
         stream_video(source, tmp_path / "out.mp4", identity, (32, 32))
     assert not (tmp_path / "out.mp4").exists() and not leftovers(tmp_path)
+
+
+def make_faststart(path, frames=20):
+    """An MP4 with its index first (as web videos are): cut short, it still opens."""
+    rng = np.random.default_rng(0)  # noise: every frame ~2 kB, so half the file is ~half the frames
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            picture = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        return [p.pos for p in container.demux(video=0) if p.size]
+
+
+def test_a_cut_video_is_damaged_not_short(tmp_path):
+    whole = tmp_path / "whole.mp4"
+    offsets = make_faststart(whole)
+    data = whole.read_bytes()
+    # Cut inside a frame (the demuxer hands a short packet on), and between two frames (it
+    # simply stops): both are 20 frames in the index and fewer in the file.
+    for end in (len(data) // 2, offsets[11]):
+        cut = tmp_path / "cut.mp4"
+        cut.write_bytes(data[:end])
+        with pytest.raises(VideoError, match=r"cut\.mp4 is damaged .*frame 1[0-2]\b.* of 20"):
+            stream_video(cut, tmp_path / "out.mp4", identity, (64, 64))
+        assert not (tmp_path / "out.mp4").exists() and not leftovers(tmp_path)
 
 
 def test_audio_only_and_bad_outputs(tmp_path, clip):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stylecbn.errors import StyleSpecError, is_integer, is_number, shorten
+from stylecbn.errors import StyleSpecError, is_integer, is_number, printable, shorten
 
 __all__ = ["Blend", "resolve_style", "style_index", "mix"]
 
@@ -58,6 +58,9 @@ def mix(parts, style_names):
     return Blend.from_weights(weights, style_names)
 
 
+_LISTED_STYLES = 10
+
+
 def _label(weights, style_names):
     used = [i for i in np.argsort(-weights, kind="stable") if weights[i] > 0]
     if len(used) == 1:
@@ -70,7 +73,12 @@ def _safe(name):
 
 
 def _valid_styles(model):
-    listing = ", ".join(f"{i}={name}" for i, name in enumerate(model.style_names))
+    # A model may have thousands of styles: the line names the first few.
+    names = model.style_names[:_LISTED_STYLES]
+    listing = ", ".join(f"{i}={printable(name, 40)}" for i, name in enumerate(names))
+    if model.num_styles > _LISTED_STYLES:
+        listing += (f", … and {model.num_styles - _LISTED_STYLES:,} more (`stylecbn styles` "
+                    "lists them)")
     return (
         f"valid styles (index or name): {listing}; blends look like "
         f"'0:0.5,{min(1, model.num_styles - 1)}:0.5' or 'name:1,other:2'"
@@ -89,7 +97,14 @@ def style_index(key, model):
     """
     if isinstance(key, str):
         text = key.strip()
-        if text.lstrip("-").isdigit() and text.lstrip("-").isascii():
+        digits = text.lstrip("-")
+        if digits.isdigit() and digits.isascii():
+            if len(digits) > 18:  # out of range, and int() refuses over 4,300 digits
+                raise StyleSpecError(
+                    f"Style index {shorten(text)} is out of range (this model has "
+                    f"{model.num_styles} styles, 0..{model.num_styles - 1}): "
+                    f"{_valid_styles(model)}."
+                )
             key = int(text)
         elif text in model.style_names:
             return model.style_names.index(text)

@@ -7,6 +7,7 @@ from importlib import metadata
 import click
 
 from stylecbn import __version__
+from stylecbn.errors import printable
 from stylecbn.cli.root import handle_errors
 from stylecbn.cli.common import echo_json, load_stylizer, model_option
 
@@ -25,6 +26,8 @@ def styles(model_path, as_json):
         for index, name, credit in rows:
             echo_json({"index": index, "name": name, "credits": credit})
         return
+    # Names and credits from a file: escaped, so control characters cannot reach the terminal.
+    rows = [(index, printable(name), printable(credit)) for index, name, credit in rows]
     width = max(len(name) for _, name, _ in rows)
     for index, name, credit in rows:
         click.echo(f"{index:>3}  {name:<{width}}  {credit}".rstrip())
@@ -116,7 +119,8 @@ def info(model_path, as_json):
         f"preset {model['preset'] or 'custom'}, width x{model['width_multiplier']:g}, "
         f"{model['parameters']:,} parameters"
     )
-    click.echo(f"{'styles:':<{LABEL}}{', '.join(f'{i}={n}' for i, n in enumerate(model['styles']))}")
+    styles = ", ".join(f"{i}={printable(n)}" for i, n in enumerate(model["styles"]))
+    click.echo(f"{'styles:':<{LABEL}}{styles}")
     for key, value in sorted(model["metadata"].items()):
         text = json.dumps(value, sort_keys=True, default=str)
         click.echo(f"{'  ' + key + ':':<{LABEL}}{text if len(text) <= 100 else text[:97] + '...'}")

@@ -2,15 +2,19 @@
 
 Each command parses its options, builds a configuration and calls one library function.
 Library errors (`StylecbnError`) become one-line messages; exit codes: 0 = all done,
-1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
+1 = some inputs failed, 2 = usage or bad input, 130 = interrupted (Ctrl-C), 143 = terminated
+(SIGTERM).
 """
 
+import contextlib
 import functools
 import importlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import warnings
 
 import click
@@ -20,6 +24,7 @@ from stylecbn import __version__
 from stylecbn.errors import StylecbnError, StylecbnWarning
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 _PILLOW_FOLDER = os.path.dirname(os.path.abspath(PIL.__file__)) + os.sep
 _LONG_VALUE = re.compile(r"'[^']{79,}'|\"[^\"]{79,}\"|\S{81,}")
 
@@ -76,18 +81,43 @@ def fail(message, code=EXIT_BAD_INPUT):
     sys.exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is as Ctrl-C is, so the same cleanups run (temporary
+    outputs removed); the default action would end the process at once and leave them."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers (the CLI runs there)
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(func):
-    """Turn library errors into one-line messages and exit codes; Ctrl-C into exit 130;
-    library warnings (`StylecbnWarning`) into one `Warning:` line each."""
+    """Turn library errors into one-line messages and exit codes; Ctrl-C into exit 130 and
+    SIGTERM into 143, both after cleaning up; library warnings (`StylecbnWarning`) into one
+    `Warning:` line each."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _terminate_like_ctrl_c():
                 warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
                 return func(*args, **kwargs)
         except StylecbnError as exc:
             fail(str(exc))
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            sys.exit(EXIT_TERMINATED)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)

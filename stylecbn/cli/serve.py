@@ -12,7 +12,7 @@ from stylecbn.cli.root import fail, handle_errors
 from stylecbn.cli.common import model_option
 
 WEB_PACKAGES = ("starlette", "uvicorn", "python_multipart")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def _check_web_extra():
@@ -48,6 +48,14 @@ def _listen(host, port):
             fail(f"port {port} on {host} is in use; pick another with --port (0 picks a free one)")
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     return sock
+
+
+def allowed_hosts(address):
+    """The host names a server listening on `address` answers: on a loopback address (IPv4 or
+    IPv6) only those of this machine (a DNS-rebinding guard); elsewhere any (None)."""
+    if ipaddress.ip_address(address.split("%")[0]).is_loopback:
+        return LOOPBACK_NAMES
+    return None
 
 
 def _url(sock):
@@ -90,8 +98,15 @@ def _open_when_started(server, url):
     help="Largest image accepted, in megapixels (all frames together), checked from the "
     "image header before decoding.",
 )
+@click.option(
+    "--max-result-megapixels", type=click.FloatRange(0.001, 170.0), default=12.0,
+    show_default=True,
+    help="Largest result one request may ask for, in megapixels (after its max_size): bounds "
+    "the time and memory of one request.",
+)
 @handle_errors
-def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
+def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels,
+          max_result_megapixels):
     """A local web page to mix styles on your photo, paint regions and download the result.
 
     \b
@@ -103,28 +118,28 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
     import uvicorn
 
     from stylecbn.serve import UploadLimits, create_app
+    from stylecbn.serve.server import server_config
     from stylecbn.applying.stylize import Stylizer
 
     limits = UploadLimits(
-        max_bytes=round(max_upload_mb * 1e6), max_pixels=round(max_megapixels * 1e6)
+        max_bytes=round(max_upload_mb * 1e6), max_pixels=round(max_megapixels * 1e6),
+        max_result_pixels=round(max_result_megapixels * 1e6),
     )
     click.echo("Loading the model…", err=True)
     stylizer = Stylizer(model_path)
     sock = _listen(host, port)
     address = sock.getsockname()[0]
-    loopback = ipaddress.ip_address(address.split("%")[0]).is_loopback
-    # On 127.0.0.1 only requests that name this machine are answered (DNS-rebinding guard).
-    allowed_hosts = LOOPBACK_NAMES if loopback and ":" not in address else None
-    app = create_app(stylizer, limits, allowed_hosts=allowed_hosts)
+    hosts = allowed_hosts(address)
+    app = create_app(stylizer, limits, allowed_hosts=hosts)
     url = _url(sock)
-    if not loopback:
+    if hosts is None:
         click.echo(
             f"Warning: listening on {address}: anyone who can reach this machine can use the "
             "page and its API (there is no login).",
             err=True,
         )
     click.echo(f"stylecbn serve: open {url} in a browser (Ctrl-C stops)", err=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(server_config(app))
     if open_browser:
         _open_when_started(server, url)
     try:

@@ -5,10 +5,11 @@ time, hands every frame (uint8 RGB, as stored) to a function and encodes what co
 while the audio packets go into the output unchanged (copied, not re-encoded). Memory does not
 grow with the clip's length: a few frames are alive at a time, plus the encoder's look-ahead.
 
-Kept from the input: every frame with its timestamp (so the frame count, frame rate and
-timing, variable frame rates included), the rotation flag (phone videos stored sideways play
-upright; AVI has no such flag, so there the frames are turned upright), the pixel aspect
-ratio and every audio stream. Dropped: subtitles, data streams and
+Kept from the input: every frame with its timestamp, in the input's time base (so the frame
+count, frame rate and timing, variable frame rates included; AVI holds only a constant rate, so
+there each frame goes on the next free tick of the average rate), the rotation flag (phone
+videos stored sideways play upright; AVI has no such flag, so there the frames are turned
+upright), the pixel aspect ratio and every audio stream. Dropped: subtitles, data streams and
 chapters.
 
 Written (chosen by the output's suffix): .mp4, .mov and .mkv as H.264 (CRF 18, visually
@@ -141,10 +142,14 @@ def _open_input(source):
         container.close()
 
 
+def _reason(exc):
+    """FFmpeg's words without the file name (which may be our temporary file's)."""
+    return getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+
+
 def _unreadable(name, exc):
-    reason = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
     return VideoError(
-        f"{name} is not a readable video ({reason}); it may be damaged, incomplete or in a "
+        f"{name} is not a readable video ({_reason(exc)}); it may be damaged, incomplete or in a "
         "format FFmpeg cannot read: re-export or re-download it"
     )
 
@@ -255,7 +260,7 @@ def stream_video(source, dest, process, size, *, info=None, progress=None):
         except PermissionError as exc:
             raise VideoError(f"cannot write {dest}: permission denied in {dest.parent}") from exc
         except av.FFmpegError as exc:
-            raise VideoError(f"cannot write {dest}: {exc}") from exc
+            raise VideoError(f"cannot write {dest}: {_reason(exc)}") from exc
         except OSError as exc:
             raise VideoError(f"cannot write {dest}: {exc.strerror or exc}") from exc
     return VideoResult(
@@ -295,7 +300,7 @@ def _open_output(tmp, dest):
     try:
         return av.open(str(tmp), "w", container_options=options)
     except av.FFmpegError as exc:
-        raise VideoError(f"cannot write {dest}: {exc}") from exc
+        raise VideoError(f"cannot write {dest}: {_reason(exc)}") from exc
 
 
 def _add_video_stream(output, codec, options, video, info, size):
@@ -304,8 +309,11 @@ def _add_video_stream(output, codec, options, video, info, size):
     stream = output.add_stream(codec, rate=info.frame_rate, options=options)
     stream.width, stream.height = width, height
     stream.pix_fmt = _PIXEL_FORMAT
-    stream.time_base = 1 / info.frame_rate if avi else video.time_base
     context = stream.codec_context
+    # Every frame keeps its own timestamp in the input's time base, which holds them all
+    # exactly (variable rates included); the encoder would otherwise count in 1/average rate
+    # and round close frames onto one tick.
+    stream.time_base = context.time_base = 1 / info.frame_rate if avi else video.time_base
     context.colorspace = context.color_primaries = context.color_trc = _BT709
     context.color_range = _LIMITED_RANGE
     if video.sample_aspect_ratio:
@@ -343,19 +351,21 @@ def _transcode(container, video, audio, output, encoder, copies, process, size, 
     av = _av()
     avi = _is_avi(output)
     turns = info.rotation // 90 if avi else 0
-    written, last_pts = 0, None
+    written, last_pts, read = 0, None, 0
     packets = container.demux(video, *audio)
     while True:
         try:  # input errors are reported as a damaged input, output errors as write errors
             packet = next(packets, None)
             if packet is None:
                 break
+            # Every stored frame counts, an empty one too; not the flush packet at the end.
+            if packet.stream.type == "video" and (packet.size or packet.pts is not None):
+                read += 1
+                if packet.is_corrupt:  # FFmpeg flags a frame that the file ends inside
+                    raise _damaged(info.source, read, video.frames, "the file ends inside it")
             frames = [] if packet.stream.type == "audio" else packet.decode()
         except av.FFmpegError as exc:
-            raise VideoError(
-                f"{info.source} is damaged at frame {written + 1} ({exc}); re-export or "
-                "re-download it"
-            ) from exc
+            raise _damaged(info.source, written + 1, video.frames, _reason(exc)) from exc
         if packet.stream.type == "audio":
             if packet.dts is not None and packet.size:
                 packet.stream = copies[packet.stream.index]
@@ -378,9 +388,25 @@ def _transcode(container, video, audio, output, encoder, copies, process, size, 
             if progress is not None:
                 progress(written, max(info.frames, written))
     output.mux(encoder.encode(None))
+    if _counts_frames(container) and read < video.frames:  # cut between two frames
+        raise _damaged(info.source, read + 1, video.frames, "the file ends before it")
     if written == 0:
         raise VideoError(f"{info.source} has a video stream without frames")
     return written
+
+
+def _damaged(name, frame, frames, reason):
+    of = f" of {frames}" if frames else ""
+    return VideoError(
+        f"{name} is damaged at frame {frame}{of} ({reason}); it may be incomplete: re-export "
+        "or re-download it"
+    )
+
+
+def _counts_frames(container):
+    """Whether the container's frame count is a count of the stored frames (MP4 and MOV
+    index every frame; AVI's count includes the ticks that hold no frame)."""
+    return "mp4" in container.format.name.split(",")
 
 
 def _timestamp(frame, encoder, avi, info):

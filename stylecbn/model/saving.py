@@ -18,7 +18,7 @@ import h5py
 import keras
 import numpy as np
 
-from stylecbn.errors import ModelFileError
+from stylecbn.errors import ModelFileError, shorten
 from stylecbn.fileio import atomic_path
 from stylecbn.model.network import StyleTransferNetwork
 
@@ -43,6 +43,9 @@ BUILT_IN_MODELS = {
 # Metadata keys renamed since files were written with them (old -> new); renamed on load.
 # "style_weights" held the styles manifest's per-style loss multipliers, not a blend.
 _RENAMED_METADATA = {"style_weights": "style_coefficients"}
+# config.json holds the style names and credits and the metadata: a 100,000-style model's
+# take a few MB. Read whole, a larger one is only memory for nothing.
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def built_in_model_path(name):
@@ -178,14 +181,90 @@ def _check_container(path):
             names = set(archive.namelist())
             if "config.json" not in names or "model.weights.h5" not in names:
                 raise ModelFileError(f"{path} is not a Keras model file: {hint}.")
+            size = archive.getinfo("config.json").file_size
+            if size > MAX_CONFIG_BYTES:
+                raise ModelFileError(
+                    f"{path}: its config.json is {size:,} bytes, over the {MAX_CONFIG_BYTES:,} "
+                    f"a model's needs: {hint}."
+                )
             config = json.loads(archive.read("config.json"))
+            shapes = _stored_shapes(archive)
+    except RecursionError:
+        raise ModelFileError(f"{path}: its config.json is nested too deeply: {hint}.") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ModelFileError(f"{path} cannot be read as a model file ({exc}): {hint}.") from None
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ModelFileError(f"{path}: its config.json is not a model configuration: {hint}.")
     if config.get("class_name") != _CLASS_NAME:
         raise ModelFileError(
-            f"{path} is a Keras model ({config.get('class_name')}) but not a stylecbn style "
-            "network; train one with `stylecbn train`."
+            f"{path} is a Keras model ({shorten(config.get('class_name'))}) but not a stylecbn "
+            "style network; train one with `stylecbn train`."
         )
+    _check_sizes(path, config["config"], shapes)
+    return shapes
+
+
+def _stored_shapes(archive):
+    """The shape of every weight array in the file, read from the HDF5 headers (no values)."""
+    shapes = []
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            shapes.append(tuple(int(side) for side in item.shape))
+
+    with archive.open("model.weights.h5") as weights, h5py.File(weights, "r") as file:
+        file.visititems(visit)
+    return shapes
+
+
+def _check_sizes(path, config, shapes):
+    """Refuse a config that asks for a larger network than the weights hold, before building
+    it: building allocates every weight (a million styles are gigabytes of gamma/beta)."""
+    mismatch = "config.json and the weights do not match; re-save or re-copy the model"
+    styles = config.get("num_styles")
+    rows = {shape[0] for shape in shapes if len(shape) == 2}  # the (styles, channels) tables
+    if rows and rows != {styles}:
+        raise ModelFileError(
+            f"{path}: config.json says {shorten(styles)} styles but the weights hold style "
+            f"tables of {', '.join(map(str, sorted(rows)))}: {mismatch}."
+        )
+    architecture = config.get("architecture")
+    width = config.get("width_multiplier", 1.0)
+    if not isinstance(architecture, dict) or not isinstance(width, (int, float)):
+        return  # Keras refuses these when it builds, in its own words
+    channels = [c for key in ("down_channels", "up_channels")
+                for c in architecture.get(key) or () if isinstance(c, (int, float))]
+    widest = max((side for shape in shapes for side in shape), default=0)
+    if channels and max(channels) * width > widest:
+        raise ModelFileError(
+            f"{path}: config.json asks for {max(channels) * width:g} channels but no weight "
+            f"array is wider than {widest}: {mismatch}."
+        )
+    blocks = architecture.get("residual_blocks")
+    if isinstance(blocks, int) and blocks > len(shapes):
+        raise ModelFileError(
+            f"{path}: config.json asks for {blocks} residual blocks but the file holds "
+            f"{len(shapes)} weight arrays in all: {mismatch}."
+        )
+
+
+def _check_loaded(path, model, shapes):
+    """Refuse a network that Keras built from the file but that is not the file's weights."""
+    if not isinstance(model.dtype_policy, keras.DTypePolicy):
+        raise ModelFileError(f"{path}: config.json gives no valid dtype; re-save the model.")
+    built = sorted(tuple(weight.shape) for weight in model.weights)
+    if built != sorted(shapes):
+        raise ModelFileError(
+            f"{path}: its config.json builds {len(built)} weight arrays but the file holds "
+            f"{len(shapes)} (another number of residual blocks?): config.json and the weights "
+            "do not match; re-save or re-copy the model."
+        )
+    for weight in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
+            raise ModelFileError(
+                f"{path}: its weight {weight.path} is not finite numbers (NaN or inf), so it "
+                "would paint black: the run that wrote it diverged; retrain it or use another."
+            )
 
 
 def load_model(path):
@@ -196,7 +275,7 @@ def load_model(path):
             model; the message names the file.
     """
     path = Path(path)
-    _check_container(path)
+    shapes = _check_container(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds; all mean "this file is unusable".
@@ -204,6 +283,7 @@ def load_model(path):
         raise ModelFileError(f"{path} could not be loaded as a stylecbn model: {first_line}") from None
     if not isinstance(model, StyleTransferNetwork):
         raise ModelFileError(f"{path} is not a stylecbn style network.")
+    _check_loaded(path, model, shapes)
     for old, new in _RENAMED_METADATA.items():
         if old in model.metadata:
             model.metadata.setdefault(new, model.metadata.pop(old))

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -75,14 +76,16 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
     Args:
         stylizer: a `stylecbn.applying.stylize.Stylizer`.
         limits: `UploadLimits` for uploads; default `UploadLimits()`.
-        allowed_hosts: Host header values the app answers (protection against DNS
-            rebinding when it listens on 127.0.0.1); None answers any.
+        allowed_hosts: the host names (without port; IPv6 in brackets, "[::1]") that the
+            Host header may name (protection against DNS rebinding when it listens on a
+            loopback address); None answers any.
 
     Returns:
         A Starlette application.
     """
     limits = limits or UploadLimits()
     queue = ModelQueue()
+    slots = asyncio.Semaphore(limits.max_concurrent)
     thumbnails = {}  # style index -> PNG bytes, made on first request
 
     async def index(request):
@@ -104,7 +107,11 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
                 ],
                 "preview_size": PREVIEW_SIZE,
                 "default_max_size": DEFAULT_MAX_SIZE,
-                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+                "limits": {
+                    "max_bytes": limits.max_bytes,
+                    "max_pixels": limits.max_pixels,
+                    "max_result_pixels": limits.max_result_pixels,
+                },
             }
         )
 
@@ -131,15 +138,20 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
         options = _stylize_options(form, stylizer)
         if "image" not in form.files:
             raise BadRequestError("the form has no photo: send it as the file field 'image'")
-        photo = await run_in_threadpool(read_upload, form.files["image"], limits, "the photo")
-        if "mask" in form.files:
-            options["mask"] = await run_in_threadpool(
-                read_upload, form.files["mask"], limits, "the mask"
-            )
         file_format, media_type = options.pop("format")
         quality = options.pop("quality")
-        image = await queue.run(request, stylizer.stylize, photo, **options)
-        data = await run_in_threadpool(_encode, image, file_format, quality)
+        # Decoded pictures are the big memory (hundreds of MB at 50 megapixels): only
+        # `max_concurrent` requests hold them, from decoding to the encoded answer.
+        async with slots:
+            photo = await run_in_threadpool(
+                read_upload, form.files["image"], limits, "the photo", options["max_size"]
+            )
+            if "mask" in form.files:
+                options["mask"] = await run_in_threadpool(
+                    read_upload, form.files["mask"], limits, "the mask"
+                )
+            image = await queue.run(request, stylizer.stylize, photo, **options)
+            data = await run_in_threadpool(_encode, image, file_format, quality)
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     return Starlette(
@@ -150,17 +162,46 @@ def create_app(stylizer, limits=None, allowed_hosts=None):
             Route("/api/stylize", stylize, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=(
-            [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
-            if allowed_hosts
-            else []
-        ),
+        middleware=[Middleware(HostGuard, allowed=tuple(allowed_hosts))] if allowed_hosts else [],
         exception_handlers={
             StylecbnError: _library_error,
             ClientGone: _client_gone,
+            ClientDisconnect: _client_gone,  # left (or was cut off) while sending the form
             Exception: _internal_error,
         },
     )
+
+
+class HostGuard:
+    """ASGI middleware: a 400 answer to requests whose Host header names another host.
+
+    Starlette's TrustedHostMiddleware cuts the port at the first colon, which leaves "[" of
+    an IPv6 host such as "[::1]:8765"; this one reads the bracketed form.
+    """
+
+    def __init__(self, app, allowed):
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":  # the app has no websocket routes
+            host = Headers(scope=scope).get("host", "")
+            if _host_name(host) not in self.allowed:
+                names = f"{', '.join(self.allowed[:-1])} or {self.allowed[-1]}"
+                await _error(
+                    400, f"this server answers only requests addressed to {names}; received "
+                    f"Host {host[:80]!r}: open the address it printed"
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_name(host):
+    """The host of a Host header without its port: "[::1]:80" -> "[::1]", "a:80" -> "a"."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else None
+    return host.split(":")[0]
 
 
 def _stylize_options(form, stylizer):

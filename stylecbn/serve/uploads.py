@@ -8,6 +8,7 @@ reads without decoding the picture, before `stylecbn.media.reading.read_image` d
 """
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import FormParser, parse_options_header
 
 from stylecbn.errors import ConfigError, ImageError, check_int
+from stylecbn.media.pixels import fit_size
 from stylecbn.media.reading import read_image
 
 __all__ = ["UploadLimits", "UploadForm", "UploadTooLargeError", "read_form", "read_upload"]
@@ -39,19 +41,30 @@ class BadRequestError(ConfigError):
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """How much one request may send.
+    """How much one request may send, and how much painting it may ask for.
 
     Attributes:
         max_bytes: largest file (the photo or the mask), in bytes.
         max_pixels: largest image, width * height summed over its frames.
+        max_result_pixels: largest result, width * height after `max_size`: what goes through
+            the network for one request (its time and memory grow with it), whatever
+            `max_size` asks. 12 megapixels holds a 4000x3000 photo whole.
+        max_concurrent: requests whose images are decoded and painted at once; the others
+            wait their turn holding only their upload's bytes. Two keep the model busy (one
+            request decodes while another is painted).
     """
 
     max_bytes: int = 50 * MB
     max_pixels: int = 50_000_000
+    max_result_pixels: int = 12_000_000
+    max_concurrent: int = 2
 
     def __post_init__(self):
         check_int("max_bytes", self.max_bytes, minimum=1)
         check_int("max_pixels", self.max_pixels, minimum=1, maximum=MAX_PIXELS_LIMIT)
+        check_int("max_result_pixels", self.max_result_pixels, minimum=1,
+                  maximum=MAX_PIXELS_LIMIT)
+        check_int("max_concurrent", self.max_concurrent, minimum=1)
 
     @property
     def max_body_bytes(self):
@@ -63,6 +76,9 @@ class UploadLimits:
 
     def describe_pixels(self):
         return f"{self.max_pixels / 1e6:g} megapixels"
+
+    def describe_result_pixels(self):
+        return f"{self.max_result_pixels / 1e6:g} megapixels"
 
 
 @dataclass
@@ -84,7 +100,7 @@ class UploadForm:
         """Refuse fields this endpoint does not know, so a misspelt option is not ignored."""
         for name in self.fields:
             if name not in text_names:
-                hint = " (it is a file field)" if name in file_names else ""
+                hint = f" (it is a file field: {_FILE_PART})" if name in file_names else ""
                 raise BadRequestError(
                     f"unknown form field {name!r}{hint}; the fields are: "
                     f"{', '.join(sorted((*text_names, *file_names)))}"
@@ -131,7 +147,20 @@ def _body_too_large(size, limits, at_least=False):
     )
 
 
+# python-multipart takes a part without filename= for a text field (it does not read RFC
+# 5987's filename*=), so a file sent that way arrives as text.
+_FILE_PART = ('send a file with filename="..." in its Content-Disposition (filename*= alone '
+              "is not read)")
+# RFC 2046 allows 70 characters; python-multipart refuses over 256 with an error of its own.
+MAX_BOUNDARY = 70
+
+
 def _parse_multipart(body, boundary):
+    if len(boundary) > MAX_BOUNDARY:
+        raise BadRequestError(
+            f"the multipart boundary is {len(boundary)} characters; at most {MAX_BOUNDARY} "
+            "(RFC 2046): send the form as browsers and curl -F do"
+        )
     fields, files = {}, {}
 
     def add(target, name, value):
@@ -144,7 +173,9 @@ def _parse_multipart(body, boundary):
         try:
             value = (field.value or b"").decode("utf-8")
         except UnicodeDecodeError:
-            raise BadRequestError(f"form field {name!r} is not UTF-8 text") from None
+            raise BadRequestError(
+                f"form field {name!r} is not UTF-8 text; if it is a file, {_FILE_PART}"
+            ) from None
         add(fields, name, value)
 
     def on_file(file):
@@ -173,19 +204,22 @@ def _display_name(raw):
     return name[:80] if name else ""
 
 
-def read_upload(upload, limits, what):
+def read_upload(upload, limits, what, max_size=None):
     """Check an uploaded image against `limits` and decode it with `read_image`.
 
     Args:
         upload: an `UploadedFile`.
         limits: the `UploadLimits`.
         what: what the file is, for messages ("the photo", "the mask").
+        max_size: for the photo, the `max_size` it is to be painted at: the result's size is
+            checked against `limits.max_result_pixels` (from the header, before decoding).
 
     Returns:
         A `LoadedImage`.
 
     Raises:
-        UploadTooLargeError: too many bytes, or too many pixels by the image header.
+        UploadTooLargeError: too many bytes, too many pixels by the image header, or a result
+            larger than the limit.
         ImageError: the file is not a readable image (`read_image`'s message).
     """
     name = f"{what} {upload.name}" if upload.name else what
@@ -206,7 +240,29 @@ def read_upload(upload, limits, what):
                 f"up to {limits.describe_pixels()} (downscale it, or start the server with a "
                 "larger --max-megapixels)"
             )
-    return read_image(upload.data, name=name)
+        if max_size is not None:
+            _check_result_size(width, height, max_size, limits, name)
+    loaded = read_image(upload.data, name=name)
+    if header is None and max_size is not None:  # a header Pillow could not read alone
+        _check_result_size(*loaded.size, max_size, limits, name)
+    return loaded
+
+
+def _check_result_size(width, height, max_size, limits, name):
+    result_width, result_height = fit_size(width, height, max_size)
+    if result_width * result_height <= limits.max_result_pixels:
+        return
+    # The longest side whose result fits: from the area ratio, then down past rounding.
+    fitting = int(max(width, height) * math.sqrt(limits.max_result_pixels / (width * height)))
+    while fitting > 1 and math.prod(fit_size(width, height, fitting)) > limits.max_result_pixels:
+        fitting -= 1
+    asked = "its own size (max_size 0)" if max_size == 0 else f"max_size {max_size}"
+    raise UploadTooLargeError(
+        f"{name} at {asked} would be painted at {result_width}x{result_height} "
+        f"({result_width * result_height / 1e6:.3g} megapixels); this server paints up to "
+        f"{limits.describe_result_pixels()} per request: send max_size at most {fitting}, "
+        "or start the server with a larger --max-result-megapixels"
+    )
 
 
 def _header_size(data, name, limits):

@@ -22,8 +22,8 @@ import numpy as np
 from keras import ops
 
 from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig
-from stylecbn.errors import ConfigError
-from stylecbn.fileio import atomic_path
+from stylecbn.errors import ConfigError, shorten
+from stylecbn.fileio import atomic_path, same_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -81,11 +81,52 @@ def read_checkpoint(path):
             arrays = {key: archive[key] for key in archive.files if key != "meta"}
     except ConfigError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, RecursionError, zipfile.BadZipFile) as error:
         raise ConfigError(f"checkpoint {path} cannot be read ({error}); {hint}.") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; {hint}.")
+    problem = _meta_problem(meta) or _arrays_problem(meta, arrays)
+    if problem:
+        raise ConfigError(f"checkpoint {path} is damaged or was edited: {problem}; {hint}.")
     return Checkpoint(path, meta, arrays)
+
+
+def _meta_problem(meta):
+    """What is wrong with a checkpoint's `meta` (as `save_checkpoint` writes it), or None."""
+    def listed(value, kind):
+        return isinstance(value, list) and all(isinstance(item, kind) for item in value)
+
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"its step is {shorten(step)}, not a whole number"
+    if not isinstance(meta.get("config"), dict):
+        return "its config is not a JSON object"
+    if not listed(meta.get("style_names"), str):
+        return "its style_names are not a list of names"
+    coefficients = meta.get("style_coefficients", [])
+    if not listed(coefficients, (int, float)) or isinstance(coefficients, bool):
+        return "its style_coefficients are not a list of numbers"
+    for group in ("network", "optimizer"):
+        entries = meta.get(group)
+        if not isinstance(entries, list) or not all(
+            isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+            and listed(entry[1], int) for entry in entries
+        ):
+            return f"its {group} variables are not a list of [path, shape]"
+    return None
+
+
+def _arrays_problem(meta, arrays):
+    """A missing or non-finite array of the variables `meta` lists, or None."""
+    for group in ("network", "optimizer"):
+        for index in range(len(meta[group])):
+            key = f"{group}/{index:04d}"
+            if key not in arrays:
+                return f"{key} is missing"
+            value = arrays[key]
+            if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+                return f"{key} ({meta[group][index][0]}) is not finite numbers (NaN or inf)"
+    return None
 
 
 def checkpoint_config(run_dir):
@@ -132,7 +173,8 @@ def _check_resume_settings(saved, config, path):
     defaults = {field.name: field.default for field in dataclasses.fields(TrainingConfig)}
     differences = [
         f"{name} (checkpoint: {saved.get(name, defaults[name])!r}, now: {getattr(config, name)!r})"
-        for name in RESULT_SETTINGS if saved.get(name, defaults[name]) != getattr(config, name)
+        for name in RESULT_SETTINGS
+        if not _same_setting(name, saved.get(name, defaults[name]), getattr(config, name))
     ]
     if differences:
         raise ConfigError(
@@ -142,13 +184,25 @@ def _check_resume_settings(saved, config, path):
         )
 
 
+# Folders and files: the same one by any name ("styles/", "./styles", its absolute path).
+_PATH_SETTINGS = ("styles", "content", "base_model", "init_model")
+
+
+def _same_setting(name, saved, now):
+    if saved == now:
+        return True
+    return (name in _PATH_SETTINGS and isinstance(saved, str) and bool(saved) and bool(now)
+            and same_file(saved, now))
+
+
 def check_resumed_styles(checkpoint, style_names, style_coefficients):
     """Raise ConfigError when the styles or their loss coefficients changed since `checkpoint`."""
     meta = checkpoint.meta
     if meta["style_names"] != list(style_names):
         raise ConfigError(
             f"cannot resume: the styles changed since {checkpoint.path} was written (it has "
-            f"{', '.join(meta['style_names'])}); resume with the same styles folder."
+            f"{len(meta['style_names'])}: {shorten(meta['style_names'])}); resume with the "
+            "same styles folder."
         )
     saved = meta.get("style_coefficients")  # absent in older checkpoints: nothing to compare
     if saved is not None and saved != list(style_coefficients):

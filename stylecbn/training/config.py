@@ -230,6 +230,8 @@ def read_config_file(path):
             raise ConfigError(f"Config file {path} must end in .toml or .json.")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {path} is not valid {path.suffix[1:]}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"Config file {path} is nested too deeply to be settings.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a table/object of settings.")
     return data

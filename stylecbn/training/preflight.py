@@ -3,10 +3,15 @@
 `stylecbn.training.run.train` calls them in this order: the settings (`check_config`), the model file
 it will write (`check_output`, then `check_replaceable` once the checkpoint to resume from is
 known), an `init_model` (`check_init_model`), the memory the run needs (`memory_left`,
-which also says what is left for the photo cache), and the run folder (`make_run_dir`). Each
-raises `ConfigError` with a one-line message that says what to change.
+which also says what is left for the photo cache), and the run folder (`make_run_dir`, and
+`RunFolderLock`, which keeps a second run out of it). Each raises `ConfigError` with a one-line
+message that says what to change.
 """
 
+import json
+import os
+import socket
+from pathlib import Path
 
 import keras
 
@@ -22,7 +27,7 @@ from stylecbn.memory import (
 from stylecbn.training.photos import MIN_CROP
 
 __all__ = ["check_config", "check_output", "check_replaceable", "check_init_model",
-           "memory_left", "make_run_dir"]
+           "memory_left", "make_run_dir", "RunFolderLock", "RUN_LOCK"]
 
 
 def check_config(config):
@@ -102,6 +107,92 @@ def check_output(path):
         raise ConfigError(
             f"cannot write the model to {path}: {error.strerror or error} (folder {parent})."
         ) from None
+
+
+RUN_LOCK = "run.lock"
+
+
+class RunFolderLock:
+    """One training run at a time in a run folder.
+
+    Two runs in one folder would write over each other's checkpoints, and the first could no
+    longer resume. The folder's `run.lock` is locked (`flock`) while a run holds it, and names
+    the holder's process and host for the message a second run gets. The operating system
+    releases the lock when its process ends, however it ends: a run killed with SIGKILL leaves
+    the file naming a process that has ended, and the next run takes the lock over (and says
+    so). On systems without `fcntl` (Windows) no lock is taken.
+    """
+
+    def __init__(self, run_dir, log):
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self._handle = None
+
+    @property
+    def held(self):
+        return self._handle is not None
+
+    def acquire(self):
+        """Lock the run folder (it must exist).
+
+        Raises:
+            ConfigError: another run holds it, or the lock file cannot be written.
+        """
+        try:
+            import fcntl
+        except ImportError:
+            return
+        try:
+            handle = open(self.run_dir / RUN_LOCK, "a+", encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(
+                f"cannot write in the run folder {self.run_dir}: {error.strerror or error}."
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _lock_holder(handle) or "its process is starting"
+            handle.close()
+            raise ConfigError(
+                f"run folder {self.run_dir} is in use by another training run ({holder}); "
+                "wait for it to end or stop it, or choose another run_dir."
+            ) from None
+        previous = _lock_holder(handle)
+        if previous:  # a run that ended without releasing the lock (killed, or a power cut)
+            self.log(f"run folder {self.run_dir}: taking over the lock of {previous}, which "
+                     "has ended")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        handle.flush()
+        self._handle = handle
+
+    def release(self):
+        """Unlock, leaving the lock file empty (a run that ends cleanly leaves no holder)."""
+        if self._handle is None:
+            return
+        import fcntl
+
+        self._handle.truncate(0)
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+        self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+def _lock_holder(handle):
+    """"process PID on HOST" from a lock file's record, or "" when there is none."""
+    handle.seek(0)
+    try:
+        record = json.loads(handle.read() or "null")
+        return f"process {int(record['pid'])} on {record['host']}" if record else ""
+    except (ValueError, TypeError, KeyError):
+        return "a process that left an unreadable lock file"
 
 
 def make_run_dir(run_dir):

@@ -51,6 +51,7 @@ from stylecbn.model.saving import load_model, save_model
 from stylecbn.model.network import build_network
 from stylecbn.training.photos import ContentPhotos
 from stylecbn.training.preflight import (
+    RunFolderLock,
     check_config,
     check_init_model,
     check_output,
@@ -106,11 +107,19 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
             or SIGTERM while training).
     """
     log = log or _stderr
-    startup = _StartupLog(log)
     check_config(config)
+    with RunFolderLock(config.resolved_run_dir(), log) as lock:
+        return _train(config, lock, loss_network, callbacks, log, force)
+
+
+def _train(config, lock, loss_network, callbacks, log, force):
+    """`train`, holding the run folder's `lock` from when the folder exists."""
+    startup = _StartupLog(log)
     output = Path(config.output)
     check_output(output)
-    run_dir = config.resolved_run_dir()
+    run_dir = lock.run_dir
+    if run_dir.is_dir():  # before reading its checkpoints: no other run may be writing them
+        lock.acquire()
     checkpoint = find_resume_checkpoint(config, run_dir)
     check_replaceable(output, config, checkpoint, force)
 
@@ -125,6 +134,10 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
                            seed=config.seed, max_bytes=memory_left(config, width))
     startup.phase(f"content photos: {len(photos) + len(photos.holdout_paths)} decoded")
     make_run_dir(run_dir)
+    if not lock.held:
+        lock.acquire()
+        # Another run may have made the folder (and checkpointed) since it was looked at.
+        find_resume_checkpoint(config, run_dir)
     weights = _loss_weights(config)
     coefficients = _style_coefficients(base, specs)
     label_offset = base.num_styles if base is not None else 0

@@ -7,8 +7,9 @@ and writes `style_grams.npz` into the run folder (atomically). A later start of 
 fingerprint matches: the SHA-256 of every style image file with the size its Grams are
 computed at, the style layers, and the loss network (its name, variable paths, shapes and
 values). Anything else (another painting, a replaced file, other VGG weights) computes them
-anew and replaces the file. A damaged file is computed anew too, and a file that cannot be
-written (a full disk) only warns: the run goes on.
+anew and replaces the file. A damaged file is computed anew too (as is one whose matrices
+have another size or values that are not finite), and a file that cannot be written (a full
+disk) only warns: the run goes on.
 
 A resumed run on the same backend then uses exactly the Gram matrices of the run it continues.
 """
@@ -67,7 +68,7 @@ def run_style_grams(run_dir, specs, images, loss_network, layers):
     """
     path = run_dir / GRAMS_FILE
     fingerprint = style_fingerprint(specs, loss_network, layers)
-    saved = _read(path, fingerprint, layers, len(specs))
+    saved = _read(path, fingerprint, _shapes(loss_network, layers, len(specs)))
     if saved is not None:
         return saved, True
     grams = compute_style_grams(loss_network, images(), layers)
@@ -82,17 +83,27 @@ def run_style_grams(run_dir, specs, images, loss_network, layers):
     return grams, False
 
 
-def _read(path, fingerprint, layers, count):
-    """The saved matrices when `path` holds those of `fingerprint`, else None."""
+def _shapes(loss_network, layers, count):
+    """{layer: (styles, channels, channels)}: the shape of each layer's Gram matrices."""
+    channels = {layer: loss_network.output[layer].shape[-1] for layer in layers}
+    return {layer: (count, channels[layer], channels[layer]) for layer in layers}
+
+
+def _read(path, fingerprint, shapes):
+    """The saved matrices when `path` holds those of `fingerprint`, of `shapes` ({layer:
+    shape}) and finite, else None (a damaged or edited file is computed again)."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as saved:
             if str(saved["fingerprint"]) != fingerprint:
                 return None
-            grams = {layer: saved[f"layer/{index}"] for index, layer in enumerate(layers)}
+            grams = {layer: saved[f"layer/{index}"] for index, layer in enumerate(shapes)}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None  # damaged or from another version: compute them again
-    if any(value.ndim != 3 or len(value) != count for value in grams.values()):
-        return None
+    for layer, value in grams.items():
+        if value.shape != shapes[layer] or value.dtype != np.float32:
+            return None
+        if not np.all(np.isfinite(value)):
+            return None
     return grams

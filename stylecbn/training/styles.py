@@ -172,9 +172,9 @@ def load_styles_folder(folder):
 
 
 def _check_style_name(spec, folder):
-    """Refuse names that a style specification would read as something else: a whole number
-    is always an index, ':' and ',' make a blend, and blank or padded names cannot be typed
-    back."""
+    """Refuse names that a style specification would read as something else: a whole number is always an
+    index, ':' and ',' make a blend, and blank or padded names or control characters cannot
+    be typed back."""
     name = spec.name
     problem = None
     if name.strip().lstrip("-").isdigit():
@@ -183,6 +183,8 @@ def _check_style_name(spec, folder):
         problem = "contains ':' or ',', which a style specification reads as a blend"
     elif not name.strip() or name != name.strip():
         problem = "is blank or starts or ends with spaces"
+    elif not name.isprintable():  # escape sequences would reach the terminal that lists it
+        problem = "contains a control character (an escape, a newline, a tab)"
     if problem:
         raise DataError(
             f"style {spec.path.name} in {folder}: its name {shorten(name)} {problem}; rename "

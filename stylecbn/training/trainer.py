@@ -19,6 +19,7 @@ no backend-neutral equivalent there), so this module runs on JAX without TensorF
 
 import concurrent.futures
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -27,7 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from stylecbn.errors import ConfigError, DataError
+from stylecbn.errors import ConfigError, DataError, TrainingError
 from stylecbn.model.network import build_network
 
 __all__ = [
@@ -343,6 +344,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                     return
                 terms, now = self._finished.pop(step)
             self._handled = step
+            _check_finite(step, terms)
             self.last_terms = terms
             if step == self.first_step + 1 and self._fit_started is not None:
                 since = ("" if self.started is None
@@ -369,6 +371,19 @@ class TrainingMonitor(keras.callbacks.Callback):
             left = _duration((config.steps - step) * seconds_per_step)
             speed = f"{config.batch_size / max(seconds_per_step, 1e-9):.1f} img/s  {left} left"
         self.run.log(f"step {step}/{config.steps}  {terms}  {speed}")
+
+
+def _check_finite(step, terms):
+    """Stop at the first step whose loss is not a finite number: every later step, each
+    checkpoint and the model would hold NaN weights (which paint black images)."""
+    if all(math.isfinite(value) for value in terms.values()):
+        return
+    listed = ", ".join(f"{_SHORT_NAMES[name]} {value}" for name, value in terms.items())
+    raise TrainingError(
+        f"training stopped at step {step}: the loss is {terms.get('total_loss', 'nan')} "
+        f"({listed}), so no model was written; the run diverged (lower learning_rate) or "
+        "an input holds values that are not finite"
+    )
 
 
 def _duration(seconds):
