@@ -5,3 +5,7 @@ what the network is conditioned on; `finish` colour and strength; `overviews` sh
 interpolations and blend grids; `strips` large images strip by strip; `flicker` the flicker
 reducer for frames. Imports the ground floor, media, model and perceptual, never training.
 """
+
+from stylecbn.backend import start_quietly
+
+start_quietly()  # this wing uses Keras: start it without TensorFlow's native chatter

@@ -293,9 +293,6 @@ def apply(
       cat photo.jpg | stylecbn apply - --style 2 > out.png
       stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4
     """
-    from stylecbn.applying.stylize import check_max_size
-
-    check_max_size(max_size)
     if (mask is None) != (mask_style is None):
         fail("--mask and --mask-style go together: --mask-style is the style inside the mask.")
     _check_name_pattern(name_pattern)
@@ -306,6 +303,9 @@ def apply(
         fail("--json prints to stdout, which the image already uses; write to a file with -o.")
     out_format = out_format.lower() if out_format else None
 
+    from stylecbn.applying.stylize import check_max_size  # Keras starts here, not for --help
+
+    check_max_size(max_size)
     stylizer = load_stylizer(model_path, jit_compile=xla)
     blend = stylizer.blend(style)
     label = blend.label
