@@ -153,6 +153,8 @@ def test_stdin_to_stdout(tmp_path, model_path):
     data = save(tmp_path / "p.png").read_bytes()
     result = run("apply", "-", "-m", model_path, "-s", "1", input=data)
     assert result.exit_code == 0, result.stderr
+    jpeg_in = run("apply", "-", "-m", model_path, input=save(tmp_path / "p.jpg").read_bytes())
+    assert jpeg_in.stdout_bytes[:8] == b"\x89PNG\r\n\x1a\n"  # stdout is PNG, as --help says
     out = pixels(result.stdout_bytes)
     file_result = run("apply", tmp_path / "p.png", "-m", model_path, "-s", "1", "-o", "-",
                       "--format", "png")

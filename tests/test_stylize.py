@@ -104,6 +104,27 @@ def test_resolve_style_errors_list_valid_styles(net, spec, fragment):
         assert "0=starry, 1=wave, 2=mosaic" in message
 
 
+@pytest.mark.parametrize(
+    "spec, hint",
+    [
+        ("star", "(did you mean starry?)"),          # a prefix
+        ("Wave", "(did you mean wave?)"),            # case
+        ("mosiac", "(did you mean mosaic?)"),        # a typo
+        ("starry:1,wav:1", "(did you mean wave?)"),  # inside a blend
+        ("vangogh", None),                           # nothing close: no guess
+    ],
+)
+def test_unknown_style_names_suggest_close_ones(net, spec, hint):
+    with pytest.raises(StyleSpecError) as info:
+        resolve_style(spec, net)
+    message = str(info.value)
+    assert "0=starry, 1=wave, 2=mosaic" in message
+    if hint is None:
+        assert "did you mean" not in message
+    else:
+        assert hint in message
+
+
 def test_blend_label_index_and_mix(net):
     assert resolve_style("wave", net).label == "wave"
     assert resolve_style("starry:1,mosaic:3", net).label == "mosaic75-starry25"

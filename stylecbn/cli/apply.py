@@ -171,12 +171,12 @@ def _plan_outputs(jobs, mode, output, pattern, style_name, out_format):
         outputs[key] = job.source
 
 
-def _write_format(job, loaded, out_format):
+def _write_format(job, result, out_format):
     if out_format:
         return out_format
     if job.output is not None:
         return None  # from the suffix
-    return loaded.format if loaded.format in ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP") else "PNG"
+    return "GIF" if len(result.frames) > 1 else "PNG"  # stdout: PNG holds one picture
 
 
 @click.command()
@@ -248,7 +248,8 @@ def _write_format(job, loaded, out_format):
     "out_format",
     type=click.Choice(FORMATS, case_sensitive=False),
     default=None,
-    help="Image output format (default: the input's, PNG for stdin); videos keep theirs.",
+    help="Image output format (default: the input's; on stdout PNG, GIF for an animation); "
+    "videos keep theirs.",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG and WebP quality.")
@@ -288,7 +289,7 @@ def apply(
 
     \b
     Examples:
-      stylecbn apply photo.jpg --style starry -o out.jpg
+      stylecbn apply photo.jpg --style starry_night -o out.jpg
       stylecbn apply photos/ -r --style 3:0.5,12:0.5 -o styled/ --name {stem}_{style}.png
       cat photo.jpg | stylecbn apply - --style 2 > out.png
       stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4

@@ -86,7 +86,7 @@ def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_
     \b
     Examples:
       stylecbn interpolate photo.jpg --from 3 --to 12 --frames 24 -o anim.gif
-      stylecbn interpolate photo.jpg --from starry --to wave -o frames/
+      stylecbn interpolate photo.jpg --from starry_night --to great_wave -o frames/
       stylecbn interpolate photo.jpg --grid 0 3 7 12 --steps 5 -o grid.png
     """
     from stylecbn.media.sheets import blend_grid_sheet, labelled_sheet
