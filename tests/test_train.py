@@ -123,9 +123,13 @@ def uninterrupted(data, tmp_path_factory):
     return path, lines
 
 
-def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, data):
+def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, data,
+                                                                   tmp_path_factory):
     path, lines = uninterrupted
     model = load_model(path)
+    # a model file records names, never the directories of the machine that made it
+    assert str(tmp_path_factory.getbasetemp()) not in json.dumps(model.metadata)
+    assert model.metadata["training"]["output"] == path.name
     assert model.style_names == ["red", "blue"]
     assert model.style_credits == ["made by the test", ""]
     training = model.metadata["training"]
@@ -239,6 +243,8 @@ def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normaliza
     assert extended.metadata["style_coefficients"] == [1.0, 2.0, 1.0]
     assert "style_weights" not in extended.metadata
     assert extended.metadata["base_model"]["styles"] == ["red", "blue"]
+    assert extended.metadata["base_model"]["file"] == "base.keras"
+    assert str(tmp_path) not in json.dumps(extended.metadata)
 
     photos = np.random.default_rng(1).random((2, 24, 24, 3)).astype("float32")
     for label in (0, 1):

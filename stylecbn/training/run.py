@@ -343,25 +343,32 @@ def _fit(run, monitor, first_step, num_labels, label_offset, callbacks):
 # ----------------------------------------------------------------------------- the model file
 
 
+_PATH_SETTINGS = ("styles", "content", "output", "run_dir", "base_model", "init_model",
+                  "vgg_weights")
+
+
 def _model_metadata(config, base, init, weights, style_coefficients, description, steps_done,
                     final_losses):
     """What the model file records about how it was made (and from which model)."""
     metadata = dict(base.metadata) if base is not None else {}
     if base is not None:
-        metadata["base_model"] = {"file": str(config.base_model),
+        metadata["base_model"] = {"file": Path(config.base_model).name,
                                   "styles": base.style_names,
                                   "training": base.metadata.get("training")}
     if init is not None:
         # The init model's own lineage comes along, so a chain of runs stays traceable.
         metadata["init_model"] = {
-            "file": str(config.init_model),
+            "file": Path(config.init_model).name,
             "steps_trained": init.metadata.get("steps_trained"),
             "training": init.metadata.get("training"),
             **{key: init.metadata[key] for key in ("init_model", "base_model")
                if key in init.metadata},
         }
     metadata.update({
-        "training": config.to_dict(),
+        # the settings with each path cut to its last name: a model file travels, and should
+        # not carry the directories of the machine that made it
+        "training": {**config.to_dict(), **{name: Path(getattr(config, name)).name
+                                            for name in _PATH_SETTINGS}},
         "vgg_weights": description,
         "loss_weights": {**dataclasses.asdict(weights), "style_layers": list(weights.style_layers)},
         "style_coefficients": list(style_coefficients),
