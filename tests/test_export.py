@@ -303,6 +303,24 @@ def test_missing_and_invalid_model_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.keras"]
 
 
+def test_a_built_in_model_is_exported_by_name(tiny, tmp_path, monkeypatch):
+    """`stylecbn export default ...` exports the built-in model (here the tiny one installed
+    as it); an unknown name is one line naming the built-in models."""
+    import shutil
+
+    (tmp_path / "assets").mkdir()
+    shutil.copyfile(tiny[1], tmp_path / "assets" / "default.keras")
+    monkeypatch.setattr(modelfile, "ASSETS_DIR", tmp_path / "assets")
+    exported = []
+    monkeypatch.setattr(export, "export_model",
+                        lambda model, config: exported.append(model) or config.output)
+    result = run("default", "--format", "tflite", "-o", tmp_path / "m.tflite")
+    assert result.exit_code == 0, result.output
+    assert [m.style_names for m in exported] == [NAMES]
+    assert_one_line_error(run("nosuch", "--format", "tflite", "-o", tmp_path / "m.tflite"),
+                          "Unknown model 'nosuch'", "default, fast")
+
+
 @pytest.mark.parametrize(
     "args, fragments",
     [

@@ -48,9 +48,10 @@ def _path_option(*names, **kwargs):
 @_path_option("--content", help="Folder of content photos, searched recursively.")
 @_path_option("-o", "--output", help="The model file to write. [model.keras]")
 @_path_option("--run-dir", help="Checkpoints, previews, logs. [runs/<output stem>]")
-@_path_option("--base", help="A trained model: add the --styles to it, training only their rows.")
-@_path_option("--init-from", help="A trained model with the same styles and network: start "
-              "from its weights (fresh optimizer, steps from 0).")
+@_path_option("--base", metavar="NAME|FILE", help="A trained model (a built-in name or a "
+              ".keras file): add the --styles to it, training only their rows.")
+@_path_option("--init-from", metavar="NAME|FILE", help="A trained model with the same styles "
+              "and network: start from its weights (fresh optimizer, steps from 0).")
 @click.option("--steps", type=int, default=None, help="Training steps. [40000]")
 @click.option("--batch-size", type=int, default=None, help="[16]")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, default=None, help="[1e-3]")

@@ -47,7 +47,7 @@ from stylecbn.training.checkpoints import (
 from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.errors import ModelFileError
 from stylecbn.perceptual.losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss
-from stylecbn.model.saving import load_model, save_model
+from stylecbn.model.saving import load_model, resolve_model_path, save_model
 from stylecbn.model.network import build_network
 from stylecbn.training.photos import ContentPhotos
 from stylecbn.training.preflight import (
@@ -115,8 +115,9 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
     check_replaceable(output, config, checkpoint, force)
 
     specs = load_styles_folder(config.styles)
-    base = load_model(config.base_model) if config.base_model else None
-    init = load_model(config.init_model) if config.init_model else None
+    # --base and --init-from take a built-in model's name, as --model does, or a file
+    base = load_model(resolve_model_path(config.base_model)) if config.base_model else None
+    init = load_model(resolve_model_path(config.init_model)) if config.init_model else None
     if init is not None:
         check_init_model(init, config, specs)
     startup.phase(f"styles: {len(specs)} read")
