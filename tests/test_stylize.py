@@ -329,6 +329,21 @@ def test_interpolate_and_grid(stylizer):
         stylizer.blend_grid(image, [0, 1, 2, 0], steps=1)
 
 
+def test_overviews_report_progress(stylizer):
+    """sheet, interpolate and blend_grid call `progress(done, total)` after each picture,
+    so the CLI can draw a bar."""
+    calls = []
+    stylizer.interpolate(photo(), 0, 1, frames=3, max_size=24, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls.clear()
+    stylizer.blend_grid(photo(), [0, 1, 2, 0], steps=2, max_size=24,
+                        progress=lambda *a: calls.append(a))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    calls.clear()
+    stylizer.style_sheet(photo(), styles=[0, 2], tile_size=24, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 2), (2, 2)]
+
+
 def test_style_sheet(stylizer):
     sheet = stylizer.style_sheet(photo(), tile_size=32, columns=2)
     # 4 tiles (original + 3 styles) in 2 columns of 32x25 cells with labels below.

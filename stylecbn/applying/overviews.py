@@ -18,7 +18,8 @@ __all__ = ["style_sheet", "interpolate", "blend_grid"]
 
 
 def style_sheet(
-    stylizer, image, styles=None, tile_size=256, columns=None, include_original=True, **options
+    stylizer, image, styles=None, tile_size=256, columns=None, include_original=True,
+    progress=None, **options
 ):
     """Every style (or the chosen ones) on one photo, each tile labelled "index name".
 
@@ -30,6 +31,7 @@ def style_sheet(
         tile_size: longest side of each tile.
         columns: tiles per row; default about the square root of the count.
         include_original: put the unstyled photo first, labelled "original".
+        progress: optional `callback(tiles_done, tiles_total)`, called after each style.
         **options: `strength`, `preserve_color` as in `stylize`.
 
     Returns:
@@ -47,13 +49,15 @@ def style_sheet(
     if include_original:
         tiles.append(stylizer.stylize(loaded, 0, strength=0.0, max_size=tile_size))
         labels.append("original")
-    for blend in blends:
+    for done, blend in enumerate(blends, 1):
         tiles.append(stylizer.stylize(loaded, blend, max_size=tile_size, **options))
         index = blend.index
         labels.append(blend.label if index is None else f"{index} {stylizer.style_names[index]}")
+        _report(progress, done, len(blends))
     return labelled_sheet(tiles, labels, columns=columns)
 
-def interpolate(stylizer, image, from_style, to_style, frames=24, max_size=512, **options):
+def interpolate(stylizer, image, from_style, to_style, frames=24, max_size=512, progress=None,
+                **options):
     """Frames that move from one style (or blend) to another in equal weight steps.
 
     Args:
@@ -61,6 +65,7 @@ def interpolate(stylizer, image, from_style, to_style, frames=24, max_size=512, 
         from_style, to_style: `Blend`s or style specifications.
         frames: number of frames (>= 2), ends included.
         max_size: longest side of the frames.
+        progress: optional `callback(frames_done, frames_total)`, called after each frame.
         **options: `strength`, `preserve_color` as in `stylize`.
 
     Returns:
@@ -71,19 +76,14 @@ def interpolate(stylizer, image, from_style, to_style, frames=24, max_size=512, 
     start, end = stylizer.blend(from_style), stylizer.blend(to_style)
     loaded = image if isinstance(image, LoadedImage) else read_image(
         image, max_pixels=stylizer.max_pixels)
-    return [
-        np.asarray(
-            stylizer.stylize(
-                loaded,
-                mix([(1 - t, start), (t, end)], stylizer.style_names),
-                max_size=max_size,
-                **options,
-            )
-        )
-        for t in np.linspace(0.0, 1.0, int(frames))
-    ]
+    images = []
+    for t in np.linspace(0.0, 1.0, int(frames)):
+        blend = mix([(1 - t, start), (t, end)], stylizer.style_names)
+        images.append(np.asarray(stylizer.stylize(loaded, blend, max_size=max_size, **options)))
+        _report(progress, len(images), int(frames))
+    return images
 
-def blend_grid(stylizer, image, corners, steps=5, max_size=256, **options):
+def blend_grid(stylizer, image, corners, steps=5, max_size=256, progress=None, **options):
     """A steps x steps grid of bilinear blends between four styles at the corners.
 
     Args:
@@ -92,6 +92,7 @@ def blend_grid(stylizer, image, corners, steps=5, max_size=256, **options):
             bottom-left, bottom-right.
         steps: cells per side (>= 2).
         max_size: longest side of each cell.
+        progress: optional `callback(cells_done, cells_total)`, called after each cell.
         **options: `strength`, `preserve_color` as in `stylize`.
 
     Returns:
@@ -114,6 +115,12 @@ def blend_grid(stylizer, image, corners, steps=5, max_size=256, **options):
             )
             row.append(np.asarray(stylizer.stylize(loaded, cell, max_size=max_size, **options)))
             blend_row.append(cell)
+            _report(progress, len(rows) * int(steps) + len(row), int(steps) ** 2)
         rows.append(row)
         blend_rows.append(blend_row)
     return rows, blend_rows
+
+
+def _report(progress, done, total):
+    if progress is not None:
+        progress(done, total)

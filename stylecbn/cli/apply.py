@@ -6,6 +6,7 @@ once per input; library errors become one-line messages through `handle_errors`.
 0 = all done, 1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
 """
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from stylecbn.cli.common import (
     load_stylizer,
     max_pixels_option,
     model_option,
+    progress_bar,
     read_input,
     stdout,
 )
@@ -327,7 +329,7 @@ def apply(
     show_bar = len(jobs) > 1 and not as_json
     with click.progressbar(
         jobs, label="Stylizing", file=sys.stderr, show_pos=True, item_show_func=lambda j: None
-    ) if show_bar else _nullbar(jobs) as bar:
+    ) if show_bar else contextlib.nullcontext(jobs) as bar:
         for job in bar:
             started = time.perf_counter()
             target = str(job.output) if job.output is not None else "<stdout>"
@@ -343,7 +345,8 @@ def apply(
                         echo_json({"input": job.source, "output": target, "status": "ok",
                                    "style": style_record, **_video_record(video, options)})
                     elif len(jobs) == 1:
-                        click.echo(f"Wrote {target} ({video.frames} frames)", err=True)
+                        click.echo(f"Wrote {target} ({video.frames} frames, {video.width}x"
+                                   f"{video.height}, {video.seconds:.1f} s)", err=True)
                     continue
                 loaded = read_input(job.source, max_pixels)
                 result = stylizer.stylize_frames(loaded, blend, **options)
@@ -374,7 +377,9 @@ def apply(
                            "frames": len(result.frames),
                            "seconds": round(time.perf_counter() - started, 3)})
             elif mode != "stdout" and len(jobs) == 1:
-                click.echo(f"Wrote {target}", err=True)
+                width, height = result.size
+                click.echo(f"Wrote {target} ({width}x{height}, "
+                           f"{time.perf_counter() - started:.1f} s)", err=True)
     if len(jobs) > 1 and not as_json:
         click.echo(f"Wrote {len(jobs) - failures} of {len(jobs)} images; {failures} failed.", err=True)
     if failures:
@@ -397,17 +402,8 @@ def _input_error(job, exc):
 
 def _apply_video(stylizer, job, blend, options, show_bar):
     """Stylize one video with a progress bar (frames, frames/s, time left) on a terminal."""
-    if not (show_bar and sys.stderr.isatty()):  # elsewhere click would print just the label
-        return stylizer.stylize_video(job.source, job.output, blend, **options)
-    started = time.perf_counter()
-    with click.progressbar(length=1, label=Path(job.source).name, file=sys.stderr,
-                           show_pos=True, show_eta=True, item_show_func=lambda text: text) as bar:
-
-        def progress(done, total):
-            bar.length = total
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            bar.update(done - bar.pos, f"{rate:.2f} frames/s")
-
+    with progress_bar(Path(job.source).name, "frames") if show_bar else \
+            contextlib.nullcontext() as progress:
         return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
                                       **options)
 
@@ -428,16 +424,3 @@ def _video_record(video, options):
         "fps": round(video.frames_per_second, 3),
         "seconds": round(video.seconds, 3),
     }
-
-
-class _nullbar:
-    """Stands in for click.progressbar when no bar is shown."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __enter__(self):
-        return self.items
-
-    def __exit__(self, *exc):
-        return False
