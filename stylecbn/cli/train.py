@@ -70,7 +70,8 @@ def _path_option(*names, **kwargs):
 @click.option("--checkpoint-every", type=int, default=None, help="[500]")
 @click.option("--preview-every", type=int, default=None, help="[500]")
 @click.option("--log-every", type=int, default=None, help="[10]")
-@click.option("--holdout", type=int, default=None, help="Photos kept for previews. [4]")
+@click.option("--holdout", type=int, default=None,
+              help="Photos kept out of training for previews, at most a quarter of them. [4]")
 @click.option("--preview-size", type=int, default=None, help="Preview tile side in px. [128]")
 @click.option("--distribute/--no-distribute", default=None,
               help="Data-parallel on all local devices.")

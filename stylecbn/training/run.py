@@ -161,7 +161,8 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
                 if base is not None else f"training {len(specs)} style(s)")
         if init is not None:
             what += f" from the weights of {config.init_model}"
-        log(f"{what} on {len(photos)} photos, {devices} device(s), backend "
+        log(f"{what} on {len(photos)} photos ({len(photos.holdout_paths)} more held out for "
+            f"previews), {devices} device(s), backend "
             f"{keras.backend.backend()}, {config.precision}; run folder {run_dir}")
         first_step = checkpoint.step if checkpoint is not None else 0
         monitor = TrainingMonitor(run, first_step, started=startup.started)
