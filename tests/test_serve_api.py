@@ -399,7 +399,7 @@ def test_serve_without_the_web_extra_says_what_to_install(monkeypatch):
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert lines == ['Error: stylecbn serve needs the web extra: pip install "stylecbn[web]" '
+    assert lines == ['Error: stylecbn serve needs the web extra: in a clone, pip install -e ".[web]" '
                      "(missing: uvicorn)"]
 
 

@@ -1,7 +1,7 @@
 """`stylecbn serve`: a local web page to mix styles on a photo and paint where they go.
 
 `create_app(stylizer)` builds the ASGI app (Starlette); `stylecbn.cli.serve` runs it
-with uvicorn. Needs the web extra: `pip install "stylecbn[web]"`.
+with uvicorn. Needs the web extra: `pip install -e ".[web]"` in a clone.
 """
 
 from stylecbn.serve.app import PREVIEW_SIZE, create_app
