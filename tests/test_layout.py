@@ -166,6 +166,13 @@ def test_the_python_api_is_quiet():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "(1, 8, 8, 3)"
     assert result.stderr == ""
+    # asking TensorFlow for its messages gets them; asking for quiet (3) stays quiet
+    loud = _fresh(code.replace("import stylecbn\n",
+                               "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0'\nimport stylecbn\n"))
+    assert loud.returncode == 0 and loud.stderr != ""
+    quiet = _fresh(code.replace("import stylecbn\n",
+                                "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport stylecbn\n"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def test_public_api_names():
