@@ -37,7 +37,7 @@ from stylecbn.serve import (  # noqa: E402
     uploads,
 )
 from stylecbn.serve.app import THUMBNAIL_SIZE, ClientGone, ModelQueue  # noqa: E402
-from stylecbn.serve.sample import sample_photo  # noqa: E402
+from stylecbn.media.sample import sample_photo  # noqa: E402
 from stylecbn.applying.stylize import Stylizer  # noqa: E402
 
 

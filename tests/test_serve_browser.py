@@ -31,7 +31,7 @@ from serve_helpers import STYLE_NAMES, running_server, save_tiny_model  # noqa: 
 
 from stylecbn.model.saving import default_model_path  # noqa: E402
 from stylecbn.serve import UploadLimits, create_app  # noqa: E402
-from stylecbn.serve.sample import sample_photo  # noqa: E402
+from stylecbn.media.sample import sample_photo  # noqa: E402
 from stylecbn.applying.stylize import Stylizer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
