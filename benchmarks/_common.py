@@ -3,8 +3,19 @@ is on `sys.path` and they import it as `_common`)."""
 
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+
+
+def needs_folders(*folders):
+    """Stop with one line when a folder the benchmark reads is missing (most are in
+    ../shared/data, the project's photos and paintings, which a clone does not have)."""
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise SystemExit(f"{folder} does not exist: this benchmark reads the project's photos "
+                             "and paintings (../shared/data, not part of a clone); point its "
+                             "options at folders of your own.")
 
 
 def median_seconds(call, repeats):

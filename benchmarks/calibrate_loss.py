@@ -30,6 +30,7 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import needs_folders  # noqa: E402
 from stylecbn.media.reading import read_image  # noqa: E402
 from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams  # noqa: E402
 from stylecbn.media.pixels import center_square  # noqa: E402
@@ -122,6 +123,7 @@ def main():
     parser.add_argument("--paintings", nargs="+", default=PAINTINGS)
     parser.add_argument("--save-dir", type=Path, help="write the Gatys outputs as PNG here")
     args = parser.parse_args()
+    needs_folders(DATA / "paintings", DATA / "content")
 
     start = time.monotonic()
     network, description = build_loss_network(args.weights)

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from _common import needs_folders
 from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.media.reading import read_image
 from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
@@ -127,6 +128,7 @@ def main():
     parser.add_argument("--vgg-weights", default="",
                         help="default: the weights named in the model's training config, else auto")
     args = parser.parse_args()
+    needs_folders(args.content, args.styles)
 
     model = load_model(args.model)
     training = model.metadata.get("training", {})

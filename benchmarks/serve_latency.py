@@ -101,7 +101,7 @@ def main():
     from PIL import Image
 
     from stylecbn.serve import PREVIEW_SIZE
-    from stylecbn.serve.sample import sample_photo
+    from stylecbn.media.sample import sample_photo
     from stylecbn.applying.stylize import Stylizer
 
     photo = sample_photo(PREVIEW_SIZE, PREVIEW_SIZE * 2 // 3)

@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 from keras import ops
 
+from _common import needs_folders
 from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.media.reading import LoadedImage, read_image
 from stylecbn.model.layers import ConditionalInstanceNormalization
@@ -336,6 +337,7 @@ def main():
     parser.add_argument("--gif", default=None, help="write per-frame | stabilized of a pan clip")
     parser.add_argument("--save-clip", default=None, help="write that pan clip as a video")
     args = parser.parse_args()
+    needs_folders(args.styles_folder, *([] if args.video else [args.content]))
 
     frame_size = tuple(int(v) for v in args.size.lower().split("x"))
     carries = [float(c) for c in args.carries.split(",") if c]

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,8 @@ def test_apply_file_to_file(tmp_path, model_path):
     result = run("apply", src, "-m", model_path, "-s", "wave", "-o", tmp_path / "out.png")
     assert result.exit_code == 0, result.output
     assert pixels(tmp_path / "out.png").shape == (40, 52, 3)
-    assert "Wrote" in result.stderr
+    assert re.fullmatch(rf"Wrote {re.escape(str(tmp_path / 'out.png'))} \(52x40, \d+\.\d s\)",
+                        result.stderr.strip()), result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
@@ -153,6 +155,8 @@ def test_stdin_to_stdout(tmp_path, model_path):
     data = save(tmp_path / "p.png").read_bytes()
     result = run("apply", "-", "-m", model_path, "-s", "1", input=data)
     assert result.exit_code == 0, result.stderr
+    jpeg_in = run("apply", "-", "-m", model_path, input=save(tmp_path / "p.jpg").read_bytes())
+    assert jpeg_in.stdout_bytes[:8] == b"\x89PNG\r\n\x1a\n"  # stdout is PNG, as --help says
     out = pixels(result.stdout_bytes)
     file_result = run("apply", tmp_path / "p.png", "-m", model_path, "-s", "1", "-o", "-",
                       "--format", "png")
@@ -438,3 +442,26 @@ def test_real_photos_folder(shared_data, tmp_path, model_path):
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 2 and all(max(r["width"], r["height"]) == 96 for r in records)
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    """sheet, interpolate and videos draw a bar (count and rate) on a terminal's stderr; piped
+    stderr gets no callback and no bar."""
+    import sys
+
+    from stylecbn.cli.common import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with progress_bar("Frames", "frames") as progress:
+        for done in range(1, 4):
+            progress(done, 3)
+    assert "Frames" in terminal.getvalue() and "3/3" in terminal.getvalue()
+    assert "frames/s" in terminal.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with progress_bar("Frames", "frames") as progress:
+        assert progress is None

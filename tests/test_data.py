@@ -423,12 +423,12 @@ def test_batch_crops_cover_random_positions(tmp_path):
 
 
 def test_holdout_never_in_training_crops(tmp_path):
-    values = list(range(10, 250, 30))  # 8 photos
+    values = list(range(10, 250, 20))  # 12 photos
     by_value = gray_photos(tmp_path, values)
     photos = ContentPhotos(tmp_path, crop=32, holdout=3, seed=4)
 
     held = {value for value, path in by_value.items() if path in photos.holdout_paths}
-    assert len(held) == 3 and len(photos) == 5
+    assert len(held) == 3 and len(photos) == 9
     seen = set()
     for step in range(40):
         seen |= crop_values(photos.batch(step, 8))
@@ -447,14 +447,22 @@ def test_holdout_choice_is_deterministic_from_seed(tmp_path):
     assert len(set(picks)) > 1
 
 
-def test_holdout_keeps_one_training_photo(tmp_path):
-    gray_photos(tmp_path, (50, 150))
-    with pytest.warns(UserWarning, match="holding out 1"):
-        photos = ContentPhotos(tmp_path, crop=32, holdout=4)
-    assert len(photos) == 1
+def test_holdout_leaves_most_photos_for_training(tmp_path):
+    """At most a quarter of the photos is held out, and the warning says how many: 6 photos
+    with --holdout 4 train on 5, not 2; 2 photos keep both (no previews)."""
+    gray_photos(tmp_path / "six", range(20, 240, 40))
+    with pytest.warns(UserWarning, match=r"6 content photo\(s\) .*holding out 1 for previews "
+                                         r"instead of 4, so that at least 3 in 4 stay"):
+        photos = ContentPhotos(tmp_path / "six", crop=32, holdout=4)
+    assert len(photos) == 5 and len(photos.holdout_paths) == 1
     assert photos.preview_photos(32).shape == (1, 32, 32, 3)
 
-    none_held = ContentPhotos(tmp_path, crop=32, holdout=0)
+    gray_photos(tmp_path / "two", (50, 150))
+    with pytest.warns(UserWarning, match="no previews instead of 4"):
+        photos = ContentPhotos(tmp_path / "two", crop=32, holdout=4)
+    assert len(photos) == 2 and photos.holdout_paths == []
+
+    none_held = ContentPhotos(tmp_path / "two", crop=32, holdout=0)
     assert len(none_held) == 2
     assert none_held.preview_photos(16).shape == (0, 16, 16, 3)
 
@@ -465,11 +473,11 @@ def test_preview_photos_are_center_crops(tmp_path):
     left_red_right_blue[:, 32:64, 1] = 255  # the center square is green
     left_red_right_blue[:, 64:, 2] = 255
     save_image(tmp_path / "a.png", array=left_red_right_blue)
-    save_image(tmp_path / "b.png")
-    photos = ContentPhotos(tmp_path, crop=32, resize=32, holdout=1, seed=0)
-    if photos.holdout_paths != [tmp_path / "a.png"]:
-        photos = ContentPhotos(tmp_path, crop=32, resize=32, holdout=1, seed=1)
-    assert photos.holdout_paths == [tmp_path / "a.png"]
+    for name in ("b.png", "c.png", "d.png"):  # four photos: one may be held out
+        save_image(tmp_path / name)
+    photos = next(p for p in (ContentPhotos(tmp_path, crop=32, resize=32, holdout=1, seed=seed)
+                              for seed in range(50))
+                  if p.holdout_paths == [tmp_path / "a.png"])
     preview = photos.preview_photos(size=32)[0]
     np.testing.assert_allclose(preview[8:24, 8:24].mean(axis=(0, 1)), [0, 1, 0], atol=0.02)
 

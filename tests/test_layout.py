@@ -32,7 +32,7 @@ ALLOWED = {
     # stylecbn/network.py: where model files saved before the wings find the network class
     "compat": {"model"},
 }
-GROUND_MODULES = {"errors", "fileio", "memory"}
+GROUND_MODULES = {"backend", "errors", "fileio", "memory"}
 TOP_MODULES = {"__init__", "__main__"}
 COMPAT_MODULES = {"network"}
 
@@ -140,15 +140,46 @@ def _assert_loads_no_keras(code):
     assert result.stdout.splitlines()[-1] == "[]"
 
 
-def test_import_and_help_load_no_keras():
-    """`import stylecbn` and `stylecbn --help` stay quick: no Keras, no TensorFlow."""
+def test_import_help_and_usage_errors_load_no_keras():
+    """`import stylecbn`, `stylecbn --help`, every command's `--help` and usage errors answer
+    without importing Keras or TensorFlow: the heavy parts load only when work starts."""
     _assert_loads_no_keras(
         "import stylecbn\n"
         "from click.testing import CliRunner\n"
         "from stylecbn.cli import main\n"
-        "result = CliRunner().invoke(main, ['--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
+        "from stylecbn.cli.root import COMMANDS\n"
+        "calls = [['--help']] + [[name, '--help'] for name in COMMANDS] + [\n"
+        "    ['apply', 'missing.jpg'], ['apply', 'x.jpg', '--strength', '2'],\n"
+        "    ['export'], ['train', '--steps', 'many'], ['sheet', 'x.jpg'], ['nosuchcommand']]\n"
+        "for args in calls:\n"
+        "    result = CliRunner().invoke(main, args)\n"
+        "    assert result.exit_code == (0 if '--help' in args else 2), (args, result.output)\n"
     )
+
+
+def test_the_python_api_is_quiet():
+    """TensorFlow's native start-up lines (oneDNN, CUDA stubs, cuInit) stay off stderr when
+    the Python API loads Keras, unless the user set TensorFlow's own log variables."""
+    code = (
+        "import os\n"
+        "for name in ('TF_CPP_MIN_LOG_LEVEL', 'TF_CPP_MAX_VLOG_LEVEL', 'TF_CPP_VMODULE'):\n"
+        "    os.environ.pop(name, None)\n"
+        "import stylecbn\n"
+        "net = stylecbn.build_network(num_styles=2)\n"
+        "import numpy as np\n"
+        "print(tuple(net((np.zeros((1, 8, 8, 3), 'float32'), np.array([1]))).shape))\n"
+    )
+    result = _fresh(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "(1, 8, 8, 3)"
+    assert result.stderr == ""
+    # asking TensorFlow for its messages gets them; asking for quiet (3) stays quiet
+    loud = _fresh(code.replace("import stylecbn\n",
+                               "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0'\nimport stylecbn\n"))
+    assert loud.returncode == 0 and loud.stderr != ""
+    quiet = _fresh(code.replace("import stylecbn\n",
+                                "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport stylecbn\n"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def test_public_api_names():

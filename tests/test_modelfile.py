@@ -269,6 +269,21 @@ def test_weight_paths_match_the_shipped_model(tmp_path):
     assert y.shape == (1, 20, 20, 3) and np.isfinite(y).all()
 
 
+def test_the_shipped_model_records_no_directories():
+    """The built-in model's metadata (shown by `stylecbn info`) holds names and relative
+    paths only: no absolute directory of the machine that trained it."""
+    import re
+
+    from stylecbn.model.saving import default_model_path
+
+    shipped = default_model_path()
+    if not shipped.is_file():
+        pytest.skip("no built-in model in this checkout")
+    metadata = json.dumps(load_model(shipped).metadata)
+    assert metadata.count("vgg16_block4.npz") == 2  # the setting and the description
+    assert not re.search(r'(^|[\s":(])(/|[A-Za-z]:\\\\)[^\s"/]+[/\\]', metadata), metadata
+
+
 # What a plain Keras user does: import the module the file records (Keras 3 before 3.9 did this
 # itself; later versions import only Keras' own modules and need it imported first), then
 # load with Keras alone, with no custom_objects and no stylecbn loader.

@@ -39,7 +39,7 @@ from stylecbn.serve import (  # noqa: E402
     uploads,
 )
 from stylecbn.serve.app import THUMBNAIL_SIZE, ClientGone, ModelQueue  # noqa: E402
-from stylecbn.serve.sample import sample_photo  # noqa: E402
+from stylecbn.media.sample import sample_photo  # noqa: E402
 from stylecbn.applying.stylize import Stylizer  # noqa: E402
 
 
@@ -583,7 +583,7 @@ def test_serve_without_the_web_extra_says_what_to_install(monkeypatch):
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert lines == ['Error: stylecbn serve needs the web extra: pip install "stylecbn[web]" '
+    assert lines == ['Error: stylecbn serve needs the web extra: in a clone, pip install -e ".[web]" '
                      "(missing: uvicorn)"]
 
 

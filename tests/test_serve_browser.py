@@ -31,7 +31,7 @@ from serve_helpers import STYLE_NAMES, running_server, save_tiny_model  # noqa: 
 
 from stylecbn.model.saving import default_model_path  # noqa: E402
 from stylecbn.serve import UploadLimits, create_app  # noqa: E402
-from stylecbn.serve.sample import sample_photo  # noqa: E402
+from stylecbn.media.sample import sample_photo  # noqa: E402
 from stylecbn.applying.stylize import Stylizer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -345,6 +345,81 @@ def test_a_newer_preview_wins_over_a_slower_older_one(page, stylizer, photo_file
     assert page.locator("#error").is_hidden()
 
 
+def boxes(page):
+    """Where the picture, the controls and the gallery are, and how wide the page is."""
+    return page.evaluate(
+        """() => {
+            const box = (id) => {
+                const r = document.getElementById(id).getBoundingClientRect();
+                return {top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+                        width: r.width};
+            };
+            return {stage: box('stage'), picture: box('picture'), strength: box('strength'),
+                    download: box('download'), gallery: box('gallery-panel'),
+                    page_width: document.documentElement.scrollWidth,
+                    window: {width: innerWidth, height: innerHeight}};
+        }"""
+    )
+
+
+def in_view(box, window):
+    return box["top"] >= 0 and box["bottom"] <= window["height"] and box["left"] >= 0 \
+        and box["right"] <= window["width"]
+
+
+@pytest.mark.parametrize("width, height", [(1280, 860), (1920, 1080)])
+def test_picture_controls_and_gallery_stay_in_view(browser, server, photo_file, width, height):
+    """On common screens the gallery starts above the fold, and choosing a style (from the
+    gallery's last card) leaves the picture and the sliders where they were, in view."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.wait_for_selector("#app[data-ready='true']")
+    upload(page, photo_file)
+    before = boxes(page)
+    window = before["window"]
+    assert before["gallery"]["top"] < 0.5 * window["height"]
+    for name in ("stage", "strength", "download"):
+        assert in_view(before[name], window), (name, before[name])
+    card(page, len(STYLE_NAMES) - 1).locator(".use").click()
+    wait_for_preview(page)
+    after = boxes(page)
+    for name in ("stage", "strength", "download"):
+        assert in_view(after[name], window), (name, after[name])
+    assert after["page_width"] <= window["width"]
+    context.close()
+
+
+def test_the_picture_follows_a_narrowing_window(page, photo_file):
+    """After a photo is loaded, narrowing the window shrinks the picture with it: the page
+    never scrolls sideways, and widening gives the room back."""
+    upload(page, photo_file)
+    wide = boxes(page)
+    for width in (700, 420):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_function(f"() => innerWidth === {width}")
+        page.wait_for_timeout(100)  # the resize handler has run
+        narrow = boxes(page)
+        assert narrow["page_width"] <= width, narrow
+        assert narrow["stage"]["right"] <= narrow["picture"]["right"] <= width, narrow
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_function("() => innerWidth === 1280")
+    page.wait_for_timeout(100)
+    assert boxes(page)["stage"]["width"] == pytest.approx(wide["stage"]["width"], abs=1)
+
+
+def test_a_bad_max_size_is_named_by_its_label(page, photo_file):
+    """The download's error names the box as the page labels it ("Max size"), not the API
+    field behind it."""
+    upload(page, photo_file)
+    page.locator("#max-size").fill("8")
+    page.locator("#download").click()
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "Max size" in error.inner_text() and "max_size" not in error.inner_text()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not default_model_path().is_file(), reason="no built-in model in this build")
 def test_built_in_model_and_readme_screenshot(browser, tmp_path):
@@ -377,6 +452,11 @@ def test_built_in_model_and_readme_screenshot(browser, tmp_path):
         )
         assert page.locator("#error").is_hidden()
         assert weights(page) == {"starry_night": "71%", "great_wave": "29%"}  # 100 : 40
+        # every name in the mixes whole, not cut short with an ellipsis
+        assert page.evaluate(
+            "() => [...document.querySelectorAll('ul.weights .name')]"
+            ".every((name) => name.scrollWidth <= name.clientWidth)")
+        assert page.locator("ul.weights[data-blend='inside'] .name").inner_text() == "scream"
         shot = tmp_path / "serve.png"
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(shot))

@@ -109,6 +109,27 @@ def test_resolve_style_errors_list_valid_styles(net, spec, fragment):
         assert "0=starry, 1=wave, 2=mosaic" in message
 
 
+@pytest.mark.parametrize(
+    "spec, hint",
+    [
+        ("star", "(did you mean starry?)"),          # a prefix
+        ("Wave", "(did you mean wave?)"),            # case
+        ("mosiac", "(did you mean mosaic?)"),        # a typo
+        ("starry:1,wav:1", "(did you mean wave?)"),  # inside a blend
+        ("vangogh", None),                           # nothing close: no guess
+    ],
+)
+def test_unknown_style_names_suggest_close_ones(net, spec, hint):
+    with pytest.raises(StyleSpecError) as info:
+        resolve_style(spec, net)
+    message = str(info.value)
+    assert "0=starry, 1=wave, 2=mosaic" in message
+    if hint is None:
+        assert "did you mean" not in message
+    else:
+        assert hint in message
+
+
 def test_blend_label_index_and_mix(net):
     assert resolve_style("wave", net).label == "wave"
     assert resolve_style("starry:1,mosaic:3", net).label == "mosaic75-starry25"
@@ -327,6 +348,21 @@ def test_interpolate_and_grid(stylizer):
         stylizer.blend_grid(image, [0, 1], steps=2)
     with pytest.raises(ConfigError, match="steps"):
         stylizer.blend_grid(image, [0, 1, 2, 0], steps=1)
+
+
+def test_overviews_report_progress(stylizer):
+    """sheet, interpolate and blend_grid call `progress(done, total)` after each picture,
+    so the CLI can draw a bar."""
+    calls = []
+    stylizer.interpolate(photo(), 0, 1, frames=3, max_size=24, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls.clear()
+    stylizer.blend_grid(photo(), [0, 1, 2, 0], steps=2, max_size=24,
+                        progress=lambda *a: calls.append(a))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    calls.clear()
+    stylizer.style_sheet(photo(), styles=[0, 2], tile_size=24, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 2), (2, 2)]
 
 
 def test_style_sheet(stylizer):

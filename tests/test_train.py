@@ -26,6 +26,7 @@ from stylecbn.training.config import TrainingConfig, read_config_file
 from stylecbn.errors import ConfigError, DataError, ModelFileError
 from stylecbn.model.saving import load_model, save_model
 from stylecbn.model.network import build_network
+from stylecbn.media.sheets import PADDING, labelled_sheet
 from stylecbn.training.preview import preview_grid, write_preview
 from stylecbn.training.run import train
 
@@ -123,9 +124,13 @@ def uninterrupted(data, tmp_path_factory):
     return path, lines
 
 
-def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, data):
+def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, data,
+                                                                   tmp_path_factory):
     path, lines = uninterrupted
     model = load_model(path)
+    # a model file records names, never the directories of the machine that made it
+    assert str(tmp_path_factory.getbasetemp()) not in json.dumps(model.metadata)
+    assert model.metadata["training"]["output"] == path.name
     assert model.style_names == ["red", "blue"]
     assert model.style_credits == ["made by the test", ""]
     training = model.metadata["training"]
@@ -140,7 +145,9 @@ def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, 
     assert checkpoints == ["checkpoint-00000002.npz", "checkpoint-00000004.npz"]
     assert (run_dir / "preview-00000002.png").is_file()
     grid = np.asarray(Image.open(run_dir / "preview-00000004.png"))
-    assert grid.shape == (32, 3 * 32 + 2 * 2, 3)  # 1 held-out photo x (photo + 2 styles)
+    # 1 held-out photo x (photo + 2 styles), 32 px tiles, labelled
+    cells = labelled_sheet([np.zeros((32, 32, 3), np.uint8)] * 3, [""] * 3, columns=3)
+    assert grid.shape == (cells.height, cells.width, 3)
     assert json.loads((run_dir / "config.json").read_text())["steps"] == 4
     progress = [line for line in lines if line.startswith("step ")]
     assert [line.split()[1] for line in progress] == ["1/4", "2/4", "3/4", "4/4"]
@@ -302,6 +309,8 @@ def test_adding_styles_leaves_old_styles_bit_identical(data, tmp_path, normaliza
     assert extended.metadata["style_coefficients"] == [1.0, 2.0, 1.0]
     assert "style_weights" not in extended.metadata
     assert extended.metadata["base_model"]["styles"] == ["red", "blue"]
+    assert extended.metadata["base_model"]["file"] == "base.keras"
+    assert str(tmp_path) not in json.dumps(extended.metadata)
 
     photos = np.random.default_rng(1).random((2, 24, 24, 3)).astype("float32")
     for label in (0, 1):
@@ -360,17 +369,28 @@ def test_bad_inputs_fail_before_training_and_keep_the_old_model(data, tmp_path,
 
 
 def test_preview_grid_tiles_photos_and_styles(tmp_path):
-    network = build_network(3, width_multiplier=0.25)
+    """Rows are photos, columns the photo and then each style, each tile labelled below as
+    `stylecbn sheet` does (the label strip is where the labels are drawn: not blank)."""
+    network = build_network(3, style_names=["ink", "sun", "sea"], width_multiplier=0.25)
     photos = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     grid = preview_grid(network, photos)
-    assert grid.shape == (2 * 16 + 2, 4 * 16 + 3 * 2, 3) and grid.dtype == np.uint8
-    np.testing.assert_array_equal(grid[:16, :16], np.round(photos[0] * 255).astype(np.uint8))
+    blank = np.asarray(labelled_sheet([np.zeros((16, 16, 3), np.uint8)] * 8, [""] * 8, columns=4))
+    assert grid.shape == blank.shape and grid.dtype == np.uint8
+    cell, label = 16 + PADDING, 16 + 14 + 6 + PADDING  # tile + gap; tile + label + gap
+
+    def tile(row, column):
+        top, left = PADDING + row * label, PADDING + column * cell
+        return grid[top:top + 16, left:left + 16]
+
+    np.testing.assert_array_equal(tile(0, 0), np.round(photos[0] * 255).astype(np.uint8))
     second_style = ops.convert_to_numpy(network((photos, np.array([1, 1]))))
     np.testing.assert_array_equal(
-        grid[18:34, 36:52], np.clip(np.round(second_style[1] * 255), 0, 255).astype(np.uint8)
-    )
+        tile(1, 2), np.clip(np.round(second_style[1] * 255), 0, 255).astype(np.uint8))
+    strip = slice(PADDING + 16, PADDING + 16 + 14 + 6)
+    assert (grid[strip] != blank[strip]).any()  # the labels are drawn
     write_preview(tmp_path / "p.png", network, photos, style_indices=[2])
-    assert Image.open(tmp_path / "p.png").size == (2 * 16 + 2, 2 * 16 + 2)
+    with Image.open(tmp_path / "p.png") as written:
+        assert written.size == labelled_sheet([blank[:16, :16]] * 4, [""] * 4, columns=2).size
     with pytest.raises(ValueError, match="non-empty"):
         preview_grid(network, np.zeros((0, 16, 16, 3)))
 
@@ -594,12 +614,12 @@ def test_init_from_starts_from_the_models_weights_with_a_fresh_optimizer(uninter
     # Its lineage, as --base records it; a chain keeps the earlier links.
     assert model.metadata["steps_trained"] == 2
     lineage = model.metadata["init_model"]
-    assert lineage["file"] == str(start) and lineage["steps_trained"] == 4
+    assert lineage["file"] == start.name and lineage["steps_trained"] == 4  # a name, no folders
     assert lineage["training"] == load_model(start).metadata["training"]
     again = train(config.replace(init_model=str(path), output=str(tmp_path / "again.keras"),
                                  steps=1), loss_network=fake_loss_network(), log=lambda line: None)
     chain = load_model(again).metadata["init_model"]
-    assert chain["file"] == str(path) and chain["init_model"]["file"] == str(start)
+    assert chain["file"] == path.name and chain["init_model"]["file"] == start.name
 
 
 def test_init_from_a_different_model_is_a_one_line_error(uninterrupted, data, tmp_path):

@@ -49,6 +49,26 @@ def test_the_base_model_is_never_the_output(data, tmp_path):
     assert base.read_bytes() == before
 
 
+def test_a_built_in_base_is_given_by_name(data, tmp_path, monkeypatch):
+    """--base takes a built-in model's name (here a tiny model installed as `default`): the
+    run adds its styles to that model, and refuses -o that names the built-in file."""
+    from stylecbn.model import saving
+    from stylecbn.model.saving import load_model
+
+    monkeypatch.setattr(saving, "ASSETS_DIR", tmp_path / "assets")
+    (tmp_path / "assets").mkdir()
+    installed = tmp_path / "assets" / "default.keras"
+    save_model(build_network(2, style_names=["red", "blue"], width_multiplier=0.25), installed)
+    refused = tiny_config(data, tmp_path, styles=str(data["more"]), base_model="default",
+                          output=str(installed))
+    with pytest.raises(ConfigError, match=r"is the --base model this run reads"):
+        train(refused, loss_network=fake_loss_network(), log=quiet, force=True)
+    config = refused.replace(output=str(tmp_path / "more.keras"), steps=1)
+    extended = load_model(train(config, loss_network=fake_loss_network(), log=quiet))
+    assert extended.style_names[:2] == ["red", "blue"] and extended.num_styles == 3
+    assert extended.metadata["base_model"]["file"] == "default"
+
+
 def test_a_resumed_run_replaces_only_its_own_output(data, tmp_path):
     config = tiny_config(data, tmp_path, steps=2)
     train(config, loss_network=fake_loss_network(), log=quiet)

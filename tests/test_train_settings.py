@@ -17,15 +17,17 @@ from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "stylecbn" / "assets" / "default.keras"
 
-# `stylecbn train`'s options as they were before the settings were declared once: the flags,
-# and the help text with its [default]. Users' scripts and habits rely on these.
+# `stylecbn train`'s options as they were before the settings were declared once (with the
+# built-in names that --base and --init-from take and the holdout's cap since): the flags, and
+# the help text with its [default]. Users' scripts and habits rely on these.
 OPTIONS_BEFORE = [
     (["--config"], "A toml or json file of settings; options given here override it."),
     (["--styles"], "Folder of style images (+ optional styles.toml). [styles]"),
     (["--content"], "Folder of content photos, searched recursively."),
     (["-o", "--output"], "The model file to write. [model.keras]"),
     (["--run-dir"], "Checkpoints, previews, logs. [runs/<output stem>]"),
-    (["--base"], "A trained model: add the --styles to it, training only their rows."),
+    (["--base"], "A trained model (a built-in name or a .keras file): add the --styles to it, "
+                 "training only their rows."),
     (["--init-from"], "A trained model with the same styles and network: start from its "
                       "weights (fresh optimizer, steps from 0)."),
     (["--steps"], "Training steps. [40000]"),
@@ -44,7 +46,7 @@ OPTIONS_BEFORE = [
     (["--checkpoint-every"], "[500]"),
     (["--preview-every"], "[500]"),
     (["--log-every"], "[10]"),
-    (["--holdout"], "Photos kept for previews. [4]"),
+    (["--holdout"], "Photos kept out of training for previews, at most a quarter of them. [4]"),
     (["--preview-size"], "Preview tile side in px. [128]"),
     (["--distribute"], "Data-parallel on all local devices."),
     (["--tensorboard"], "TensorBoard scalars (TensorFlow backend). [on]"),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylecbn.cli.root import start_backend_quietly  # noqa: E402
+from stylecbn.backend import start_quietly  # noqa: E402
 from stylecbn.errors import StylecbnError  # noqa: E402
 
 # The wheels that Keras needs on the GPU machine (it has JAX, but neither Keras nor TensorFlow).
@@ -108,7 +108,7 @@ def main(argv=None):
                         help="download the keras, namex and optree wheels for the GPU machine "
                              "(default: on)")
     args = parser.parse_args(argv)
-    start_backend_quietly()  # as the stylecbn command does: no native start-up chatter
+    start_quietly()  # as the stylecbn command does: no native start-up chatter
     try:
         write_bundle(args.content, args.output, args.weights, args.size, args.wheels)
     except (BundleError, StylecbnError) as error:

@@ -6,3 +6,7 @@ interpolations and blend grids; `strips` large images strip by strip; `flicker` 
 reducer for frames; `outputs` which output path each input of a batch gets. Imports the
 ground floor, media, model and perceptual, never training.
 """
+
+from stylecbn.backend import start_quietly
+
+start_quietly()  # this wing uses Keras: start it without TensorFlow's native chatter

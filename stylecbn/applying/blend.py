@@ -7,6 +7,7 @@ returns a `Blend`, an immutable value that the rest of the library and the CLI p
 unchanged (a `Blend` given where a specification is expected is used as it is).
 """
 
+import difflib
 import math
 from dataclasses import dataclass
 
@@ -85,6 +86,16 @@ def _valid_styles(model):
     )
 
 
+def _close_names(text, names):
+    """The style names a mistyped `text` may have meant: those it begins (case aside), then
+    the close spellings (difflib's ratio of at least 0.6), at most three."""
+    lowered = {name.lower(): name for name in names}
+    key = text.lower()
+    found = [name for low, name in lowered.items() if key and low.startswith(key)]
+    found += [lowered[low] for low in difflib.get_close_matches(key, list(lowered), n=3)]
+    return list(dict.fromkeys(found))[:3]
+
+
 def style_index(key, model):
     """Index of one style given by index (int or digit string) or name.
 
@@ -109,7 +120,9 @@ def style_index(key, model):
         elif text in model.style_names:
             return model.style_names.index(text)
         else:
-            raise StyleSpecError(f"Unknown style {shorten(text)}: {_valid_styles(model)}.")
+            close = _close_names(text, model.style_names)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise StyleSpecError(f"Unknown style {shorten(text)}{hint}: {_valid_styles(model)}.")
     if not is_integer(key):
         raise StyleSpecError(
             f"A style must be an index or a name; got {shorten(key)}: {_valid_styles(model)}."

@@ -18,7 +18,8 @@ from stylecbn.media.sheets import labelled_sheet
 __all__ = ["style_sheet", "interpolate", "blend_grid"]
 
 
-def style_sheet(stylizer, image, options, styles=None, columns=None, include_original=True):
+def style_sheet(stylizer, image, options, styles=None, columns=None, include_original=True,
+                progress=None):
     """Every style (or the chosen ones) on one photo, each tile labelled "index name".
 
     Args:
@@ -29,6 +30,7 @@ def style_sheet(stylizer, image, options, styles=None, columns=None, include_ori
             labelled with its `label`); default all.
         columns: tiles per row; default about the square root of the count.
         include_original: put the unstyled photo first, labelled "original".
+        progress: optional `callback(tiles_done, tiles_total)`, called after each style.
 
     Returns:
         An RGB PIL image.
@@ -46,14 +48,15 @@ def style_sheet(stylizer, image, options, styles=None, columns=None, include_ori
         original = dataclasses.replace(options, strength=0.0, mask=None, mask_style=None)
         tiles.append(_paint(stylizer, loaded, 0, original))
         labels.append("original")
-    for blend in blends:
+    for done, blend in enumerate(blends, 1):
         tiles.append(_paint(stylizer, loaded, blend, options))
         index = blend.index
         labels.append(blend.label if index is None else f"{index} {stylizer.style_names[index]}")
+        _report(progress, done, len(blends))
     return labelled_sheet(tiles, labels, columns=columns)
 
 
-def interpolate(stylizer, image, from_style, to_style, frames, options):
+def interpolate(stylizer, image, from_style, to_style, frames, options, progress=None):
     """Frames that move from one style (or blend) to another in equal weight steps.
 
     Args:
@@ -62,6 +65,7 @@ def interpolate(stylizer, image, from_style, to_style, frames, options):
         from_style, to_style: `Blend`s or style specifications.
         frames: number of frames (>= 2), ends included.
         options: a `StylizeOptions`; its `max_size` is the frames' longest side.
+        progress: optional `callback(frames_done, frames_total)`, called after each frame.
 
     Returns:
         A list of (H, W, 3) uint8 frames.
@@ -70,13 +74,15 @@ def interpolate(stylizer, image, from_style, to_style, frames, options):
     start, end = stylizer.blend(from_style), stylizer.blend(to_style)
     loaded = image if isinstance(image, LoadedImage) else read_image(
         image, max_pixels=stylizer.max_pixels)
-    return [
-        _paint(stylizer, loaded, mix([(1 - t, start), (t, end)], stylizer.style_names), options)
-        for t in np.linspace(0.0, 1.0, frames)
-    ]
+    images = []
+    for t in np.linspace(0.0, 1.0, frames):
+        blend = mix([(1 - t, start), (t, end)], stylizer.style_names)
+        images.append(_paint(stylizer, loaded, blend, options))
+        _report(progress, len(images), frames)
+    return images
 
 
-def blend_grid(stylizer, image, corners, steps, options):
+def blend_grid(stylizer, image, corners, steps, options, progress=None):
     """A steps x steps grid of bilinear blends between four styles at the corners.
 
     Args:
@@ -86,6 +92,7 @@ def blend_grid(stylizer, image, corners, steps, options):
             bottom-left, bottom-right.
         steps: cells per side (>= 2).
         options: a `StylizeOptions`; its `max_size` is each cell's longest side.
+        progress: optional `callback(cells_done, cells_total)`, called after each cell.
 
     Returns:
         (rows, blends): rows of (H, W, 3) uint8 images, and the matching `Blend`s.
@@ -106,6 +113,7 @@ def blend_grid(stylizer, image, corners, steps, options):
             )
             row.append(_paint(stylizer, loaded, cell, options))
             blend_row.append(cell)
+            _report(progress, len(rows) * steps + len(row), steps ** 2)
         rows.append(row)
         blend_rows.append(blend_row)
     return rows, blend_rows
@@ -114,3 +122,8 @@ def blend_grid(stylizer, image, corners, steps, options):
 def _paint(stylizer, loaded, style, options):
     """One stylization of the photo: an (H, W, 3) uint8 array."""
     return stylizer._stylize_frames(loaded, style, options, first_only=True).frames[0]
+
+
+def _report(progress, done, total):
+    if progress is not None:
+        progress(done, total)

@@ -361,7 +361,7 @@ class Stylizer:
     # --- many stylizations of one photo (`stylecbn.applying.overviews`) -------------------
 
     def style_sheet(self, image, styles=None, tile_size=256, columns=None, include_original=True,
-                    **options):
+                    progress=None, **options):
         """Every style (or the chosen ones) on one photo, each tile labelled "index name".
 
         Arguments and result as in `stylecbn.applying.overviews.style_sheet`; `tile_size` is
@@ -369,25 +369,26 @@ class Stylizer:
         mask, mask_style).
         """
         return overviews.style_sheet(self, image, StylizeOptions(max_size=tile_size, **options),
-                                     styles, columns, include_original)
+                                     styles, columns, include_original, progress)
 
-    def interpolate(self, image, from_style, to_style, frames=24, max_size=512, **options):
+    def interpolate(self, image, from_style, to_style, frames=24, max_size=512, progress=None,
+                    **options):
         """Frames that move from one style (or blend) to another in equal weight steps.
 
         Arguments and result as in `stylecbn.applying.overviews.interpolate`; `max_size` and
         `**options` as in `stylize`.
         """
         return overviews.interpolate(self, image, from_style, to_style, frames,
-                                     StylizeOptions(max_size=max_size, **options))
+                                     StylizeOptions(max_size=max_size, **options), progress)
 
-    def blend_grid(self, image, corners, steps=5, max_size=256, **options):
+    def blend_grid(self, image, corners, steps=5, max_size=256, progress=None, **options):
         """A steps x steps grid of bilinear blends between four styles at the corners.
 
         Arguments and result as in `stylecbn.applying.overviews.blend_grid`; `max_size` (of
         each cell) and `**options` as in `stylize`.
         """
         return overviews.blend_grid(self, image, corners, steps,
-                                    StylizeOptions(max_size=max_size, **options))
+                                    StylizeOptions(max_size=max_size, **options), progress)
 
     # --- inference --------------------------------------------------------------------
 

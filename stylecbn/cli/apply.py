@@ -7,6 +7,7 @@ messages through `handle_errors`. Exit codes:
 0 = all done, 1 = some inputs failed, 2 = usage or bad input, 130 = interrupted.
 """
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from stylecbn.cli.common import (
     load_stylizer,
     max_pixels_option,
     model_option,
+    progress_bar,
     read_input,
     stdout,
 )
@@ -40,12 +42,12 @@ def _plan_error(exc):
     fail(message)
 
 
-def _write_format(job, loaded, out_format):
+def _write_format(job, result, out_format):
     if out_format:
         return out_format
     if job.output is not None:
         return None  # from the suffix
-    return loaded.format if loaded.format in ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP") else "PNG"
+    return "GIF" if len(result.frames) > 1 else "PNG"  # stdout: PNG holds one picture
 
 
 @click.command()
@@ -117,7 +119,8 @@ def _write_format(job, loaded, out_format):
     "out_format",
     type=click.Choice(FORMATS, case_sensitive=False),
     default=None,
-    help="Image output format (default: the input's, PNG for stdin); videos keep theirs.",
+    help="Image output format (default: the input's; on stdout PNG, GIF for an animation); "
+    "videos keep theirs.",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG and WebP quality.")
@@ -157,14 +160,11 @@ def apply(
 
     \b
     Examples:
-      stylecbn apply photo.jpg --style starry -o out.jpg
+      stylecbn apply photo.jpg --style starry_night -o out.jpg
       stylecbn apply photos/ -r --style 3:0.5,12:0.5 -o styled/ --name {stem}_{style}.png
       cat photo.jpg | stylecbn apply - --style 2 > out.png
       stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4
     """
-    from stylecbn.applying.stylize import check_max_size
-
-    check_max_size(max_size)
     if (mask is None) != (mask_style is None):
         fail("--mask and --mask-style go together: --mask-style is the style inside the mask.")
     try:
@@ -175,6 +175,9 @@ def apply(
     if plan.kind == "stdout" and as_json:
         fail("--json prints to stdout, which the image already uses; write to a file with -o.")
 
+    from stylecbn.applying.stylize import check_max_size  # Keras starts here, not for --help
+
+    check_max_size(max_size)
     stylizer = load_stylizer(model_path, jit_compile=xla)
     blend = stylizer.blend(style)
     label = blend.label
@@ -200,7 +203,7 @@ def apply(
     show_bar = len(jobs) > 1 and not as_json
     with click.progressbar(
         jobs, label="Stylizing", file=sys.stderr, show_pos=True, item_show_func=lambda j: None
-    ) if show_bar else _nullbar(jobs) as bar:
+    ) if show_bar else contextlib.nullcontext(jobs) as bar:
         for job in bar:
             started = time.perf_counter()
             target = str(job.output) if job.output is not None else "<stdout>"
@@ -213,7 +216,8 @@ def apply(
                         echo_json({"input": job.source, "output": target, "status": "ok",
                                    "style": style_record, **_video_record(video, options)})
                     elif len(jobs) == 1:
-                        click.echo(f"Wrote {target} ({video.frames} frames)", err=True)
+                        click.echo(f"Wrote {target} ({video.frames} frames, {video.width}x"
+                                   f"{video.height}, {video.seconds:.1f} s)", err=True)
                     continue
                 loaded = read_input(job.source, max_pixels)
                 result = stylizer.stylize_frames(loaded, blend, **options)
@@ -244,7 +248,9 @@ def apply(
                            "frames": len(result.frames),
                            "seconds": round(time.perf_counter() - started, 3)})
             elif plan.kind != "stdout" and len(jobs) == 1:
-                click.echo(f"Wrote {target}", err=True)
+                width, height = result.size
+                click.echo(f"Wrote {target} ({width}x{height}, "
+                           f"{time.perf_counter() - started:.1f} s)", err=True)
     if len(jobs) > 1 and not as_json:
         click.echo(f"Wrote {len(jobs) - failures} of {len(jobs)} images; {failures} failed.", err=True)
     if failures:
@@ -267,17 +273,8 @@ def _input_error(job, exc):
 
 def _apply_video(stylizer, job, blend, options, show_bar):
     """Stylize one video with a progress bar (frames, frames/s, time left) on a terminal."""
-    if not (show_bar and sys.stderr.isatty()):  # elsewhere click would print just the label
-        return stylizer.stylize_video(job.source, job.output, blend, **options)
-    started = time.perf_counter()
-    with click.progressbar(length=1, label=Path(job.source).name, file=sys.stderr,
-                           show_pos=True, show_eta=True, item_show_func=lambda text: text) as bar:
-
-        def progress(done, total):
-            bar.length = total
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            bar.update(done - bar.pos, f"{rate:.2f} frames/s")
-
+    with progress_bar(Path(job.source).name, "frames") if show_bar else \
+            contextlib.nullcontext() as progress:
         return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
                                       **options)
 
@@ -298,16 +295,3 @@ def _video_record(video, options):
         "fps": round(video.frames_per_second, 3),
         "seconds": round(video.seconds, 3),
     }
-
-
-class _nullbar:
-    """Stands in for click.progressbar when no bar is shown."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __enter__(self):
-        return self.items
-
-    def __exit__(self, *exc):
-        return False

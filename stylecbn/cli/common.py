@@ -5,7 +5,10 @@ Library errors become one-line messages through `stylecbn.cli.root.handle_errors
 `fail` with exit code 2 before any work starts.
 """
 
+import contextlib
 import json
+import sys
+import time
 
 import click
 
@@ -46,6 +49,26 @@ def load_stylizer(model_path, jit_compile=None):
             return stylizer
         _LOADED[key] = stylizer
     return _LOADED[key]
+
+
+@contextlib.contextmanager
+def progress_bar(label, unit):
+    """A `progress(done, total)` callback that draws a bar (count, `unit`s per second, time
+    left) on stderr when it is a terminal; None elsewhere, where click would print only the
+    label and pipes and logs want no bar."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    started = time.perf_counter()
+    with click.progressbar(length=1, label=label, file=sys.stderr, show_pos=True,
+                           show_eta=True, item_show_func=lambda text: text) as bar:
+
+        def progress(done, total):
+            bar.length = total
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(done - bar.pos, f"{rate:.2f} {unit}/s")
+
+        yield progress
 
 
 def stdout():

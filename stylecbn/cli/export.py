@@ -10,7 +10,7 @@ from stylecbn.cli.root import handle_errors
 
 
 @click.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.argument("model_path", metavar="NAME|FILE")
 @click.option(
     "--format",
     "-f",
@@ -45,7 +45,8 @@ from stylecbn.cli.root import handle_errors
 )
 @handle_errors
 def export(model_path, export_format, output, quantize, input_size, force):
-    """Export MODEL (.keras) for TF Serving / TF Hub (saved_model) or phones (tflite).
+    """Export a model (a built-in name such as default, or a .keras file) for TF Serving /
+    TF Hub (saved_model) or phones (tflite).
 
     Both take a uint8 image and one weight per style (normalized to sum 1, so blends work)
     and return the stylized uint8 image. Writes atomically; refuses to overwrite without

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 
@@ -134,40 +133,10 @@ def _show_warning(fallback, message, category, filename, lineno, file=None, line
         fallback(message, category, filename, lineno, file, line)
 
 
-def start_backend_quietly():
-    """Import Keras (and its backend) with the native start-up chatter kept off the terminal.
-
-    TensorFlow's C++ layer prints CUDA-stub and CPU-feature lines straight to file descriptor
-    2 when it loads and when it first touches a device, past Python's logging and
-    TF_CPP_MIN_LOG_LEVEL; they would bury the one-line messages this CLI promises. They are
-    captured while the backend starts and shown only if starting it fails.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "keras" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras
-
-            keras.ops.convert_to_numpy(keras.ops.ones((1,)))
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.buffer.write(captured.read())
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stylecbn")
 def main():
     """stylecbn: many painting styles in one network. Train, apply, blend, export."""
-    start_backend_quietly()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _check_web_extra():
             missing.append(name.replace("_", "-"))
     if missing:
         fail(
-            f'stylecbn serve needs the web extra: pip install "stylecbn[web]" '
+            f'stylecbn serve needs the web extra: in a clone, pip install -e ".[web]" '
             f"(missing: {', '.join(missing)})"
         )
 

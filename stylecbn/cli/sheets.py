@@ -17,6 +17,7 @@ from stylecbn.cli.common import (
     load_stylizer,
     max_pixels_option,
     model_option,
+    progress_bar,
     read_input,
     save_image,
     stdout,
@@ -40,13 +41,15 @@ def sheet(photo, output, model_path, tile_size, columns, only, no_original, max_
         check_image_output(output)
     stylizer = load_stylizer(model_path)
     chosen = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
-    image = stylizer.style_sheet(
-        read_input(photo, max_pixels),
-        styles=chosen,
-        tile_size=tile_size,
-        columns=columns,
-        include_original=not no_original,
-    )
+    with progress_bar("Styles", "styles") as progress:
+        image = stylizer.style_sheet(
+            read_input(photo, max_pixels),
+            styles=chosen,
+            tile_size=tile_size,
+            columns=columns,
+            include_original=not no_original,
+            progress=progress,
+        )
     save_image(image, output)
 
 
@@ -85,7 +88,7 @@ def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_
     \b
     Examples:
       stylecbn interpolate photo.jpg --from 3 --to 12 --frames 24 -o anim.gif
-      stylecbn interpolate photo.jpg --from starry --to wave -o frames/
+      stylecbn interpolate photo.jpg --from starry_night --to great_wave -o frames/
       stylecbn interpolate photo.jpg --grid 0 3 7 12 --steps 5 -o grid.png
     """
     from stylecbn.media.sheets import blend_grid_sheet, labelled_sheet
@@ -107,11 +110,14 @@ def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_
     loaded = read_input(photo, max_pixels)
     if grid:
         corners = [stylizer.blend(c) for c in grid]
-        rows, _ = stylizer.blend_grid(loaded, corners, steps=steps, max_size=max_size or 256)
+        with progress_bar("Blends", "cells") as progress:
+            rows, _ = stylizer.blend_grid(loaded, corners, steps=steps, max_size=max_size or 256,
+                                          progress=progress)
         save_image(blend_grid_sheet(rows, [c.label for c in corners]), output)
         return
-    images = stylizer.interpolate(loaded, from_style, to_style, frames=frames,
-                                  max_size=max_size or 512)
+    with progress_bar("Frames", "frames") as progress:
+        images = stylizer.interpolate(loaded, from_style, to_style, frames=frames,
+                                      max_size=max_size or 512, progress=progress)
     if is_folder:
         stem = Path(photo).stem if photo != STDIO else "stdin"
         for i, frame in enumerate(images):

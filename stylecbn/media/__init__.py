@@ -2,5 +2,6 @@
 
 `reading` image files to arrays; `pixels` any pixel data to uint8 RGB, and resizing; `writing`
 arrays to image files, atomically; `truncation` finds files whose data ends early; `video`
-video files in and out; `sheets` labelled sheets laid out. Imports only the ground floor.
+video files in and out; `sheets` labelled sheets laid out; `sample` the sample photo, drawn
+in code. Imports only the ground floor.
 """

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from stylecbn.errors import ConfigError, ModelFileError
 from stylecbn.fileio import atomic_directory, atomic_path
-from stylecbn.model.saving import load_model
+from stylecbn.model.saving import load_model, resolve_model_path
 from stylecbn.model.network import StyleTransferNetwork
 
 __all__ = [
@@ -126,7 +126,8 @@ class ExportConfig:
 
 
 def export_model_file(model_path, config):
-    """Load a model file and export it as `config` says (checks the destination first).
+    """Load a model (a built-in name such as "default", or a .keras file) and export it as
+    `config` says (checks the destination first).
 
     Returns:
         The path written.
@@ -138,7 +139,7 @@ def export_model_file(model_path, config):
     """
     _check_backend()
     _check_destination(config)
-    return export_model(load_model(model_path), config)
+    return export_model(load_model(resolve_model_path(model_path)), config)
 
 
 def export_model(model, config):

@@ -13,6 +13,7 @@ Only `keras`, `keras.ops`, NumPy and h5py are used, so this module runs on the J
 without TensorFlow.
 """
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -221,7 +222,7 @@ def resolve_weights(weights):
         raise ConfigError(f"weights file not found: {path}")
     if not path.is_file():
         raise ConfigError(f"weights path is not a file: {path}")
-    return path.resolve(), f"file:{path.resolve()}"
+    return path.resolve(), f"file:{_fingerprint(path)}"
 
 
 def find_imagenet_weights(download=True, timeout=DOWNLOAD_PROBE_TIMEOUT_S):
@@ -342,12 +343,22 @@ def _keras_cache_dirs():
     return [Path(home) / "models", Path(tempfile.gettempdir()) / ".keras" / "models"]
 
 
+def _fingerprint(path):
+    """A weights file as its name and the start of its SHA-256: what a description (and the
+    model file it ends up in) records, never the user's directories."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return f"{Path(path).name} sha256:{digest.hexdigest()[:16]}"
+
+
 def _compact_description(path, source):
-    return f"file:{path} (float16 copy of {source})"
+    return f"file:{_fingerprint(path)} (float16 copy of {source})"
 
 
 def _imagenet_description(path):
-    return f"imagenet (Keras VGG-16, {path})"
+    return f"imagenet (Keras VGG-16, {Path(path).name})"
 
 
 def _imagenet_or_error():

@@ -2,7 +2,7 @@
 
 `create_app(stylizer)` builds the ASGI app (Starlette); `stylecbn.cli.serve` runs it
 with uvicorn, set up by `stylecbn.serve.server.server_config` (bounded connections, read
-deadlines). Needs the web extra: `pip install "stylecbn[web]"`.
+deadlines). Needs the web extra: `pip install -e ".[web]"` in a clone.
 """
 
 from stylecbn.serve.app import PREVIEW_SIZE, create_app

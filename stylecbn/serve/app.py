@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from stylecbn.errors import ConfigError, StylecbnError, shorten
 from stylecbn.media.writing import write_image
 from stylecbn.applying.stylize import DEFAULT_MAX_SIZE
-from stylecbn.serve.sample import sample_photo
+from stylecbn.media.sample import sample_photo
 from stylecbn.serve.uploads import (
     BadRequestError,
     UploadLimits,

@@ -98,11 +98,13 @@ class TrainingConfig:
                           path=True)
     run_dir: str = setting("", "Checkpoints, previews, logs.", path=True,
                            shown="runs/<output stem>")
-    base_model: str = setting("", "A trained model: add the --styles to it, training only "
-                              "their rows.", flags=("--base",), path=True, result=True)
+    base_model: str = setting("", "A trained model (a built-in name or a .keras file): add "
+                              "the --styles to it, training only their rows.",
+                              flags=("--base",), path=True, metavar="NAME|FILE", result=True)
     init_model: str = setting("", "A trained model with the same styles and network: start "
                               "from its weights (fresh optimizer, steps from 0).",
-                              flags=("--init-from",), path=True, result=True)
+                              flags=("--init-from",), path=True, metavar="NAME|FILE",
+                              result=True)
     steps: int = setting(40000, "Training steps.", minimum=1)
     batch_size: int = setting(16, minimum=1, result=True)
     learning_rate: float = setting(1e-3, above=0, flags=("--learning-rate", "--lr"),
@@ -125,7 +127,8 @@ class TrainingConfig:
     checkpoint_every: int = setting(500, minimum=1)
     preview_every: int = setting(500, minimum=1)
     log_every: int = setting(10, minimum=1)
-    holdout: int = setting(4, "Photos kept for previews.", minimum=0, result=True)
+    holdout: int = setting(4, "Photos kept out of training for previews, at most a quarter "
+                           "of them.", minimum=0, result=True)
     preview_size: int = setting(128, "Preview tile side in px.", minimum=1)
     distribute: bool = setting(False, "Data-parallel on all local devices.")
     tensorboard: bool = setting(True, "TensorBoard scalars (TensorFlow backend).")

@@ -68,6 +68,11 @@ def _check_content_folder(folder):
 
 
 
+# At most 1 photo in HOLDOUT_SHARE is held out for previews: a small folder keeps most of its
+# photos for training (6 photos with --holdout 4 would otherwise train on 2).
+HOLDOUT_SHARE = 4
+
+
 class ContentPhotos:
     """Content photos decoded once into memory, served as random crops.
 
@@ -84,8 +89,9 @@ class ContentPhotos:
         resize: shorter side of the cached photos; default `round(crop * 1.125)`. Never less
             than `crop`. Photos whose shorter side is below `crop` are skipped with a warning
             (enlarging them would only blur the crops and cost memory).
-        holdout: how many photos to keep for previews. At least one photo always stays for
-            training; with fewer photos than that, fewer are held out (with a warning).
+        holdout: how many photos to keep for previews; at most a quarter of the photos
+            (`HOLDOUT_SHARE`), so that most stay for training: fewer are held out where the
+            folder is small (with a warning saying how many).
         seed: seed of the held-out choice and of every batch.
         max_photos: use at most this many photos, evenly spaced through the sorted list.
         max_bytes: the memory the cached photos may take (None: no limit); estimated from the
@@ -149,11 +155,12 @@ class ContentPhotos:
                 f"content folder {folder}: none of its {len(paths)} photos could be read"
             )
 
-        held = min(holdout, len(photos) - 1)
+        held = min(holdout, len(photos) // HOLDOUT_SHARE)
         if held < holdout:
+            previews = f"holding out {held} for previews" if held else "no previews"
             warnings.warn(
-                f"only {len(photos)} content photo(s) in {folder}: holding out {held} for "
-                f"previews instead of {holdout}",
+                f"{len(photos)} content photo(s) in {folder}: {previews} instead of {holdout}, "
+                f"so that at least {HOLDOUT_SHARE - 1} in {HOLDOUT_SHARE} stay for training",
                 StylecbnWarning,
                 stacklevel=2,
             )

@@ -18,6 +18,7 @@ import keras
 from stylecbn.training.config import TrainingConfig
 from stylecbn.errors import ConfigError
 from stylecbn.fileio import check_writable, same_file
+from stylecbn.model.saving import resolve_model_path
 from stylecbn.memory import (
     TRAINING_FIXED_BYTES,
     available_memory,
@@ -44,7 +45,7 @@ def check_replaceable(output, config, checkpoint, force):
     """Refuse to write over an existing file, unless `force` or it is this run's own output
     (a resumed run writes its model again); never over the base or init model the run reads."""
     for name, source in (("base_model", config.base_model), ("init_model", config.init_model)):
-        if source and same_file(output, source):
+        if source and same_file(output, resolve_model_path(source)):
             raise ConfigError(
                 f"`output` {output} is the `{name}` this run reads; write the result to another "
                 "file."

@@ -1,4 +1,4 @@
-"""Preview grids: held-out photos (rows) stylized with every style (columns).
+"""Preview grids: held-out photos (rows) stylized with every style (columns), labelled.
 
 The trainer writes one every few steps, so a run can be judged by eye while it trains.
 """
@@ -6,17 +6,14 @@ The trainer writes one every few steps, so a run can be judged by eye while it t
 import numpy as np
 from keras import ops
 
+from stylecbn.media.sheets import labelled_sheet
 from stylecbn.media.writing import write_image
 
 __all__ = ["preview_grid", "write_preview"]
 
-# Grey line between tiles, so neighbouring stylizations don't run into each other.
-_GAP = 2
-_GAP_VALUE = 128
-
-
 def preview_grid(network, photos, style_indices=None):
-    """Stylize each photo with each style and tile the results.
+    """Stylize each photo with each style and lay the results out, each tile labelled as
+    `stylecbn sheet` labels its tiles ("original", then "index name").
 
     Args:
         network: a `StyleTransferNetwork`.
@@ -24,8 +21,8 @@ def preview_grid(network, photos, style_indices=None):
         style_indices: the styles to show, in column order (default: all).
 
     Returns:
-        uint8 array (N*S + (N-1)*gap, (1+K)*S + K*gap, 3): row i is photo i, then the photo
-        in each style.
+        uint8 array (H, W, 3), a `stylecbn.media.sheets.labelled_sheet`: row i is photo i,
+        then the photo in each style.
 
     Raises:
         ValueError: no photos, or photos that are not (N, S, S, 3).
@@ -33,23 +30,16 @@ def preview_grid(network, photos, style_indices=None):
     photos = np.asarray(photos, dtype=np.float32)
     if photos.ndim != 4 or photos.shape[0] == 0 or photos.shape[-1] != 3:
         raise ValueError(f"photos must be a non-empty (N, S, S, 3) array; got {photos.shape}.")
-    if style_indices is None:
-        style_indices = range(network.num_styles)
+    style_indices = list(range(network.num_styles) if style_indices is None else style_indices)
     columns = [photos]
     for index in style_indices:
         labels = np.full((photos.shape[0],), index, dtype=np.int32)
         columns.append(ops.convert_to_numpy(network((photos, labels), training=False)))
-    count, size = photos.shape[0], photos.shape[1]
-    height = count * size + (count - 1) * _GAP
-    width = len(columns) * photos.shape[2] + (len(columns) - 1) * _GAP
-    grid = np.full((height, width, 3), _GAP_VALUE, dtype=np.uint8)
-    for column, images in enumerate(columns):
-        tiles = np.clip(np.round(np.asarray(images, np.float32) * 255), 0, 255).astype(np.uint8)
-        left = column * (photos.shape[2] + _GAP)
-        for row, tile in enumerate(tiles):
-            top = row * (size + _GAP)
-            grid[top:top + size, left:left + photos.shape[2]] = tile
-    return grid
+    columns = [np.clip(np.round(np.asarray(c, np.float32) * 255), 0, 255).astype(np.uint8)
+               for c in columns]
+    names = ["original"] + [f"{i} {network.style_names[i]}" for i in style_indices]
+    tiles = [column[row] for row in range(photos.shape[0]) for column in columns]
+    return np.asarray(labelled_sheet(tiles, names * photos.shape[0], columns=len(columns)))
 
 
 def write_preview(path, network, photos, style_indices=None):

@@ -47,7 +47,7 @@ from stylecbn.training.checkpoints import (
 from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.errors import ModelFileError
 from stylecbn.perceptual.losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss
-from stylecbn.model.saving import load_model, save_model
+from stylecbn.model.saving import load_model, resolve_model_path, save_model
 from stylecbn.model.network import build_network
 from stylecbn.training.photos import ContentPhotos
 from stylecbn.training.preflight import (
@@ -124,8 +124,9 @@ def _train(config, lock, loss_network, callbacks, log, force):
     check_replaceable(output, config, checkpoint, force)
 
     specs = load_styles_folder(config.styles)
-    base = load_model(config.base_model) if config.base_model else None
-    init = load_model(config.init_model) if config.init_model else None
+    # --base and --init-from take a built-in model's name, as --model does, or a file
+    base = load_model(resolve_model_path(config.base_model)) if config.base_model else None
+    init = load_model(resolve_model_path(config.init_model)) if config.init_model else None
     if init is not None:
         check_init_model(init, config, specs)
     startup.phase(f"styles: {len(specs)} read")
@@ -173,7 +174,8 @@ def _train(config, lock, loss_network, callbacks, log, force):
                 if base is not None else f"training {len(specs)} style(s)")
         if init is not None:
             what += f" from the weights of {config.init_model}"
-        log(f"{what} on {len(photos)} photos, {devices} device(s), backend "
+        log(f"{what} on {len(photos)} photos ({len(photos.holdout_paths)} more held out for "
+            f"previews), {devices} device(s), backend "
             f"{keras.backend.backend()}, {config.precision}; run folder {run_dir}")
         first_step = checkpoint.step if checkpoint is not None else 0
         monitor = TrainingMonitor(run, first_step, started=startup.started)
@@ -356,25 +358,32 @@ def _fit(run, monitor, first_step, num_labels, label_offset, callbacks):
 # ----------------------------------------------------------------------------- the model file
 
 
+_PATH_SETTINGS = ("styles", "content", "output", "run_dir", "base_model", "init_model",
+                  "vgg_weights")
+
+
 def _model_metadata(config, base, init, weights, style_coefficients, description, steps_done,
                     final_losses):
     """What the model file records about how it was made (and from which model)."""
     metadata = dict(base.metadata) if base is not None else {}
     if base is not None:
-        metadata["base_model"] = {"file": str(config.base_model),
+        metadata["base_model"] = {"file": Path(config.base_model).name,
                                   "styles": base.style_names,
                                   "training": base.metadata.get("training")}
     if init is not None:
         # The init model's own lineage comes along, so a chain of runs stays traceable.
         metadata["init_model"] = {
-            "file": str(config.init_model),
+            "file": Path(config.init_model).name,
             "steps_trained": init.metadata.get("steps_trained"),
             "training": init.metadata.get("training"),
             **{key: init.metadata[key] for key in ("init_model", "base_model")
                if key in init.metadata},
         }
     metadata.update({
-        "training": config.to_dict(),
+        # the settings with each path cut to its last name: a model file travels, and should
+        # not carry the directories of the machine that made it
+        "training": {**config.to_dict(), **{name: Path(getattr(config, name)).name
+                                            for name in _PATH_SETTINGS}},
         "vgg_weights": description,
         "loss_weights": {**dataclasses.asdict(weights), "style_layers": list(weights.style_layers)},
         "style_coefficients": list(style_coefficients),

@@ -39,10 +39,18 @@ function hideError() {
   $("error").hidden = true;
 }
 
+// The API's field names in its messages, as the page labels those boxes.
+const FIELD_LABELS = { max_size: "Max size" };
+
+function forPeople(message) {
+  return Object.entries(FIELD_LABELS).reduce(
+    (text, [field, label]) => text.replaceAll(field, label), message);
+}
+
 async function errorOf(response) {
   try {
     const body = await response.json();
-    if (body.error) return body.error;
+    if (body.error) return forPeople(body.error);
   } catch (ignored) {
     // not JSON: fall through to the status line
   }
@@ -143,13 +151,16 @@ async function showPicture(blob) {
 }
 
 function fitStage() {
-  // The picture as large as the panel and 72% of the window allow; the painting canvas
-  // lies exactly over it.
+  // The picture as large as its column and 80% of the window allow; the painting canvas
+  // lies exactly over it. The stage is first let go, so the column's width is the one the
+  // window gives it, not the one the picture held before a narrowing.
   if (!mask.width) return;
+  const stage = $("stage");
+  stage.style.width = "0px";
   const panel = $("picture");
   const room = panel.clientWidth - 2 * parseFloat(getComputedStyle(panel).paddingLeft);
-  const scale = Math.min(room / mask.width, (0.72 * window.innerHeight) / mask.height);
-  $("stage").style.width = `${Math.floor(mask.width * scale)}px`;
+  const scale = Math.min(room / mask.width, (0.8 * window.innerHeight) / mask.height);
+  stage.style.width = `${Math.floor(mask.width * scale)}px`;
 }
 
 // --- the live preview -----------------------------------------------------------------------

@@ -1,12 +1,19 @@
-"""A small synthetic photo drawn in code: the picture the style gallery's thumbnails show.
+"""A small synthetic photo drawn in code: the picture of README's quick start and of the web
+page's style thumbnails.
 
-Drawn rather than shipped so that the package carries no third-party photo and the
-thumbnails need nothing from disk: a sky, a sun, two mountain ranges, a lake with a
-reflection and a shore with trees, with a little deterministic noise for texture.
+Drawn rather than shipped so that the package carries no third-party photo and a new user
+has a photo to stylize before finding one of their own: a sky, a sun, two mountain ranges, a
+lake with a reflection and a shore with trees, with a little deterministic noise for texture.
+
+    python -m stylecbn.media.sample photo.png [WIDTH HEIGHT]   # default 384 x 256
 """
+
+import sys
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from stylecbn.media.writing import write_image
 
 
 def sample_photo(width=384, height=256):
@@ -44,3 +51,18 @@ def sample_photo(width=384, height=256):
     pixels = np.clip(np.asarray(image, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
     resized = Image.fromarray(pixels).resize((width, height), Image.Resampling.LANCZOS)
     return np.asarray(resized).copy()
+
+
+def main(argv):
+    if len(argv) not in (1, 3) or not all(a.isdigit() and int(a) >= 16 for a in argv[1:]):
+        print("usage: python -m stylecbn.media.sample PHOTO.png [WIDTH HEIGHT] (sides >= 16 px)",
+              file=sys.stderr)
+        return 2
+    size = [int(a) for a in argv[1:]] or [384, 256]
+    write_image(argv[0], sample_photo(*size))
+    print(f"Wrote {argv[0]} ({size[0]}x{size[1]}, a landscape drawn in code)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
