@@ -4,8 +4,9 @@ TensorFlow's C++ layer prints oneDNN, CUDA-stub and CPU-feature lines (and, on m
 without a GPU, a red "failed call to cuInit" error) straight to file descriptor 2 when it
 loads and when it first touches a device, past Python's logging and before
 TF_CPP_MIN_LOG_LEVEL takes effect for some of them. They would bury the one-line messages
-the CLI promises and clutter a notebook. The wings that use Keras call `start_quietly()` when
-they are imported, so the command line and the Python API are both quiet by default; a user
+the CLI promises and clutter a notebook. Every module that imports Keras calls `start_quietly()`
+first (modules without Keras, like the settings and the presets, stay light), so the command
+line and the Python API are both quiet by default; a user
 who sets TensorFlow's own log variables to see its messages gets TensorFlow's own behaviour.
 """
 

@@ -1,4 +1,4 @@
-"""stylecbn.applying.outputs: which output each input gets, and every plan it refuses.
+"""stylecbn.media.outputs: which output each input gets, and every plan it refuses.
 
 The planner reads only names, suffixes and what exists, so the inputs here are files of a few
 bytes; `stylecbn apply` on real images is in test_cli_apply.py.
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stylecbn.applying.outputs import (
+from stylecbn.media.outputs import (
     DEFAULT_NAME,
     STDIO,
     Job,

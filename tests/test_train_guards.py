@@ -61,7 +61,7 @@ def test_a_built_in_base_is_given_by_name(data, tmp_path, monkeypatch):
     save_model(build_network(2, style_names=["red", "blue"], width_multiplier=0.25), installed)
     refused = tiny_config(data, tmp_path, styles=str(data["more"]), base_model="default",
                           output=str(installed))
-    with pytest.raises(ConfigError, match=r"is the --base model this run reads"):
+    with pytest.raises(ConfigError, match=r"is the `base_model` this run reads"):
         train(refused, loss_network=fake_loss_network(), log=quiet, force=True)
     config = refused.replace(output=str(tmp_path / "more.keras"), steps=1)
     extended = load_model(train(config, loss_network=fake_loss_network(), log=quiet))

@@ -3,10 +3,5 @@
 `stylize` the `Stylizer`; `blend` a chosen style parsed once into a `Blend`; `conditioning`
 what the network is conditioned on; `finish` colour and strength; `overviews` sheets,
 interpolations and blend grids; `strips` large images strip by strip; `flicker` the flicker
-reducer for frames; `outputs` which output path each input of a batch gets. Imports the
-ground floor, media, model and perceptual, never training.
+reducer for frames. Imports the ground floor, media, model and perceptual, never training.
 """
-
-from stylecbn.backend import start_quietly
-
-start_quietly()  # this wing uses Keras: start it without TensorFlow's native chatter

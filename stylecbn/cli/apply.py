@@ -1,6 +1,6 @@
 """`stylecbn apply`: stylize photos and videos from files, folders or stdin.
 
-Parses the options, plans where outputs go with `stylecbn.applying.outputs.OutputPlan` (which
+Parses the options, plans where outputs go with `stylecbn.media.outputs.OutputPlan` (which
 refuses to overwrite an input or to write one file twice) and calls `Stylizer.stylize_frames`
 (images) or `Stylizer.stylize_video` (videos) once per input; library errors become one-line
 messages through `handle_errors`. Exit codes:
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from stylecbn.applying.outputs import DEFAULT_NAME, FORMATS, OutputPlan
+from stylecbn.media.outputs import DEFAULT_NAME, FORMATS, OutputPlan
 from stylecbn.cli.root import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
 from stylecbn.errors import StylecbnError
 from stylecbn.media.reading import read_image

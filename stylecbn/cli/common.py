@@ -12,7 +12,7 @@ import time
 
 import click
 
-from stylecbn.applying.outputs import STDIO
+from stylecbn.media.outputs import STDIO
 from stylecbn.cli.root import fail
 from stylecbn.fileio import same_file
 from stylecbn.media.reading import read_image

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from stylecbn.applying.outputs import STDIO, check_image_output
+from stylecbn.media.outputs import STDIO, check_image_output
 from stylecbn.cli.root import fail, handle_errors
 from stylecbn.media.writing import write_image
 from stylecbn.cli.common import (

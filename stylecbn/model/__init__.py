@@ -5,7 +5,3 @@ conditional normalizations and the residual block; `network` the `StyleTransferN
 from them; `saving` the `.keras` model file (metadata, the
 built-in models); `export` SavedModel and TensorFlow Lite. Imports only the ground floor.
 """
-
-from stylecbn.backend import start_quietly
-
-start_quietly()  # this wing uses Keras: start it without TensorFlow's native chatter

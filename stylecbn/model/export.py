@@ -29,6 +29,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 import tensorflow as tf
 

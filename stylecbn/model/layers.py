@@ -15,6 +15,10 @@ The layers use the weights as given; `stylecbn.model.network` normalizes them to
 import math
 import random
 
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 import numpy as np
 from keras import ops

@@ -21,6 +21,10 @@ nothing else, and strip inference (`stylecbn.applying.strips`) runs the same ste
 
 from dataclasses import asdict, dataclass
 
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 from keras import ops
 

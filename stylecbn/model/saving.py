@@ -15,6 +15,10 @@ import zipfile
 from pathlib import Path
 
 import h5py
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 import numpy as np
 

@@ -5,7 +5,3 @@ the paintings' Gram matrices; `preflight` the checks before a run; `trainer` the
 pieces; `checkpoints` the checkpoint format; `preview` preview grids; `run` the run itself.
 Imports the ground floor, media, model and perceptual, never applying.
 """
-
-from stylecbn.backend import start_quietly
-
-start_quietly()  # this wing uses Keras: start it without TensorFlow's native chatter

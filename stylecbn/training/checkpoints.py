@@ -19,6 +19,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 from keras import ops
 
 from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig

@@ -13,6 +13,10 @@ import os
 import socket
 from pathlib import Path
 
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 
 from stylecbn.training.config import TrainingConfig

@@ -4,6 +4,10 @@ The trainer writes one every few steps, so a run can be judged by eye while it t
 """
 
 import numpy as np
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 from keras import ops
 
 from stylecbn.media.sheets import labelled_sheet

@@ -33,6 +33,10 @@ import sys
 import time
 from pathlib import Path
 
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 import numpy as np
 from keras import ops

@@ -20,6 +20,10 @@ import warnings
 import zipfile
 
 import numpy as np
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 from keras import ops
 
 from stylecbn.errors import StylecbnWarning

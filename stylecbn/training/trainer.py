@@ -24,6 +24,10 @@ import signal
 import threading
 import time
 
+from stylecbn.backend import start_quietly
+
+start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
+
 import keras
 import numpy as np
 from keras import ops
