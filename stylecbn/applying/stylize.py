@@ -23,6 +23,7 @@ How the options work (made once into a `StylizeOptions`, checked when made, pass
 
 import dataclasses
 import numbers
+import os
 
 import numpy as np
 from PIL import Image
@@ -35,6 +36,7 @@ from stylecbn.fileio import same_file
 from stylecbn.applying.finish import check_strength, finish
 from stylecbn.media.reading import MIN_SIDE, LoadedImage, read_image
 from stylecbn.media.pixels import fit_size, resize_to_max
+from stylecbn.applying.runtimes import choose_runtime, open_runtime
 from stylecbn.applying.strips import run_in_strips
 from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
 from stylecbn.media.video import probe_video, stream_video
@@ -42,6 +44,7 @@ from stylecbn.media.video import probe_video, stream_video
 __all__ = ["Stylizer", "StylizeOptions", "DEFAULT_MAX_SIZE", "check_max_size"]
 
 DEFAULT_MAX_SIZE = 1024
+RUNTIME_ENV = "STYLECBN_RUNTIME"  # the runtime when Stylizer(runtime=None)
 # Whole-image inference up to this many pixels (about 2048x2048: peak RSS 2.2 GB measured at
 # 2048x1365 with the full-width network); larger images go layer by layer in strips.
 MAX_UNTILED_PIXELS = 2048 * 2048
@@ -152,10 +155,16 @@ class Stylizer:
             layer by layer in strips with exact whole-image statistics.
         max_pixels: the largest image the Stylizer reads from a file, bytes or a stream
             (`read_image`'s limit); None: what this machine's free memory allows.
+        runtime: what runs the network (`stylecbn.applying.runtimes.RUNTIMES`): "auto" for
+            the fastest whose output stays within `runtimes.TOLERANCE` of float32 Keras on
+            this CPU, "keras", "openvino" or "openvino-bf16"; None (default): the
+            STYLECBN_RUNTIME environment variable, else "auto". Masks and images above
+            `max_untiled_pixels` always run in Keras. `jit_compile` concerns Keras only.
 
     Raises:
         ModelFileError: the model file is missing or unusable, or the built-in model asked
             for is not installed in this build.
+        ConfigError: an unknown runtime, or one asked for that cannot run here.
 
     Examples:
     >>> stylizer = Stylizer("styles.keras")
@@ -163,10 +172,14 @@ class Stylizer:
     """
 
     def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS,
-                 max_pixels=None):
+                 max_pixels=None, runtime=None):
         import keras
 
+        if runtime is None:
+            runtime = os.environ.get(RUNTIME_ENV) or "auto"
+        self.runtime = choose_runtime(runtime)  # checked before the model loads
         self.model = _resolve_model(model)
+        self._engine = None  # the converted network, opened at the first image
         self.jit_compile = jit_compile
         self._backend = keras.backend.backend()
         self._predict_functions = {}  # (style rank, XLA) -> compiled predict function
@@ -440,6 +453,10 @@ class Stylizer:
 
     def _run_whole(self, photo_f, field):
         style = field.network_input()
+        if style.ndim == 2 and self.runtime.name != "keras":
+            if self._engine is None:
+                self._engine = open_runtime(self.model, self.runtime)
+            return self._engine(photo_f, style)
         xla = self.jit_compile
         if xla is None:
             xla = self._backend != "tensorflow"
