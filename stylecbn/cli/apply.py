@@ -24,6 +24,7 @@ from stylecbn.cli.common import (
     load_stylizer,
     max_pixels_option,
     model_option,
+    runtime_option,
     read_input,
     stdout,
 )
@@ -123,6 +124,7 @@ def _write_format(job, loaded, out_format):
               help="JPEG and WebP quality.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per output.")
 @max_pixels_option
+@runtime_option
 @click.option(
     "--xla/--no-xla",
     default=None,
@@ -148,6 +150,7 @@ def apply(
     quality,
     as_json,
     max_pixels,
+    runtime,
     xla,
 ):
     """Stylize photos and videos: files, folders, or '-' for stdin (images).
@@ -175,7 +178,7 @@ def apply(
     if plan.kind == "stdout" and as_json:
         fail("--json prints to stdout, which the image already uses; write to a file with -o.")
 
-    stylizer = load_stylizer(model_path, jit_compile=xla)
+    stylizer = load_stylizer(model_path, jit_compile=xla, runtime=runtime)
     blend = stylizer.blend(style)
     label = blend.label
     to_blend = None if to_style is None else stylizer.blend(to_style)

@@ -9,7 +9,7 @@ import webbrowser
 import click
 
 from stylecbn.cli.root import fail, handle_errors
-from stylecbn.cli.common import model_option
+from stylecbn.cli.common import model_option, runtime_option
 
 WEB_PACKAGES = ("starlette", "uvicorn", "python_multipart")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
@@ -69,6 +69,7 @@ def _open_when_started(server, url):
 
 @click.command()
 @model_option
+@runtime_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -91,7 +92,7 @@ def _open_when_started(server, url):
     "image header before decoding.",
 )
 @handle_errors
-def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
+def serve(model_path, runtime, host, port, open_browser, max_upload_mb, max_megapixels):
     """A local web page to mix styles on your photo, paint regions and download the result.
 
     \b
@@ -109,7 +110,7 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels):
         max_bytes=round(max_upload_mb * 1e6), max_pixels=round(max_megapixels * 1e6)
     )
     click.echo("Loading the model…", err=True)
-    stylizer = Stylizer(model_path)
+    stylizer = Stylizer(model_path, runtime=runtime)
     sock = _listen(host, port)
     address = sock.getsockname()[0]
     loopback = ipaddress.ip_address(address.split("%")[0]).is_loopback
