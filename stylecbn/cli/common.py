@@ -10,6 +10,7 @@ import json
 import click
 
 from stylecbn.applying.outputs import STDIO
+from stylecbn.applying.runtimes import RUNTIMES
 from stylecbn.cli.root import fail
 from stylecbn.fileio import same_file
 from stylecbn.media.reading import read_image
@@ -30,7 +31,7 @@ runtime_option = click.option(
     default=None,
     envvar="STYLECBN_RUNTIME",
     show_envvar=True,
-    metavar="NAME",
+    type=click.Choice(RUNTIMES),
     help="What runs the network: auto (default: the fastest within tolerance of float32 on "
     "this CPU; `stylecbn info` says which), keras, openvino or openvino-bf16.",
 )
