@@ -80,6 +80,16 @@ def test_auto_picks_bfloat16_where_the_cpu_has_it(flags):
     assert "auto" in choice.reason and "bf16" in choice.reason
 
 
+def test_auto_leaves_thin_networks_in_keras(net):
+    assert runtimes._widest_layer(net) == 32  # the full preset at width 0.25
+    choice = choose_runtime("auto", net, flags=BF16_CPU)
+    assert choice.name == "keras" and "thin network (at most 32 channels)" in choice.reason
+    assert choose_runtime("auto", build_network(2, preset="fast"), flags=BF16_CPU).name == "keras"
+    wide = build_network(2, width_multiplier=0.5)  # 64 channels
+    assert choose_runtime("auto", wide, flags=BF16_CPU).name == "openvino-bf16"
+    assert choose_runtime("openvino-bf16", net, flags=BF16_CPU).name == "openvino-bf16"
+
+
 def test_auto_falls_back_to_keras_without_bfloat16_instructions():
     choice = choose_runtime("auto", flags=OLD_CPU)
     assert choice.name == "keras" and "no bfloat16 instructions" in choice.reason

@@ -8,9 +8,11 @@ Runtimes (names for `Stylizer(runtime=...)` and `--runtime`):
   it picks the layers) where the CPU has bfloat16 instructions (avx512_bf16 or AMX).
 - "auto" (the default): the fastest of these whose output stays within `TOLERANCE` of float32
   Keras, by `benchmarks/cpu_runtime.py` on this project's CPU: "openvino-bf16" where the CPU
-  has bfloat16 instructions and OpenVINO is installed on Keras' TensorFlow backend, else
-  "keras" (OpenVINO in float32 measured no faster than Keras there, and bfloat16 emulated
-  without those instructions is slower).
+  has bfloat16 instructions, OpenVINO is installed on Keras' TensorFlow backend and the
+  network is wide (its widest layer at least `BF16_MIN_CHANNELS` channels: the full preset,
+  128, where bfloat16 ran 2.3x faster than Keras at 512 px); else "keras": OpenVINO in
+  float32 measured no faster than Keras, bfloat16 without those instructions is emulated,
+  and on the thin fast preset (32 channels at most) Keras' oneDNN was the faster one.
 
 What a converted runtime cannot run goes to Keras, the same for every runtime: per-pixel
 styles (masks; the converted graph takes one style vector per image) and images above the
@@ -29,6 +31,7 @@ __all__ = ["RUNTIMES", "TOLERANCE", "Runtime", "RuntimeChoice", "choose_runtime"
 
 RUNTIMES = ("auto", "keras", "openvino", "openvino-bf16")
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+BF16_MIN_CHANNELS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +83,20 @@ def _keras_backend():
     return keras.backend.backend()
 
 
-def choose_runtime(requested="auto", flags=None):
+def _widest_layer(net):
+    """The most output channels of any convolution of a `StyleTransferNetwork`."""
+    arch = net.architecture
+    return max(max(1, round(c * net.width_multiplier))
+               for c in (*arch.down_channels, *arch.up_channels))
+
+
+def choose_runtime(requested="auto", net=None, flags=None):
     """The runtime to use, and why.
 
     Args:
         requested: a name of `RUNTIMES`; anything but "auto" is used as asked, once checked.
+        net: the `StyleTransferNetwork` to run ("auto" leaves thin ones in Keras), or None
+            (a network as wide as the full preset).
         flags: this CPU's instruction flags (`stylecbn.model.convert.cpu_flags()` when None).
 
     Raises:
@@ -121,6 +133,11 @@ def choose_runtime(requested="auto", flags=None):
         return RuntimeChoice(
             "keras", "auto: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16), and "
             "OpenVINO in float32 is no faster than Keras"
+        )
+    if net is not None and _widest_layer(net) < BF16_MIN_CHANNELS:
+        return RuntimeChoice(
+            "keras", f"auto: a thin network (at most {_widest_layer(net)} channels), which "
+            "Keras runs faster than OpenVINO in bfloat16"
         )
     return RuntimeChoice(
         "openvino-bf16",

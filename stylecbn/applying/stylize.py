@@ -177,8 +177,10 @@ class Stylizer:
 
         if runtime is None:
             runtime = os.environ.get(RUNTIME_ENV) or "auto"
-        self.runtime = choose_runtime(runtime)  # checked before the model loads
+        if runtime != "auto":
+            choose_runtime(runtime)  # a forced runtime is checked before the model loads
         self.model = _resolve_model(model)
+        self.runtime = choose_runtime(runtime, self.model)
         self._engine = None  # the converted network, opened at the first image
         self.jit_compile = jit_compile
         self._backend = keras.backend.backend()

@@ -71,7 +71,7 @@ def info(model_path, runtime, as_json):
         "click": _version("click"),
         "devices": [str(d) for d in keras.distribution.list_devices()],
         "openvino": _version("openvino"),
-        "runtime": dataclasses.asdict(choose_runtime(runtime or "auto")),
+        "runtime": None,
         "built_in_models": [
             {
                 "name": name,
@@ -97,8 +97,10 @@ def info(model_path, runtime, as_json):
             "parameters": int(model.count_params()),
             "metadata": model.metadata,
         }
+        record["runtime"] = dataclasses.asdict(choose_runtime(runtime or "auto", model))
     else:
         record["model"] = None
+        record["runtime"] = dataclasses.asdict(choose_runtime(runtime or "auto"))
     if as_json:
         click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
         return
