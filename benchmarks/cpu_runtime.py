@@ -200,7 +200,7 @@ def make_candidates(net, names, calibration):
     return made
 
 
-def perceptual_changes(net, candidates, photos):
+def perceptual_changes(net, candidates, photos, vgg_weights):
     """{name: % change of the mean perceptual loss against keras} on held-out photos."""
     import keras
 
@@ -213,7 +213,7 @@ def perceptual_changes(net, candidates, photos):
     training = net.metadata.get("training", {})
     weights = LossWeights(content=training.get("content_weight", 1.0),
                           style=training.get("style_weight") or LossWeights().style)
-    loss_network, _ = build_loss_network(training.get("vgg_weights", "auto"), weights.layers)
+    loss_network, _ = build_loss_network(vgg_weights, weights.layers)
     specs = load_styles_folder(PAINTINGS)
     if len(specs) != net.num_styles:
         print(f"perceptual loss skipped: {PAINTINGS} has {len(specs)} styles, the model "
@@ -247,6 +247,8 @@ def main():
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
     parser.add_argument("--loss-photos", type=int, default=0,
                         help="held-out photos for the perceptual-loss change (full network)")
+    parser.add_argument("--vgg-weights", default="auto",
+                        help="loss-network weights (stylecbn.perceptual.vgg); default: auto")
     args = parser.parse_args()
 
     import keras
@@ -311,7 +313,7 @@ def main():
             if not (CONTENT.is_dir() and PAINTINGS.is_dir()):
                 print("perceptual loss skipped: no ../shared/data")
                 continue
-            changes = perceptual_changes(net, candidates, args.loss_photos)
+            changes = perceptual_changes(net, candidates, args.loss_photos, args.vgg_weights)
             print(f"perceptual loss change against keras on {args.loss_photos} held-out photos "
                   f"x styles {LOSS_STYLES}, 256 px: " + ", ".join(
                       f"{name} {change:+.2f}%" for name, change in changes.items()))
