@@ -149,12 +149,20 @@ class TFLiteRunner:
         self.shape = input_size and (*input_size, 3)
         if input_size:
             self.interpreter.allocate_tensors()
+        self.input_size = input_size
+        self.reported = False
 
     def __call__(self, image, style=STYLE):
         if image.shape != self.shape:
             self.interpreter.resize_tensor_input(self.image_in, (1, *image.shape))
             self.interpreter.allocate_tensors()
             self.shape = image.shape
+        if not self.reported:  # how much of the graph XNNPACK took, once per interpreter
+            ops = [op["op_name"] for op in self.interpreter._get_ops_details()]
+            print(f"tflite ({'fixed ' + str(self.input_size) if self.input_size else 'dynamic'}"
+                  f" size): {ops.count('DELEGATE')} XNNPACK partitions, "
+                  f"{ops.count('CONV_2D')} CONV_2D, {ops.count('MIRROR_PAD')} MIRROR_PAD")
+            self.reported = True
         self.interpreter.set_tensor(self.image_in, image[None])
         self.interpreter.set_tensor(self.weights_in, self.eye[style][None])
         self.interpreter.invoke()

@@ -16,6 +16,9 @@ How the options work (made once into a `StylizeOptions`, checked when made, pass
 - **Large images**: up to `max_untiled_pixels` the whole image goes through one compiled call.
   Above it, `stylecbn.applying.strips` runs the network's stages layer by layer in horizontal strips
   with exact whole-image statistics (the same result up to float rounding, bounded memory).
+- **Runtime**: the network runs in Keras or, converted, in OpenVINO (bfloat16 by default where
+  the CPU has it and the network is wide); `stylecbn.applying.runtimes` chooses. Masks and
+  strips always run in Keras.
 - **Video and animations**: frames are stylized one after the other, streamed for video files
   (`stylecbn.media.video`); a style can travel (`to_style`), and flicker is reduced by
   `stylecbn.applying.flicker.FlickerReducer` unless `stabilize=False`.
@@ -156,8 +159,9 @@ class Stylizer:
         max_pixels: the largest image the Stylizer reads from a file, bytes or a stream
             (`read_image`'s limit); None: what this machine's free memory allows.
         runtime: what runs the network (`stylecbn.applying.runtimes.RUNTIMES`): "auto" for
-            the fastest whose output stays within `runtimes.TOLERANCE` of float32 Keras on
-            this CPU, "keras", "openvino" or "openvino-bf16"; None (default): the
+            the fastest whose output stays within `runtimes.TOLERANCE` of float32 Keras for
+            this network on this CPU (`runtimes.choose_runtime`), "keras", "openvino" or
+            "openvino-bf16"; None (default): the
             STYLECBN_RUNTIME environment variable, else "auto". Masks and images above
             `max_untiled_pixels` always run in Keras. `jit_compile` concerns Keras only.
 
