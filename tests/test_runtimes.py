@@ -12,7 +12,7 @@ from stylecbn.applying import runtimes
 from stylecbn.applying.runtimes import TOLERANCE, choose_runtime, within_tolerance
 from stylecbn.applying.stylize import Stylizer
 from stylecbn.cli.root import main
-from stylecbn.errors import ConfigError
+from stylecbn.errors import ConfigError, ModelFileError
 from stylecbn.model import convert
 from stylecbn.model.network import build_network
 
@@ -125,6 +125,23 @@ def test_cli_says_which_runtime_and_rejects_unknown_ones():
     bad = CliRunner().invoke(main, ["apply", "x.png", "--runtime", "gpu9", "-o", "y.png"])
     assert bad.exit_code == 2 and "'gpu9' is not one of 'auto', 'keras'" in bad.stderr
     assert "Traceback" not in bad.output
+
+
+def test_a_network_openvino_cannot_take_runs_in_keras_under_auto(net, monkeypatch):
+    def failing(net):
+        raise RuntimeError("Check 'op' failed: Cannot create MirrorPad\nmore detail")
+
+    monkeypatch.setattr(convert, "_convert", failing)
+    monkeypatch.setattr(runtimes, "_widest_layer", lambda net: 128)  # auto picks OpenVINO
+    auto = Stylizer(net, runtime="auto")
+    if auto.runtime.name != "openvino-bf16":
+        pytest.skip(f"auto picks {auto.runtime.name} here")
+    with pytest.warns(RuntimeWarning, match="Cannot create MirrorPad.*running it in Keras"):
+        got = np.asarray(auto.stylize(photo(), "sun", max_size=0))
+    np.testing.assert_array_equal(got, outputs(net, "keras", "sun"))
+    assert auto.runtime.name == "keras" and "could not take" in auto.runtime.reason
+    with pytest.raises(ModelFileError, match="openvino cannot run .*MirrorPad; use --runtime"):
+        Stylizer(net, runtime="openvino").stylize(photo(), "sun")
 
 
 # --- tolerance against float32 Keras ----------------------------------------------------------

@@ -21,10 +21,11 @@ travelling styles (video, interpolate) and sheets use the converted graph.
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 
-from stylecbn.errors import ConfigError
+from stylecbn.errors import ConfigError, ModelFileError
 
 __all__ = ["RUNTIMES", "TOLERANCE", "Runtime", "RuntimeChoice", "choose_runtime",
            "open_runtime", "within_tolerance"]
@@ -176,7 +177,23 @@ class Runtime:
 
 
 def open_runtime(net, choice):
-    """A `Runtime` for `choice`, or None for "keras" (the caller runs the Keras model)."""
+    """A `Runtime` for `choice`, or None for Keras (the caller runs the Keras model): for
+    "keras", and for "auto" where the conversion or compilation fails (a network OpenVINO
+    cannot take), which is then said in a warning.
+
+    Raises:
+        ModelFileError: a runtime asked for by name cannot take this network.
+    """
     if choice.name == "keras":
         return None
-    return Runtime(net, choice.name)
+    try:
+        return Runtime(net, choice.name)
+    except Exception as exc:  # the converters raise many kinds, with pages of detail
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if not choice.reason.startswith("auto"):
+            raise ModelFileError(
+                f"{choice.name} cannot run {net.name}: {first_line}; use --runtime keras."
+            ) from None
+        warnings.warn(f"{choice.name} cannot run {net.name} ({first_line}); running it in "
+                      "Keras instead", RuntimeWarning, stacklevel=2)
+        return None

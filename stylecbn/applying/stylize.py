@@ -39,7 +39,7 @@ from stylecbn.fileio import same_file
 from stylecbn.applying.finish import check_strength, finish
 from stylecbn.media.reading import MIN_SIDE, LoadedImage, read_image
 from stylecbn.media.pixels import fit_size, resize_to_max
-from stylecbn.applying.runtimes import choose_runtime, open_runtime
+from stylecbn.applying.runtimes import RuntimeChoice, choose_runtime, open_runtime
 from stylecbn.applying.strips import run_in_strips
 from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
 from stylecbn.media.video import probe_video, stream_video
@@ -462,7 +462,11 @@ class Stylizer:
         if style.ndim == 2 and self.runtime.name != "keras":
             if self._engine is None:
                 self._engine = open_runtime(self.model, self.runtime)
-            return self._engine(photo_f, style)
+            if self._engine is None:  # auto, and the conversion failed: Keras from now on
+                self.runtime = RuntimeChoice("keras", f"auto: {self.runtime.name} could not "
+                                             "take this network")
+            else:
+                return self._engine(photo_f, style)
         xla = self.jit_compile
         if xla is None:
             xla = self._backend != "tensorflow"
