@@ -161,9 +161,10 @@ class Stylizer:
         runtime: what runs the network (`stylecbn.applying.runtimes.RUNTIMES`): "auto" for
             the fastest whose output stays within `runtimes.TOLERANCE` of float32 Keras for
             this network on this CPU (`runtimes.choose_runtime`), "keras", "openvino" or
-            "openvino-bf16"; None (default): the
-            STYLECBN_RUNTIME environment variable, else "auto". Masks and images above
-            `max_untiled_pixels` always run in Keras. `jit_compile` concerns Keras only.
+            "openvino-bf16"; None (default): the STYLECBN_RUNTIME environment variable,
+            else "auto". Masks and images above `max_untiled_pixels` always run in Keras;
+            `jit_compile` concerns Keras only. The attribute `runtime` is the
+            `RuntimeChoice` made: its name and why.
 
     Raises:
         ModelFileError: the model file is missing or unusable, or the built-in model asked
