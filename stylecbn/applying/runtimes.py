@@ -10,9 +10,11 @@ Runtimes (names for `Stylizer(runtime=...)` and `--runtime`):
   Keras, by `benchmarks/cpu_runtime.py` on this project's CPU: "openvino-bf16" where the CPU
   has bfloat16 instructions, OpenVINO is installed on Keras' TensorFlow backend and the
   network is wide (its widest layer at least `BF16_MIN_CHANNELS` channels: the full preset,
-  128, where bfloat16 ran 2.3x faster than Keras at 512 px); else "keras": OpenVINO in
-  float32 measured no faster than Keras, bfloat16 without those instructions is emulated,
-  and on the thin fast preset (32 channels at most) Keras' oneDNN was the faster one.
+  128, where bfloat16 ran 1.5-2.5x faster than Keras at 256-1024 px, 0.3 levels mean from
+  float32); else "keras": OpenVINO in float32 measured no faster than Keras, bfloat16
+  without those instructions is emulated, and on the thin fast preset (32 channels at most)
+  bfloat16 was 1.0-1.1x as fast at 256-512 px, 1.25x at 1024 px, and its rounding showed
+  more.
 
 What a converted runtime cannot run goes to Keras, the same for every runtime: per-pixel
 styles (masks; the converted graph takes one style vector per image) and images above the
@@ -138,7 +140,7 @@ def choose_runtime(requested="auto", net=None, flags=None):
     if net is not None and _widest_layer(net) < BF16_MIN_CHANNELS:
         return RuntimeChoice(
             "keras", f"auto: a thin network (at most {_widest_layer(net)} channels), which "
-            "Keras runs faster than OpenVINO in bfloat16"
+            "gains little from OpenVINO in bfloat16"
         )
     return RuntimeChoice(
         "openvino-bf16",
