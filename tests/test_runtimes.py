@@ -103,6 +103,14 @@ def test_auto_falls_back_to_keras_without_openvino(monkeypatch):
         choose_runtime("openvino", flags=BF16_CPU)
 
 
+def test_auto_falls_back_to_keras_on_jax(monkeypatch):
+    monkeypatch.setattr(runtimes, "_keras_backend", lambda: "jax")
+    choice = choose_runtime("auto", flags=BF16_CPU)
+    assert choice.name == "keras" and "backend is 'jax'" in choice.reason
+    with pytest.raises(ConfigError, match="openvino-bf16 cannot run here: Keras' backend"):
+        choose_runtime("openvino-bf16", flags=BF16_CPU)
+
+
 def test_forced_runtimes_are_checked():
     assert choose_runtime("keras", flags=BF16_CPU).name == "keras"
     assert choose_runtime("openvino", flags=OLD_CPU).name == "openvino"
@@ -122,6 +130,8 @@ def test_cli_says_which_runtime_and_rejects_unknown_ones():
     result = CliRunner().invoke(main, ["info", "--runtime", "openvino", "--json"])
     assert result.exit_code == 0, result.output
     assert '"name": "openvino"' in result.output
+    text = CliRunner().invoke(main, ["info", "--runtime", "keras"])
+    assert "runtime:               keras (asked for (--runtime keras))" in text.output
     bad = CliRunner().invoke(main, ["apply", "x.png", "--runtime", "gpu9", "-o", "y.png"])
     assert bad.exit_code == 2 and "'gpu9' is not one of 'auto', 'keras'" in bad.stderr
     assert "Traceback" not in bad.output
