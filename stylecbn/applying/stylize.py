@@ -16,12 +16,16 @@ How the options work (made once into a `StylizeOptions`, checked when made, pass
 - **Large images**: up to `max_untiled_pixels` the whole image goes through one compiled call.
   Above it, `stylecbn.applying.strips` runs the network's stages layer by layer in horizontal strips
   with exact whole-image statistics (the same result up to float rounding, bounded memory).
+- **Runtime**: the network runs in Keras or, converted, in OpenVINO (bfloat16 by default where
+  the CPU has it and the network is wide); `stylecbn.applying.runtimes` chooses. Masks and
+  strips always run in Keras.
 - **Video and animations**: frames are stylized one after the other, streamed for video files
   (`stylecbn.media.video`); a style can travel (`to_style`), and flicker is reduced by
   `stylecbn.applying.flicker.FlickerReducer` unless `stabilize=False`.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 from PIL import Image
@@ -34,6 +38,7 @@ from stylecbn.fileio import same_file
 from stylecbn.applying.finish import check_strength, finish
 from stylecbn.media.reading import MIN_SIDE, LoadedImage, read_image
 from stylecbn.media.pixels import fit_size, resize_to_max
+from stylecbn.applying.runtimes import RuntimeChoice, choose_runtime, open_runtime
 from stylecbn.applying.strips import run_in_strips
 from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
 from stylecbn.media.video import probe_video, stream_video
@@ -41,6 +46,7 @@ from stylecbn.media.video import probe_video, stream_video
 __all__ = ["Stylizer", "StylizeOptions", "DEFAULT_MAX_SIZE", "check_max_size"]
 
 DEFAULT_MAX_SIZE = 1024
+RUNTIME_ENV = "STYLECBN_RUNTIME"  # the runtime when Stylizer(runtime=None)
 # Whole-image inference up to this many pixels (about 2048x2048: peak RSS 2.2 GB measured at
 # 2048x1365 with the full-width network); larger images go layer by layer in strips.
 MAX_UNTILED_PIXELS = 2048 * 2048
@@ -150,10 +156,18 @@ class Stylizer:
             layer by layer in strips with exact whole-image statistics.
         max_pixels: the largest image the Stylizer reads from a file, bytes or a stream
             (`read_image`'s limit); None: what this machine's free memory allows.
+        runtime: what runs the network (`stylecbn.applying.runtimes.RUNTIMES`): "auto" for
+            the fastest whose output stays within `runtimes.TOLERANCE` of float32 Keras for
+            this network on this CPU (`runtimes.choose_runtime`), "keras", "openvino" or
+            "openvino-bf16"; None (default): the STYLECBN_RUNTIME environment variable,
+            else "auto". Masks and images above `max_untiled_pixels` always run in Keras;
+            `jit_compile` concerns Keras only. The attribute `runtime` is the
+            `RuntimeChoice` made: its name and why.
 
     Raises:
         ModelFileError: the model file is missing or unusable, or the built-in model asked
             for is not installed in this build.
+        ConfigError: an unknown runtime, or one asked for that cannot run here.
 
     Examples:
     >>> stylizer = Stylizer("styles.keras")
@@ -161,10 +175,16 @@ class Stylizer:
     """
 
     def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS,
-                 max_pixels=None):
+                 max_pixels=None, runtime=None):
         import keras
 
+        if runtime is None:
+            runtime = os.environ.get(RUNTIME_ENV) or "auto"
+        if runtime != "auto":
+            choose_runtime(runtime)  # a forced runtime is checked before the model loads
         self.model = _resolve_model(model)
+        self.runtime = choose_runtime(runtime, self.model)
+        self._engine = None  # the converted network, opened at the first image
         self.jit_compile = jit_compile
         self._backend = keras.backend.backend()
         self._predict_functions = {}  # (style rank, XLA) -> compiled predict function
@@ -439,6 +459,14 @@ class Stylizer:
 
     def _run_whole(self, photo_f, field):
         style = field.network_input()
+        if style.ndim == 2 and self.runtime.name != "keras":
+            if self._engine is None:
+                self._engine = open_runtime(self.model, self.runtime)
+            if self._engine is None:  # auto, and the conversion failed: Keras from now on
+                self.runtime = RuntimeChoice("keras", f"auto: {self.runtime.name} could not "
+                                             "take this network")
+            else:
+                return self._engine(photo_f, style)
         xla = self.jit_compile
         if xla is None:
             xla = self._backend != "tensorflow"

@@ -26,6 +26,7 @@ from stylecbn.cli.common import (
     max_pixels_option,
     model_option,
     progress_bar,
+    runtime_option,
     read_input,
     stdout,
 )
@@ -126,6 +127,7 @@ def _write_format(job, result, out_format):
               help="JPEG and WebP quality.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per output.")
 @max_pixels_option
+@runtime_option
 @click.option(
     "--xla/--no-xla",
     default=None,
@@ -151,6 +153,7 @@ def apply(
     quality,
     as_json,
     max_pixels,
+    runtime,
     xla,
 ):
     """Stylize photos and videos: files, folders, or '-' for stdin (images).
@@ -178,7 +181,7 @@ def apply(
     from stylecbn.applying.stylize import check_max_size  # Keras starts here, not for --help
 
     check_max_size(max_size)
-    stylizer = load_stylizer(model_path, jit_compile=xla)
+    stylizer = load_stylizer(model_path, jit_compile=xla, runtime=runtime)
     blend = stylizer.blend(style)
     label = blend.label
     to_blend = None if to_style is None else stylizer.blend(to_style)

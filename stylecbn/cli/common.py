@@ -13,6 +13,7 @@ import time
 import click
 
 from stylecbn.media.outputs import STDIO
+from stylecbn.applying.runtimes import RUNTIMES
 from stylecbn.cli.root import fail
 from stylecbn.fileio import same_file
 from stylecbn.media.reading import read_image
@@ -28,23 +29,35 @@ model_option = click.option(
 )
 
 
-_LOADED = {}  # (model file, its mtime and size, xla) -> Stylizer: load once per process
+runtime_option = click.option(
+    "--runtime",
+    default=None,
+    envvar="STYLECBN_RUNTIME",
+    show_envvar=True,
+    type=click.Choice(RUNTIMES),
+    help="What runs the network: auto (default: the fastest within tolerance of float32 on "
+    "this CPU; `stylecbn info` says which), keras, openvino or openvino-bf16.",
+)
 
 
-def load_stylizer(model_path, jit_compile=None):
+_LOADED = {}  # (model file, its mtime and size, xla, runtime) -> Stylizer: once per process
+
+
+def load_stylizer(model_path, jit_compile=None, runtime=None):
     """A Stylizer for `model_path` (a built-in model name or a file; None: the built-in
-    default model), reused within this process."""
+    default model) run by `runtime` (None: the Stylizer's default), reused within this
+    process."""
     from stylecbn.model.saving import resolve_model_path
     from stylecbn.applying.stylize import Stylizer
 
     path = resolve_model_path(model_path)
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile, runtime)
     except OSError:
         key = None  # missing: let Stylizer raise its clear error
     if key is None or key not in _LOADED:
-        stylizer = Stylizer(path, jit_compile=jit_compile)
+        stylizer = Stylizer(path, jit_compile=jit_compile, runtime=runtime)
         if key is None:
             return stylizer
         _LOADED[key] = stylizer

@@ -1,5 +1,6 @@
 """`stylecbn styles` and `stylecbn info`: what a model holds and what it runs on."""
 
+import dataclasses
 import json
 import platform
 from importlib import metadata
@@ -9,7 +10,7 @@ import click
 from stylecbn import __version__
 from stylecbn.errors import printable
 from stylecbn.cli.root import handle_errors
-from stylecbn.cli.common import echo_json, load_stylizer, model_option
+from stylecbn.cli.common import echo_json, load_stylizer, model_option, runtime_option
 
 LABEL = 23  # label column of `info`: the longest label, "  style_coefficients:", and a space
 
@@ -42,11 +43,15 @@ def _version(distribution):
 
 @click.command()
 @model_option
+@runtime_option
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
 @handle_errors
-def info(model_path, as_json):
-    """Versions, Keras backend, devices, the built-in models, and a summary of the model."""
+def info(model_path, runtime, as_json):
+    """Versions, Keras backend, devices, the runtime, the built-in models, and a summary of
+    the model."""
     import keras
+
+    from stylecbn.applying.runtimes import choose_runtime
 
     from stylecbn.model.saving import (
         BUILT_IN_MODELS,
@@ -68,6 +73,8 @@ def info(model_path, as_json):
         "pillow": _version("pillow"),
         "click": _version("click"),
         "devices": [str(d) for d in keras.distribution.list_devices()],
+        "openvino": _version("openvino"),
+        "runtime": None,
         "built_in_models": [
             {
                 "name": name,
@@ -93,8 +100,10 @@ def info(model_path, as_json):
             "parameters": int(model.count_params()),
             "metadata": model.metadata,
         }
+        record["runtime"] = dataclasses.asdict(choose_runtime(runtime or "auto", model))
     else:
         record["model"] = None
+        record["runtime"] = dataclasses.asdict(choose_runtime(runtime or "auto"))
     if as_json:
         click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
         return
@@ -102,6 +111,8 @@ def info(model_path, as_json):
                 "pillow", "click"):
         click.echo(f"{key + ':':<{LABEL}}{record[key]}")
     click.echo(f"{'devices:':<{LABEL}}{', '.join(record['devices']) or 'none found'}")
+    click.echo(f"{'openvino:':<{LABEL}}{record['openvino'] or 'not installed'}")
+    click.echo(f"{'runtime:':<{LABEL}}{record['runtime']['name']} ({record['runtime']['reason']})")
     for i, entry in enumerate(record["built_in_models"]):
         label = "built-in models:" if i == 0 else ""
         state = "installed    " if entry["installed"] else "not installed"

@@ -9,7 +9,7 @@ import webbrowser
 import click
 
 from stylecbn.cli.root import fail, handle_errors
-from stylecbn.cli.common import model_option
+from stylecbn.cli.common import model_option, runtime_option
 
 WEB_PACKAGES = ("starlette", "uvicorn", "python_multipart")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -77,6 +77,7 @@ def _open_when_started(server, url):
 
 @click.command()
 @model_option
+@runtime_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -105,7 +106,7 @@ def _open_when_started(server, url):
     "the time and memory of one request.",
 )
 @handle_errors
-def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels,
+def serve(model_path, runtime, host, port, open_browser, max_upload_mb, max_megapixels,
           max_result_megapixels):
     """A local web page to mix styles on your photo, paint regions and download the result.
 
@@ -126,7 +127,7 @@ def serve(model_path, host, port, open_browser, max_upload_mb, max_megapixels,
         max_result_pixels=round(max_result_megapixels * 1e6),
     )
     click.echo("Loading the model…", err=True)
-    stylizer = Stylizer(model_path)
+    stylizer = Stylizer(model_path, runtime=runtime)
     sock = _listen(host, port)
     address = sock.getsockname()[0]
     hosts = allowed_hosts(address)

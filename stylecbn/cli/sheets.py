@@ -19,6 +19,7 @@ from stylecbn.cli.common import (
     model_option,
     progress_bar,
     read_input,
+    runtime_option,
     save_image,
     stdout,
 )
@@ -33,13 +34,14 @@ from stylecbn.cli.common import (
 @click.option("--styles", "only", default=None, help="Comma-separated indices or names to show.")
 @click.option("--no-original", is_flag=True, help="Leave out the unstyled photo.")
 @max_pixels_option
+@runtime_option
 @handle_errors
-def sheet(photo, output, model_path, tile_size, columns, only, no_original, max_pixels):
+def sheet(photo, output, model_path, tile_size, columns, only, no_original, max_pixels, runtime):
     """Every style on one photo, each tile labelled with its index and name."""
     check_output_not_input(output, photo)
     if output != STDIO and not Path(output).is_dir():
         check_image_output(output)
-    stylizer = load_stylizer(model_path)
+    stylizer = load_stylizer(model_path, runtime=runtime)
     chosen = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
     with progress_bar("Styles", "styles") as progress:
         image = stylizer.style_sheet(
@@ -80,9 +82,10 @@ def sheet(photo, output, model_path, tile_size, columns, only, no_original, max_
 @click.option("--duration", type=click.IntRange(1, None), default=80, show_default=True,
               help="Milliseconds per animation frame.")
 @max_pixels_option
+@runtime_option
 @handle_errors
 def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_path, max_size,
-                duration, max_pixels):
+                duration, max_pixels, runtime):
     """Blend smoothly from one style to another, or between four styles on a grid.
 
     \b
@@ -106,7 +109,7 @@ def interpolate(photo, from_style, to_style, frames, grid, steps, output, model_
     if grid and is_folder:
         fail("--grid writes one image: give -o a file such as grid.png.")
 
-    stylizer = load_stylizer(model_path)
+    stylizer = load_stylizer(model_path, runtime=runtime)
     loaded = read_input(photo, max_pixels)
     if grid:
         corners = [stylizer.blend(c) for c in grid]

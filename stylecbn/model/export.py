@@ -1,6 +1,7 @@
-"""Export a style network as a TensorFlow SavedModel (Hub, Serving) or a TensorFlow Lite file.
+"""Export a style network as a TensorFlow SavedModel (Hub, Serving), a TensorFlow Lite file or
+an ONNX file.
 
-Both artifacts take the same inputs and give the same output as `StyleTransferNetwork`:
+The artifacts take the same inputs and give the same output as `StyleTransferNetwork`:
 
 - `image`: uint8 (B, H, W, 3), any H and W of at least 5 px;
 - `style_weights`: float32 (B, num_styles), one weight per style, normalized inside to sum 1
@@ -18,6 +19,14 @@ TFLite builtin ops are used (reflect padding is the builtin MIRROR_PAD), so no F
 needed. Weights are not checked on device: keep them >= 0 with a positive sum (a zero sum gives
 a flat grey image). `quantize`: "none" (float32), "float16" (half-size weights, computed in
 float32 on CPU) or "dynamic" (int8 weights, dynamic-range kernels).
+
+ONNX (one file, opset 17, for ONNX Runtime, OpenVINO and others): the `serving_default`
+inputs and output for B images with B weight rows (no broadcasting, no checks: keep weights
+>= 0 with a positive sum), any H and W. `quantize`: "none" (float32) or "int8": the
+convolutions quantized after training (int8 weights, one scale per output channel; their
+uint8 inputs and outputs calibrated on the photos given, at least one), everything else (the
+instance normalization's statistics and affine included) in float32. Needs `tf2onnx` and `onnx`, and for "int8"
+`onnxruntime` (`pip install stylecbn[onnx]`).
 
 This is the one module of the library that imports TensorFlow; it needs Keras' TensorFlow
 backend. Outputs are written atomically: the artifact is built beside the destination under a
@@ -47,12 +56,15 @@ __all__ = [
     "QUANTIZATIONS",
     "export_model",
     "export_model_file",
+    "onnx_model_bytes",
     "parse_input_size",
     "tflite_model_bytes",
 ]
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("none", "float16", "dynamic")
+ONNX_QUANTIZATIONS = ("none", "int8")
+ONNX_OPSET = 17
 SERVING_SIGNATURE = "serving_default"
 STYLE_NAMES_SIGNATURE = "style_names"
 IMAGE_INPUT = "image"
@@ -91,13 +103,15 @@ class ExportConfig:
     """What to export, and where.
 
     Args:
-        format: "saved_model" (a folder) or "tflite" (a .tflite file).
+        format: "saved_model" (a folder), "tflite" (a .tflite file) or "onnx" (a .onnx file).
         output: destination path.
-        quantize: TFLite only: "none", "float16" or "dynamic".
+        quantize: TFLite: "none", "float16" or "dynamic"; ONNX: "none" or "int8".
         input_size: TFLite only: (height, width) or "HxW" for a fixed input size; None for a
             dynamic one.
         force: replace an existing artifact at `output` (a SavedModel folder or an empty
-            folder for "saved_model", a file for "tflite"); never anything else.
+            folder for "saved_model", a file for "tflite" and "onnx"); never anything else.
+        calibration: ONNX int8 only: uint8 (H, W, 3) photos whose activations set the
+            quantization ranges (each is run with one style in turn).
     """
 
     format: str
@@ -105,6 +119,7 @@ class ExportConfig:
     quantize: str = "none"
     input_size: tuple | None = None
     force: bool = False
+    calibration: tuple = ()
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -112,6 +127,11 @@ class ExportConfig:
             raise ConfigError(
                 f"Unknown export format {self.format!r}; use one of: {', '.join(FORMATS)}."
             )
+        if self.format == "onnx":
+            _check_onnx(self)
+            return
+        if len(self.calibration):
+            raise ConfigError("Calibration photos are for --format onnx --quantize int8 only.")
         _check_quantize(self.quantize)
         if self.input_size is not None:
             if isinstance(self.input_size, str):
@@ -163,9 +183,12 @@ def export_model(model, config):
     _check_destination(config)
     if config.format == "saved_model":
         _write_saved_model(_float32_model(model), config)
+    elif config.format == "onnx":
+        data = onnx_model_bytes(model, quantize=config.quantize, calibration=config.calibration)
+        _write_bytes(data, config)
     else:
         data = tflite_model_bytes(model, quantize=config.quantize, input_size=config.input_size)
-        _write_tflite(data, config)
+        _write_bytes(data, config)
     return config.output
 
 
@@ -204,6 +227,100 @@ def tflite_model_bytes(model, quantize="none", input_size=None):
         raise ModelFileError(
             f"TensorFlow Lite conversion of {model.name} failed: {_first_error_line(exc)}"
         ) from None
+
+
+def onnx_model_bytes(model, quantize="none", calibration=()):
+    """Convert a network to an ONNX file in memory (see the module docstring).
+
+    Args:
+        model: a `StyleTransferNetwork`.
+        quantize: "none" or "int8".
+        calibration: for "int8", uint8 (H, W, 3) photos (at least one).
+
+    Returns:
+        The .onnx file's bytes.
+
+    Raises:
+        ConfigError: tf2onnx, onnx or onnxruntime is missing, or int8 without photos.
+        ModelFileError: the conversion fails.
+    """
+    _check_backend()
+    if quantize not in ONNX_QUANTIZATIONS:
+        raise ConfigError(f"Unknown ONNX quantization {quantize!r}; use one of: "
+                          f"{', '.join(ONNX_QUANTIZATIONS)}.")
+    if quantize == "int8" and not len(calibration):
+        raise ConfigError("int8 quantization needs calibration photos (--calibration FOLDER).")
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ConfigError(
+            "ONNX export needs tf2onnx and onnx: pip install 'stylecbn[onnx]'."
+        ) from None
+    module = _serving_module(
+        _float32_model(model), batch_size=None, height=None, width=None, check_weights=False
+    )
+    function = module.stylize
+    try:
+        proto, _ = tf2onnx.convert.from_function(
+            function, input_signature=function.input_signature, opset=ONNX_OPSET
+        )
+    except Exception as exc:  # tf2onnx raises bare exceptions of many kinds
+        raise ModelFileError(
+            f"ONNX conversion of {model.name} failed: {_first_error_line(exc)}"
+        ) from None
+    data = proto.SerializeToString()
+    if quantize == "int8":
+        data = _quantize_onnx(data, calibration, model.num_styles)
+    return data
+
+
+def _quantize_onnx(data, calibration, num_styles):
+    """Static int8 quantization of the convolutions of an ONNX model (QDQ format)."""
+    import numpy as np
+
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise ConfigError(
+            "int8 ONNX export needs onnxruntime: pip install 'stylecbn[onnx]'."
+        ) from None
+    eye = np.eye(num_styles, dtype=np.float32)
+    feeds = iter([
+        {IMAGE_INPUT: np.asarray(photo, np.uint8)[None], STYLE_WEIGHTS_INPUT: eye[i % num_styles][None]}
+        for i, photo in enumerate(calibration)
+    ])
+
+    class Reader(quantization.CalibrationDataReader):
+        def get_next(self):
+            return next(feeds, None)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source, target = Path(scratch) / "float32.onnx", Path(scratch) / "int8.onnx"
+        source.write_bytes(data)
+        # Only the convolutions: the normalization's means and variances (reductions over
+        # the whole image) and the style affine stay float32, where 8 bits would band.
+        quantization.quantize_static(
+            str(source), str(target), Reader(), quant_format=quantization.QuantFormat.QDQ,
+            per_channel=True, activation_type=quantization.QuantType.QUInt8,
+            weight_type=quantization.QuantType.QInt8, op_types_to_quantize=["Conv"],
+        )
+        return target.read_bytes()
+
+
+def _check_onnx(config):
+    if config.quantize not in ONNX_QUANTIZATIONS:
+        raise ConfigError(f"Unknown ONNX quantization {config.quantize!r}; use one of: "
+                          f"{', '.join(ONNX_QUANTIZATIONS)}.")
+    if config.input_size is not None:
+        raise ConfigError("A fixed input size applies to --format tflite only; an ONNX file "
+                          "takes any image size.")
+    if config.output.suffix != ".onnx":
+        raise ConfigError(f"An ONNX file name must end in .onnx; got {config.output}.")
+    if config.quantize == "int8" and not len(config.calibration):
+        raise ConfigError("--quantize int8 needs photos to calibrate on: pass --calibration "
+                          "FOLDER (a few photos like the ones you will stylize).")
+    if config.quantize != "int8" and len(config.calibration):
+        raise ConfigError("Calibration photos are for --format onnx --quantize int8 only.")
 
 
 def _check_quantize(quantize):
@@ -346,7 +463,7 @@ def _write_saved_model(model, config):
         raise ModelFileError(f"Cannot write {config.output}: {_os_error_text(exc)}.") from None
 
 
-def _write_tflite(data, config):
+def _write_bytes(data, config):
     try:
         with atomic_path(config.output) as tmp:
             tmp.write_bytes(data)

@@ -40,17 +40,21 @@ __all__ = [
     "ConvStage", "NetworkArchitecture", "PRESETS", "StyleTransferNetwork", "build_network",
 ]
 
-def _keep_channels(x, channels):
+def _keep_channels(x, channels, size=None):
     """Restate the static channel count after a pad or upsample of unknown height/width.
 
     Traced with unknown H and W (SavedModel, TFLite with a dynamic size), TensorFlow's
     MirrorPad with computed paddings and the reshape inside `ops.repeat` lose the channel
     count, and the TFLite converter then cannot lower the next Conv2D to a builtin op.
+    `size`: the (height, width) of `x` when the caller knows it; after an upsample it must
+    be given: tf2onnx takes the shape of the upsampled tensor for its input's (the ONNX
+    export then gave (4, H, W/4, 3) images).
     """
     shape = ops.shape(x)
     if any(dim is None for dim in shape[1:3]):
         return x  # symbolic Keras tensors: nothing to restate
-    return ops.reshape(x, (-1, shape[1], shape[2], channels))
+    height, width = size if size is not None else shape[1:3]
+    return ops.reshape(x, (-1, height, width, channels))
 
 
 STAGE_ACTIVATIONS = {"relu": ops.relu, "sigmoid": ops.sigmoid}
@@ -83,7 +87,8 @@ class ConvStage:
 
     def __call__(self, x, style, training=None):
         if self.upsample is not None:
-            x = _keep_channels(self.upsample(x), x.shape[-1])
+            shape = ops.shape(x)
+            x = _keep_channels(self.upsample(x), x.shape[-1], (shape[1] * 2, shape[2] * 2))
         x = self.conv(reflect_pad(x, self.kernel_size // 2))
         return STAGE_ACTIVATIONS[self.activation](self.norm(x, style, training=training))
 
@@ -266,7 +271,9 @@ class StyleTransferNetwork(keras.Model):
         x = ops.cast(x, self.compute_dtype)
         height, width = ops.shape(x)[1], ops.shape(x)[2]
         # Two stride-2 convolutions: pad to a multiple of 4 by reflection, crop back at the end.
-        pad_h, pad_w = (-height) % 4, (-width) % 4
+        # (4 - n % 4) % 4 rather than (-n) % 4: tf2onnx turns the modulo of a negative size
+        # into a truncated one (-2 for 10 px), and the ONNX graph then cropped instead.
+        pad_h, pad_w = (4 - height % 4) % 4, (4 - width % 4) % 4
         x = ops.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         x = _keep_channels(x, 3)
 
