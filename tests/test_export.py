@@ -400,7 +400,7 @@ def test_onnx_calibration_errors(tiny, tmp_path):
     make_images(tmp_path / "photos", 1)
     assert_one_line_error(
         run(tiny[1], "--format", "onnx", "--calibration", tmp_path / "photos", "-o",
-            tmp_path / "m.onnx"), "--quantize int8 only")
+            tmp_path / "m.onnx"), "`quantize` 'int8' only")
     assert_one_line_error(
         run(tiny[1], "--format", "onnx", "-o", tmp_path / "m.onx"), "must end in .onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "photos"]
@@ -473,7 +473,7 @@ def test_a_built_in_model_is_exported_by_name(tiny, tmp_path, monkeypatch):
     [
         (["--format", "coreml"], ["Unknown export format 'coreml'", "saved_model, tflite, onnx"]),
         (["--format", "onnx", "--quantize", "float16"], ["Unknown ONNX quantization 'float16'"]),
-        (["--format", "onnx", "--quantize", "int8"], ["--calibration FOLDER"]),
+        (["--format", "onnx", "--quantize", "int8"], ["pass `calibration`"]),
         (["--format", "onnx", "--input-size", "64x64"], ["tflite only"]),
         (["--format", "tflite", "--quantize", "int4"], ["Unknown quantization 'int4'"]),
         (["--format", "tflite", "--input-size", "big"], ["HEIGHTxWIDTH", "'big'"]),

@@ -114,7 +114,7 @@ def test_auto_falls_back_to_keras_on_jax(monkeypatch):
 def test_forced_runtimes_are_checked():
     assert choose_runtime("keras", flags=BF16_CPU).name == "keras"
     assert choose_runtime("openvino", flags=OLD_CPU).name == "openvino"
-    with pytest.raises(ConfigError, match="lacks; use --runtime openvino or auto"):
+    with pytest.raises(ConfigError, match="lacks; use runtime openvino or auto"):
         choose_runtime("openvino-bf16", flags=OLD_CPU)
     with pytest.raises(ConfigError, match="Unknown runtime 'tpu'; use one of: auto, keras"):
         choose_runtime("tpu")
@@ -131,7 +131,7 @@ def test_cli_says_which_runtime_and_rejects_unknown_ones():
     assert result.exit_code == 0, result.output
     assert '"name": "openvino"' in result.output
     text = CliRunner().invoke(main, ["info", "--runtime", "keras"])
-    assert "runtime:               keras (asked for (--runtime keras))" in text.output
+    assert "runtime:               keras (asked for (runtime='keras'))" in text.output
     bad = CliRunner().invoke(main, ["apply", "x.png", "--runtime", "gpu9", "-o", "y.png"])
     assert bad.exit_code == 2 and "'gpu9' is not one of 'auto', 'keras'" in bad.stderr
     assert "Traceback" not in bad.output
@@ -150,7 +150,7 @@ def test_a_network_openvino_cannot_take_runs_in_keras_under_auto(net, monkeypatc
         got = np.asarray(auto.stylize(photo(), "sun", max_size=0))
     np.testing.assert_array_equal(got, outputs(net, "keras", "sun"))
     assert auto.runtime.name == "keras" and "could not take" in auto.runtime.reason
-    with pytest.raises(ModelFileError, match="openvino cannot run .*MirrorPad; use --runtime"):
+    with pytest.raises(ModelFileError, match="openvino cannot run .*MirrorPad; use runtime keras"):
         Stylizer(net, runtime="openvino").stylize(photo(), "sun")
 
 

@@ -119,17 +119,17 @@ def choose_runtime(requested="auto", net=None, flags=None):
     elif not _openvino_installed():
         missing = "OpenVINO is not installed (pip install openvino)"
     if requested == "keras":
-        return RuntimeChoice("keras", "asked for (--runtime keras)")
+        return RuntimeChoice("keras", "asked for (runtime='keras')")
     if requested.startswith("openvino"):
         if missing:
-            raise ConfigError(f"--runtime {requested} cannot run here: {missing}; use "
-                              "--runtime keras or auto.")
+            raise ConfigError(f"runtime {requested} cannot run here: {missing}; use "
+                              "runtime keras or auto.")
         if requested == "openvino-bf16" and not bf16:
             raise ConfigError(
-                "--runtime openvino-bf16 needs a CPU with bfloat16 instructions (avx512_bf16 "
-                "or amx_bf16), which this one lacks; use --runtime openvino or auto."
+                "runtime openvino-bf16 needs a CPU with bfloat16 instructions (avx512_bf16 "
+                "or amx_bf16), which this one lacks; use runtime openvino or auto."
             )
-        return RuntimeChoice(requested, f"asked for (--runtime {requested})")
+        return RuntimeChoice(requested, f"asked for (runtime={requested!r})")
     if missing:
         return RuntimeChoice("keras", f"auto: {missing}")
     if not bf16:
@@ -194,7 +194,7 @@ def open_runtime(net, choice):
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         if not choice.reason.startswith("auto"):
             raise ModelFileError(
-                f"{choice.name} cannot run {net.name}: {first_line}; use --runtime keras."
+                f"{choice.name} cannot run {net.name}: {first_line}; use runtime keras."
             ) from None
         warnings.warn(f"{choice.name} cannot run {net.name} ({first_line}); running it in "
                       "Keras instead", RuntimeWarning, stacklevel=2)

@@ -105,7 +105,7 @@ def openvino_model(net):
     if keras.backend.backend() != "tensorflow":
         raise ConfigError(
             "OpenVINO conversion needs Keras' TensorFlow backend, but this process uses "
-            f"{keras.backend.backend()!r}; run with KERAS_BACKEND=tensorflow or --runtime keras."
+            f"{keras.backend.backend()!r}; run with KERAS_BACKEND=tensorflow or runtime keras."
         )
     folder = cache_dir() / "openvino" / _conversion_key(net)
     core = ov.Core()

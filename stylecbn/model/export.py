@@ -131,7 +131,9 @@ class ExportConfig:
             _check_onnx(self)
             return
         if len(self.calibration):
-            raise ConfigError("Calibration photos are for --format onnx --quantize int8 only.")
+            raise ConfigError(
+                "`calibration` photos are for `format` 'onnx' with `quantize` 'int8' only."
+            )
         _check_quantize(self.quantize)
         if self.input_size is not None:
             if isinstance(self.input_size, str):
@@ -249,7 +251,7 @@ def onnx_model_bytes(model, quantize="none", calibration=()):
         raise ConfigError(f"Unknown ONNX quantization {quantize!r}; use one of: "
                           f"{', '.join(ONNX_QUANTIZATIONS)}.")
     if quantize == "int8" and not len(calibration):
-        raise ConfigError("int8 quantization needs calibration photos (--calibration FOLDER).")
+        raise ConfigError("int8 quantization needs `calibration` photos.")
     try:
         import tf2onnx
     except ImportError:
@@ -312,15 +314,17 @@ def _check_onnx(config):
         raise ConfigError(f"Unknown ONNX quantization {config.quantize!r}; use one of: "
                           f"{', '.join(ONNX_QUANTIZATIONS)}.")
     if config.input_size is not None:
-        raise ConfigError("A fixed input size applies to --format tflite only; an ONNX file "
+        raise ConfigError("A fixed input size applies to `format` 'tflite' only; an ONNX file "
                           "takes any image size.")
     if config.output.suffix != ".onnx":
         raise ConfigError(f"An ONNX file name must end in .onnx; got {config.output}.")
     if config.quantize == "int8" and not len(config.calibration):
-        raise ConfigError("--quantize int8 needs photos to calibrate on: pass --calibration "
-                          "FOLDER (a few photos like the ones you will stylize).")
+        raise ConfigError("`quantize` 'int8' needs photos to calibrate on: pass `calibration` "
+                          "(a few photos like the ones you will stylize).")
     if config.quantize != "int8" and len(config.calibration):
-        raise ConfigError("Calibration photos are for --format onnx --quantize int8 only.")
+        raise ConfigError(
+            "`calibration` photos are for `format` 'onnx' with `quantize` 'int8' only."
+        )
 
 
 def _check_quantize(quantize):
