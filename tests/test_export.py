@@ -474,7 +474,7 @@ def test_a_built_in_model_is_exported_by_name(tiny, tmp_path, monkeypatch):
         (["--format", "coreml"], ["Unknown export format 'coreml'", "saved_model, tflite, onnx"]),
         (["--format", "onnx", "--quantize", "float16"], ["Unknown ONNX quantization 'float16'"]),
         (["--format", "onnx", "--quantize", "int8"], ["pass `calibration`"]),
-        (["--format", "onnx", "--input-size", "64x64"], ["tflite only"]),
+        (["--format", "onnx", "--input-size", "64x64"], ["`format` 'tflite' only"]),
         (["--format", "tflite", "--quantize", "int4"], ["Unknown quantization 'int4'"]),
         (["--format", "tflite", "--input-size", "big"], ["HEIGHTxWIDTH", "'big'"]),
         (["--format", "tflite", "--input-size", "512x0"], ["too small"]),
