@@ -15,18 +15,17 @@ from PIL import Image
 
 from stylecbn.model import saving as modelfile
 from stylecbn.cli.root import main
-from stylecbn.model.network import build_network
 from stylecbn.applying.stylize import Stylizer
 from stylecbn.media.video import probe_video
 
-from helpers import make_video, randomize_style_tables
+from helpers import make_video, randomize_style_tables, seeded_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    net = build_network(3, style_names=["starry", "wave", "mosaic"], width_multiplier=0.25)
+    net = seeded_network(3, style_names=["starry", "wave", "mosaic"], width_multiplier=0.25)
     path = tmp_path_factory.mktemp("model") / "small.keras"
     modelfile.save_model(randomize_style_tables(net), path)
     return str(path)
