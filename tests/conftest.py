@@ -29,6 +29,20 @@ def shared_data():
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def plenty_of_memory():
+    """Training refuses a run larger than the machine's available memory, read when it starts
+    (1.5 GB for even the tiniest run; see stylecbn.memory.training_memory): on a busy machine
+    that check would fail a test by chance. Tests that train pretend 64 GB are available;
+    the memory tests set their own figure over this one. Module-wide, for the runs that
+    module fixtures share."""
+    from stylecbn.training import preflight
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preflight, "available_memory", lambda: 64_000_000_000)
+        yield
+
+
 @pytest.fixture
 def bad_styles_folders(tmp_path):
     """Styles folders that training must refuse, by what is wrong with them: `empty`,

@@ -3,6 +3,21 @@
 import numpy as np
 
 
+def seeded_network(*args, seed=0, **kwargs):
+    """`build_network(*args, **kwargs)` with the same convolution weights on every run.
+
+    Its initializers draw from Python's `random`, which `keras.utils.set_random_seed` seeds
+    (with NumPy's and the backend's): tests that check outputs against bounds then see one
+    network, not a new draw each run for which a bound may fail by chance.
+    """
+    import keras
+
+    from stylecbn.model.network import build_network
+
+    keras.utils.set_random_seed(seed)
+    return build_network(*args, **kwargs)
+
+
 def randomize_style_tables(net, seed=0):
     """Give every style random gamma/beta rows, so styles visibly differ in a fresh network.
 

@@ -8,11 +8,10 @@ import threading
 import time
 
 import numpy as np
-from helpers import randomize_style_tables
+from helpers import randomize_style_tables, seeded_network
 from PIL import Image
 
 from stylecbn.model.saving import save_model
-from stylecbn.model.network import build_network
 
 STYLE_NAMES = ["red_dots", "blue_waves", "green_glass"]
 STYLE_CREDITS = ["Dots, test painter, 2024", "Waves, test painter, 2024", ""]
@@ -21,7 +20,7 @@ STYLE_CREDITS = ["Dots, test painter, 2024", "Waves, test painter, 2024", ""]
 def save_tiny_model(path, normalization="instance"):
     """A 3-style network at a quarter width with random gamma/beta rows (and, with batch
     normalization, random moving statistics), saved to `path`."""
-    net = build_network(
+    net = seeded_network(
         3,
         style_names=STYLE_NAMES,
         style_credits=STYLE_CREDITS,

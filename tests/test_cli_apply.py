@@ -14,15 +14,15 @@ from stylecbn.model import saving as modelfile
 from stylecbn.cli.root import main
 from stylecbn.model.network import build_network
 
-from helpers import randomize_style_tables
+from helpers import randomize_style_tables, seeded_network
 
 NAMES = ["starry", "wave", "mosaic"]
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    net = build_network(3, style_names=NAMES, style_credits=["Van Gogh", "Hokusai", ""],
-                        width_multiplier=0.25)
+    net = seeded_network(3, style_names=NAMES, style_credits=["Van Gogh", "Hokusai", ""],
+                         width_multiplier=0.25)
     randomize_style_tables(net)
     path = tmp_path_factory.mktemp("model") / "small.keras"
     modelfile.save_model(net, path)

@@ -31,7 +31,7 @@ from stylecbn.model import saving as modelfile
 from stylecbn.cli.root import main
 from stylecbn.model.network import StyleTransferNetwork, build_network
 
-from helpers import make_images, randomize_style_tables
+from helpers import make_images, randomize_style_tables, seeded_network
 
 NAMES = ["ink", "sun"]
 SIZE = (32, 48)
@@ -72,7 +72,7 @@ def levels(a, b):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    net = build_network(2, style_names=NAMES, width_multiplier=0.25)
+    net = seeded_network(2, style_names=NAMES, width_multiplier=0.25)
     randomize_style_tables(net)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     modelfile.save_model(net, path)

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from stylecbn.errors import StyleSpecError
-from helpers import randomize_style_tables
+from helpers import randomize_style_tables, seeded_network
 from stylecbn.model.network import StyleTransferNetwork, build_network
 
 # Convolution weights of the full-width network (no biases: every conv feeds a normalization).
@@ -28,7 +28,7 @@ def images(b=2, h=32, w=32, seed=0):
 
 @pytest.fixture(scope="module")
 def net3():
-    net = build_network(3, style_names=["a", "b", "c"])
+    net = seeded_network(3, style_names=["a", "b", "c"])
     randomize_style_tables(net)
     return net
 
@@ -107,8 +107,7 @@ def test_per_pixel_style_weights(net3):
     )
     # Left half style 0, right half style 2: far from the seam each side is nearer its own
     # style (instance statistics are global, so the halves still influence each other).
-    keras.utils.set_random_seed(0)
-    net = build_network(3)
+    net = seeded_network(3)
     rng = np.random.default_rng(0)
     for layer in net.normalization_layers:
         layer.gamma.assign(rng.uniform(0.8, 1.2, layer.gamma.shape).astype("float32"))
@@ -157,7 +156,7 @@ def test_invalid_network_arguments(kwargs, message):
 
 
 def test_batch_normalization_network_training_differs_from_inference():
-    net = build_network(2, normalization="batch")
+    net = seeded_network(2, normalization="batch")
     x = images(4, 16, 16)
     labels = np.array([0, 1, 0, 1])
     y_train = np_(net((x, labels), training=True))
@@ -169,7 +168,7 @@ def test_mixed_bfloat16_network():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        net = build_network(2)
+        net = seeded_network(2)
     finally:
         keras.config.set_dtype_policy(previous)
     ref = build_network(2)
@@ -179,4 +178,11 @@ def test_mixed_bfloat16_network():
     assert y.dtype == "float32"
     assert net.convs[0].compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in net.weights)
-    np.testing.assert_allclose(np_(y), np_(ref((x, np.array([1])))), atol=0.05)
+    # bfloat16 keeps 8 significant bits: each of the ~20 layers rounds by up to 2^-9 (0.2%)
+    # of its values, and the errors add up through the network. Over eight weight draws
+    # the output (in [0, 1]) differed by 0.005-0.006 on average and 0.023-0.035 at the worst
+    # of its 1,728 values: the mean is the stable figure (4x margin here), the worst value a
+    # tail that another CPU's rounding or another draw moves (3x margin). Float32 statistics
+    # are what keep it this small (bfloat16 ones lose the signal: see test_layers).
+    difference = np.abs(np_(y) - np_(ref((x, np.array([1])))))
+    assert difference.mean() < 0.02 and difference.max() < 0.1, difference.max()

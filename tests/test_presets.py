@@ -19,7 +19,7 @@ from stylecbn.errors import ConfigError, ModelFileError
 from stylecbn.model.network import NetworkArchitecture, PRESETS, StyleTransferNetwork, build_network
 from stylecbn.applying.stylize import Stylizer
 
-from helpers import randomize_style_tables
+from helpers import randomize_style_tables, seeded_network
 
 NAMES = ["ink", "sun", "sea"]
 # The fast preset's convolution weights (no biases): 5x5 in, two stride-2 3x3, three residual
@@ -42,7 +42,7 @@ def images(b=1, h=32, w=32, seed=0):
 
 @pytest.fixture(scope="module")
 def fast3():
-    return randomize_style_tables(build_network(3, style_names=NAMES, preset="fast"))
+    return randomize_style_tables(seeded_network(3, style_names=NAMES, preset="fast"))
 
 
 @pytest.fixture(scope="module")

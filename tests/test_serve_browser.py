@@ -391,6 +391,15 @@ def test_picture_controls_and_gallery_stay_in_view(browser, server, photo_file, 
     context.close()
 
 
+def after_resize(page, width):
+    """Wait until the window is `width` wide and its resize handler has run: a rendering
+    update runs resize handlers before animation-frame callbacks, so two frames after the new
+    width (not a fixed wait, which a loaded machine may outlast)."""
+    page.wait_for_function(f"() => innerWidth === {width}")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
+                  "requestAnimationFrame(done)))")
+
+
 def test_the_picture_follows_a_narrowing_window(page, photo_file):
     """After a photo is loaded, narrowing the window shrinks the picture with it: the page
     never scrolls sideways, and widening gives the room back."""
@@ -398,14 +407,12 @@ def test_the_picture_follows_a_narrowing_window(page, photo_file):
     wide = boxes(page)
     for width in (700, 420):
         page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_function(f"() => innerWidth === {width}")
-        page.wait_for_timeout(100)  # the resize handler has run
+        after_resize(page, width)
         narrow = boxes(page)
         assert narrow["page_width"] <= width, narrow
         assert narrow["stage"]["right"] <= narrow["picture"]["right"] <= width, narrow
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.wait_for_function("() => innerWidth === 1280")
-    page.wait_for_timeout(100)
+    after_resize(page, 1280)
     assert boxes(page)["stage"]["width"] == pytest.approx(wide["stage"]["width"], abs=1)
 
 

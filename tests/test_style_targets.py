@@ -11,6 +11,7 @@ from stylecbn.perceptual.losses import compute_style_grams
 from stylecbn.training.style_targets import GRAMS_FILE, run_style_grams
 from stylecbn.training.run import train
 
+pytestmark = pytest.mark.usefixtures("plenty_of_memory")  # see conftest.py
 LAYERS = ("block1_conv2", "block2_conv2")
 
 

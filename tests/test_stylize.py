@@ -4,7 +4,6 @@ import dataclasses
 import inspect
 import io
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,18 +12,17 @@ import stylecbn
 from stylecbn.model import saving as modelfile
 from stylecbn.applying.blend import Blend, mix, resolve_style, style_index
 from stylecbn.errors import ConfigError, ImageError, ModelFileError, StyleSpecError
-from stylecbn.model.network import build_network
 from stylecbn.applying.finish import preserve_colors
 from stylecbn.applying import overviews
 from stylecbn.applying.stylize import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer
-from helpers import randomize_style_tables
+from helpers import randomize_style_tables, seeded_network
 
 NAMES = ["starry", "wave", "mosaic"]
 
 
 def small_network(normalization="instance", seed=0):
-    keras.utils.set_random_seed(seed)  # the same convolutions on every run
-    net = build_network(3, style_names=NAMES, normalization=normalization, width_multiplier=0.25)
+    net = seeded_network(3, style_names=NAMES, normalization=normalization, width_multiplier=0.25,
+                         seed=seed)
     return randomize_style_tables(net, seed)
 
 

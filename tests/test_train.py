@@ -30,6 +30,8 @@ from stylecbn.media.sheets import PADDING, labelled_sheet
 from stylecbn.training.preview import preview_grid, write_preview
 from stylecbn.training.run import train
 
+pytestmark = pytest.mark.usefixtures("plenty_of_memory")  # see conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
 
@@ -116,7 +118,7 @@ class SignalAt(InterruptAt):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(data, tmp_path_factory):
+def uninterrupted(data, tmp_path_factory, plenty_of_memory):
     """One 4-step run, shared by the tests that compare against it or build on it."""
     tmp = tmp_path_factory.mktemp("uninterrupted")
     lines = []
@@ -433,7 +435,9 @@ _SUBPROCESS_HELPERS = textwrap.dedent(
     from helpers import make_images
     from test_train import fake_loss_network, tiny_config, InterruptAt
     from stylecbn.model.saving import load_model
+    from stylecbn.training import preflight
     from stylecbn.training.run import train
+    preflight.available_memory = lambda: 64_000_000_000  # as the plenty_of_memory fixture
     root = Path({root!r})
     data = {{"styles": make_images(root / "styles", 2, (36, 36), seed=1, prefix="style"),
              "content": make_images(root / "content", 5, seed=3)}}

@@ -17,6 +17,8 @@ from stylecbn.training.run import train
 
 from test_train import data, fake_loss_network, tiny_config  # noqa: F401  (data: a fixture)
 
+pytestmark = pytest.mark.usefixtures("plenty_of_memory")  # see conftest.py
+
 
 def quiet(line):
     pass

@@ -118,6 +118,10 @@ def test_features_match_numpy_caffe_reference(legacy_file, block1_arrays):
     caffe = images[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68])
     relu1_1 = numpy_conv_relu(caffe, *block1_arrays["block1_conv1"])
     relu1_2 = numpy_conv_relu(relu1_1, *block1_arrays["block1_conv2"])
+    # float32 against float64: conv1_1 sums 27 terms of about 0.5 (inputs ~128, kernels
+    # ~0.004), conv1_2 576 terms of about 0.1, into values up to ~5; float32 rounds each by
+    # 6e-8 relative. Measured: 1e-6 and 2e-6 at the worst, 1/50 of the tolerance, which no
+    # other summation order (another CPU's kernels) comes near.
     np.testing.assert_allclose(np.asarray(features["block1_conv1"]), relu1_1, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(features["block1_conv2"]), relu1_2, rtol=1e-4, atol=1e-4)
 

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from stylecbn.errors import ConfigError, ImageError, VideoError
-from stylecbn.model.network import build_network
 from stylecbn.applying.stylize import Stylizer
 from stylecbn.applying.flicker import FlickerReducer
 from stylecbn.media.video import VIDEO_SUFFIXES, probe_video, stream_video
 
-from helpers import make_video, randomize_style_tables
+from helpers import make_video, randomize_style_tables, seeded_network
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stylizer():
-    net = build_network(3, style_names=["a", "b", "c"], width_multiplier=0.25)
+    net = seeded_network(3, style_names=["a", "b", "c"], width_multiplier=0.25)
     return Stylizer(randomize_style_tables(net))
 
 
