@@ -16,7 +16,7 @@ from stylecbn.errors import ConfigError, ModelFileError
 from stylecbn.model import convert
 from stylecbn.model.network import build_network
 
-from helpers import randomize_style_tables
+from helpers import randomize_style_tables, seeded_network
 
 pytest.importorskip("openvino")
 
@@ -44,7 +44,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def net():
-    net = build_network(3, style_names=["ink", "sun", "sea"], width_multiplier=0.25)
+    net = seeded_network(3, style_names=["ink", "sun", "sea"], width_multiplier=0.25)
     randomize_style_tables(net)
     return net
 
