@@ -20,6 +20,8 @@ from, load the inputs, build the network and the trainer, fit, write the model.
   gamma/beta rows train: convolutions frozen, the gradient of the old rows masked to zero
   (Adam then leaves them exactly unchanged), normalization on moving statistics (batch
   norm's shared statistics stay as they were), labels drawn from the new styles only.
+- The model file carries the style targets (the Gram matrices trained towards,
+  `stylecbn.model.targets`), those of a base model first.
 - `distribute`: data-parallel on all local devices (MirroredStrategy on TensorFlow,
   `keras.distribution.DataParallel` on JAX).
 
@@ -47,7 +49,7 @@ from stylecbn.training.checkpoints import (
 from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.errors import ModelFileError
 from stylecbn.perceptual.losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss
-from stylecbn.model.saving import load_model, save_model
+from stylecbn.model.saving import attach_targets, load_model, save_model
 from stylecbn.model.network import build_network
 from stylecbn.training.photos import ContentPhotos
 from stylecbn.training.preflight import (
@@ -59,7 +61,7 @@ from stylecbn.training.preflight import (
     memory_left,
 )
 from stylecbn.training.preview import write_preview
-from stylecbn.training.style_targets import GRAMS_FILE, run_style_grams
+from stylecbn.training.style_targets import GRAMS_FILE, model_targets, run_style_grams
 from stylecbn.training.trainer import (
     DenseAdam,
     RowMaskedAdam,
@@ -144,6 +146,8 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
                 loss_network, weights.style_layers)
             startup.phase(f"Gram matrices: {len(specs)} style(s)"
                           + (f", read from {GRAMS_FILE}" if reused else ""))
+            targets = _style_targets(base, model_targets(specs, grams, loss_network, description),
+                                     log)
             perceptual = PerceptualLoss(loss_network, weights, grams,
                                         [spec.coefficient for spec in specs])
             trainer = _compiled_trainer(network, perceptual, masks, config.learning_rate,
@@ -172,7 +176,7 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
 
     metadata = _model_metadata(config, base, init, weights, coefficients, description,
                                steps_done, monitor.last_terms)
-    _write_model(network, values, metadata, output, run_dir)
+    _write_model(network, values, metadata, targets, output, run_dir)
     log(f"wrote {output} ({network.num_styles} styles, {steps_done} steps)")
     return output
 
@@ -371,8 +375,24 @@ def _model_metadata(config, base, init, weights, style_coefficients, description
     return metadata
 
 
-def _write_model(network, values, metadata, output, run_dir):
-    """Save the trained weights as a float32 model file (whatever the training precision)."""
+def _style_targets(base, targets, log):
+    """The style targets of the model a run writes: its styles' (a base model's first)."""
+    if base is None:
+        return targets
+    if base.style_targets is None:
+        log("the base model carries no style targets, so the new model carries none either: "
+            "add them with `stylecbn add-targets` (refining its outputs needs them)")
+        return None
+    try:
+        return base.style_targets.extended(targets)
+    except ModelFileError as error:
+        log(f"the new model carries no style targets: {error}")
+        return None
+
+
+def _write_model(network, values, metadata, targets, output, run_dir):
+    """Save the trained weights as a float32 model file (whatever the training precision),
+    with the style targets (None: none)."""
     with dtype_policy("float32"):
         final = build_network(
             network.num_styles, style_names=network.style_names,
@@ -382,6 +402,8 @@ def _write_model(network, values, metadata, output, run_dir):
         )
     for variable, value in zip(final.weights, values):
         variable.assign(value)
+    if targets is not None:
+        attach_targets(final, targets)
     try:
         save_model(final, output)
     except ModelFileError as error:
