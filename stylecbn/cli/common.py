@@ -28,20 +28,20 @@ model_option = click.option(
 _LOADED = {}  # (model file, its mtime and size, xla) -> Stylizer: load once per process
 
 
-def load_stylizer(model_path, jit_compile=None):
+def load_stylizer(model_path, jit_compile=None, vgg_weights=None):
     """A Stylizer for `model_path` (a built-in model name or a file; None: the built-in
-    default model), reused within this process."""
+    default model), reused within this process; `vgg_weights` as in `Stylizer`."""
     from stylecbn.model.saving import resolve_model_path
     from stylecbn.applying.stylize import Stylizer
 
     path = resolve_model_path(model_path)
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile, vgg_weights)
     except OSError:
         key = None  # missing: let Stylizer raise its clear error
     if key is None or key not in _LOADED:
-        stylizer = Stylizer(path, jit_compile=jit_compile)
+        stylizer = Stylizer(path, jit_compile=jit_compile, vgg_weights=vgg_weights)
         if key is None:
             return stylizer
         _LOADED[key] = stylizer
