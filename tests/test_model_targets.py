@@ -173,3 +173,34 @@ def test_add_targets_command_errors(trained, data, tmp_path):  # noqa: F811
     result = runner.invoke(cli_main, ["add-targets", str(tmp_path / "none.keras"), "--styles",
                                       str(data["styles"])])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_start_new_rows_blends_the_old_rows():
+    from stylecbn.training.trainer import start_new_rows
+
+    net = build_network(3, width_multiplier=0.25)
+    rng = np.random.default_rng(4)
+    for norm in net.normalization_layers:
+        norm.gamma.assign(rng.random(norm.gamma.shape).astype(np.float32))
+    before = [ops.convert_to_numpy(norm.gamma).copy() for norm in net.normalization_layers]
+    start_new_rows(net, 2, [[0.25, 0.75]])
+    for norm, old in zip(net.normalization_layers, before):
+        gamma = ops.convert_to_numpy(norm.gamma)
+        np.testing.assert_array_equal(gamma[:2], old[:2])
+        # one float32 product-sum of two terms: within a few float32 ulps of the exact value
+        np.testing.assert_allclose(gamma[2], 0.25 * old[0] + 0.75 * old[1], rtol=1e-6)
+
+
+def test_a_new_style_starts_from_the_nearest_trained_one(trained, data, tmp_path):  # noqa: F811
+    import shutil
+
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    shutil.copy(data["styles"] / "style1.png", folder / "again.png")
+    (folder / "styles.toml").write_text('[[style]]\nfile = "again.png"\nsize = 32\n')
+    lines = []
+    train(tiny_config(data, tmp_path, styles=str(folder), base_model=str(trained), steps=1,
+                      checkpoint_every=1, preview_every=1),
+          loss_network=fake_loss_network(), log=lines.append)
+    # the same image at the same size: its Gram matrices are blue's, up to float16 storage
+    assert any(line.startswith("new style again starts from blue 100%") for line in lines), lines

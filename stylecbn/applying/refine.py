@@ -160,41 +160,10 @@ class Refiner:
 
     def nearest(self, grams):
         """(Blend, distance, (index, distance)): the blend of the model's styles whose Gram
-        matrices are nearest to `grams`, and the nearest single style.
-
-        The distance is the style loss `style weight * sum over layers of mean((G - P)^2)`,
-        a quadratic in the blend's weights w: `w^T A w - 2 b^T w + c`, minimized over the
-        simplex (w >= 0, sum 1) by projected gradient descent."""
-        count = self.targets.num_styles
-        a = np.zeros((count, count))
-        b = np.zeros(count)
-        c = 0.0
-        for layer in self.weights.style_layers:
-            styles = self.targets.grams[layer].reshape(count, -1).astype(np.float64)
-            target = np.asarray(grams[layer], np.float64).reshape(-1)
-            scale = self.weights.style / target.size
-            a += scale * styles @ styles.T
-            b += scale * styles @ target
-            c += scale * target @ target
-        singles = np.diag(a) - 2 * b + c
-        weights = np.eye(count)[int(np.argmin(singles))]
-        step = 1.0 / (2 * np.linalg.eigvalsh(a)[-1] + 1e-30)
-        for _ in range(2000):
-            weights = _onto_simplex(weights - step * 2 * (a @ weights - b))
-        weights[weights < 1e-3] = 0.0  # below 0.1%: not worth naming
-        weights /= weights.sum()
-        distance = float(weights @ a @ weights - 2 * b @ weights + c)
-        single = int(np.argmin(singles))
-        return (Blend.from_weights(weights, self.targets.style_names), max(distance, 0.0),
-                (single, float(max(singles[single], 0.0))))
-
-
-def _onto_simplex(vector):
-    """The Euclidean projection of a vector onto {w >= 0, sum w = 1} (Duchi et al. 2008)."""
-    ordered = np.sort(vector)[::-1]
-    cumulative = np.cumsum(ordered) - 1.0
-    index = np.nonzero(ordered - cumulative / np.arange(1, len(vector) + 1) > 0)[0][-1]
-    return np.maximum(vector - cumulative[index] / (index + 1), 0.0)
+        matrices are nearest to `grams` by the style loss, and the nearest single style
+        (`StyleTargets.nearest`)."""
+        weights, distance, single = self.targets.nearest(grams, self.weights.style)
+        return Blend.from_weights(weights, self.targets.style_names), distance, single
 
 
 def _stem(source):

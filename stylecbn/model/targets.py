@@ -66,6 +66,41 @@ class StyleTargets:
         weights = np.asarray(weights, np.float32)
         return {layer: np.tensordot(weights, gram, axes=1) for layer, gram in self.grams.items()}
 
+    def nearest(self, grams, style_weight=1.0):
+        """The blend of these styles whose Gram matrices come nearest to `grams`.
+
+        The distance is the style loss `style_weight * sum over layers of mean((G - P)^2)`,
+        a quadratic in the blend's weights w, `w^T A w - 2 b^T w + c`, minimized over the
+        simplex (w >= 0, sum 1) by projected gradient descent from the nearest single style.
+
+        Args:
+            grams: {layer: (C, C)} for every layer of these targets.
+            style_weight: the loss's style weight (the distances' unit).
+
+        Returns:
+            (weights, distance, (index, single_distance)): the blend's weights (float64
+            (S,), weights under 0.1% dropped), its distance, and the nearest single style.
+        """
+        count = self.num_styles
+        a, b, c = np.zeros((count, count)), np.zeros(count), 0.0
+        for layer, value in self.grams.items():
+            styles = value.reshape(count, -1).astype(np.float64)
+            target = np.asarray(grams[layer], np.float64).reshape(-1)
+            scale = style_weight / target.size
+            a += scale * styles @ styles.T
+            b += scale * styles @ target
+            c += scale * target @ target
+        singles = np.diag(a) - 2 * b + c
+        single = int(np.argmin(singles))
+        weights = np.eye(count)[single]
+        step = 1.0 / (2 * np.linalg.eigvalsh(a)[-1] + 1e-30)
+        for _ in range(2000):
+            weights = _onto_simplex(weights - step * 2 * (a @ weights - b))
+        weights[weights < 1e-3] = 0.0
+        weights /= weights.sum()
+        distance = float(weights @ a @ weights - 2 * b @ weights + c)
+        return weights, max(distance, 0.0), (single, float(max(singles[single], 0.0)))
+
     def extended(self, other):
         """These targets followed by `other`'s (styles added to a model). Both must come from
         the same loss network and layers, else ModelFileError."""
@@ -77,6 +112,14 @@ class StyleTargets:
         return StyleTargets(
             {layer: np.concatenate([self.grams[layer], other.grams[layer]]) for layer in self.layers},
             self.loss_network, self.style_names + other.style_names, self.sizes + other.sizes)
+
+
+def _onto_simplex(vector):
+    """The Euclidean projection of a vector onto {w >= 0, sum w = 1} (Duchi et al. 2008)."""
+    ordered = np.sort(vector)[::-1]
+    cumulative = np.cumsum(ordered) - 1.0
+    index = np.nonzero(ordered - cumulative / np.arange(1, len(vector) + 1) > 0)[0][-1]
+    return np.maximum(vector - cumulative[index] / (index + 1), 0.0)
 
 
 def targets_bytes(targets):

@@ -17,7 +17,9 @@ from, load the inputs, build the network and the trainer, fit, write the model.
 - With `init_model`, the network starts from a trained model's weights (same styles and
   network), with a fresh optimizer and step count; the model file records that model.
 - With `base_model`, the styles are appended to a trained network and only their
-  gamma/beta rows train: convolutions frozen, the gradient of the old rows masked to zero
+  gamma/beta rows train, each starting from the blend of the base's styles whose Gram
+  matrices are nearest to its own (`benchmarks/base_start.py` measured it against the
+  mean of the old rows): convolutions frozen, the gradient of the old rows masked to zero
   (Adam then leaves them exactly unchanged), normalization on moving statistics (batch
   norm's shared statistics stay as they were), labels drawn from the new styles only.
 - The model file carries the style targets (the Gram matrices trained towards,
@@ -73,6 +75,7 @@ from stylecbn.training.trainer import (
     dtype_policy,
     extend_network,
     freeze_all_but_new_rows,
+    start_new_rows,
     stop_on_signals,
 )
 from stylecbn.perceptual.vgg import build_loss_network
@@ -146,8 +149,10 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
                 loss_network, weights.style_layers)
             startup.phase(f"Gram matrices: {len(specs)} style(s)"
                           + (f", read from {GRAMS_FILE}" if reused else ""))
-            targets = _style_targets(base, model_targets(specs, grams, loss_network, description),
-                                     log)
+            new_targets = model_targets(specs, grams, loss_network, description)
+            if base is not None and checkpoint is None:
+                _start_from_nearest(network, base, new_targets, weights.style, log)
+            targets = _style_targets(base, new_targets, log)
             perceptual = PerceptualLoss(loss_network, weights, grams,
                                         [spec.coefficient for spec in specs])
             trainer = _compiled_trainer(network, perceptual, masks, config.learning_rate,
@@ -373,6 +378,26 @@ def _model_metadata(config, base, init, weights, style_coefficients, description
         "final_losses": final_losses,
     })
     return metadata
+
+
+def _start_from_nearest(network, base, new, style_weight, log):
+    """Start each new style's rows from the blend of the base's styles whose Gram matrices
+    are nearest to its own (by the style loss; `StyleTargets.nearest`), where the base
+    carries comparable targets; else they stay the mean of the old rows."""
+    old = base.style_targets
+    if old is None or old.loss_network != new.loss_network or old.layers != new.layers:
+        log("new styles start from the mean of the base's styles (the base carries no style "
+            "targets of this loss network)")
+        return
+    blends = []
+    for index, name in enumerate(new.style_names):
+        weights, distance, _ = old.nearest(
+            {layer: value[index] for layer, value in new.grams.items()}, style_weight)
+        blends.append(weights)
+        parts = ", ".join(f"{old.style_names[i]} {w:.0%}" for i, w in enumerate(weights) if w > 0)
+        log(f"new style {name} starts from {parts} (style loss {distance:.4g} between their "
+            "Gram matrices)")
+    start_new_rows(network, base.num_styles, blends)
 
 
 def _style_targets(base, targets, log):
