@@ -128,7 +128,7 @@ def value_and_grad(function):
     raise ConfigError(f"optimizing an image needs the tensorflow or jax Keras backend, not {backend}")
 
 
-def optimize_image(loss, start, steps, method=DEFAULT_METHOD, progress=None):
+def optimize_image(loss, start, steps, method=DEFAULT_METHOD, progress=None, snapshots=None):
     """Optimize an image's pixels against `loss`, from `start`.
 
     Args:
@@ -139,6 +139,8 @@ def optimize_image(loss, start, steps, method=DEFAULT_METHOD, progress=None):
         method: "lbfgs" or "adam".
         progress: optional `callback(step, steps, terms)` after each evaluation, with terms
             {name: float}; it may raise (KeyboardInterrupt) to stop.
+        snapshots: optional dict whose keys are step counts; each gets the best image after
+            that many steps (the image a run of that many steps returns).
 
     Returns:
         (image, terms): the (H, W, 3) float32 image in [0, 1] with the lowest loss seen and its
@@ -165,6 +167,8 @@ def optimize_image(loss, start, steps, method=DEFAULT_METHOD, progress=None):
     def counted(pixels):
         values, gradient = evaluated(pixels)
         count[0] += 1
+        if snapshots is not None and count[0] in snapshots:
+            snapshots[count[0]] = best["image"]
         if progress is not None:
             progress(count[0], steps, values)
         return values, gradient
