@@ -10,8 +10,9 @@
   network paints first; refining then moves the output towards the painting.
 
 Memory: the loss network's activations and their gradients at the image's size, about
-`REFINE_BYTES_PER_PIXEL` per pixel (measured by benchmarks/refine_optimizer.py --memory);
-a refinement that would not fit in the available memory is refused before it starts.
+`REFINE_BYTES_PER_PIXEL` per pixel (5 GB at 1024x1024; measured by
+benchmarks/refine_optimizer.py --memory); a refinement that would not fit in the available
+memory is refused before it starts.
 """
 
 from dataclasses import dataclass
@@ -32,9 +33,12 @@ __all__ = ["DEFAULT_IMAGE_REFINE", "ImageStyle", "Refiner", "REFINE_BYTES_PER_PI
 
 # Steps for a painting's style when no --refine is given (see README "Refining").
 DEFAULT_IMAGE_REFINE = 100
-# Peak memory of a refinement per pixel of the image, fixed costs apart (see module docstring).
-REFINE_BYTES_PER_PIXEL = 12_000
-REFINE_FIXED_BYTES = 600_000_000
+# Memory a refinement adds per pixel of the image: benchmarks/refine_optimizer.py --memory
+# 256,512 measured 4,618 bytes per extra pixel (peak RSS 1.37 GB at 256 px, 2.28 GB at 512 px,
+# TensorFlow on this CPU), rounded up. The rest of the process (TensorFlow, the models) is
+# already in memory when the check runs; the loss network's compiled step is on top of it.
+REFINE_BYTES_PER_PIXEL = 5_000
+REFINE_FIXED_BYTES = 200_000_000
 # The longer side a painting is read at, as training reads the styles folder's images.
 STYLE_IMAGE_SIZE = 512
 

@@ -84,8 +84,9 @@ def _write_format(job, loaded, out_format):
     type=int,
     default=None,
     metavar="N",
-    help="Optimize the network's output N more steps against the training loss (slower; "
-    "images only). [0; 100 with --style-image]",
+    help="Optimize the network's output N more steps against the training loss, at the "
+    "size --max-size gives (time and memory grow with the pixels; images only). "
+    "[0; 100 with --style-image]",
 )
 @click.option(
     "--vgg-weights",
@@ -242,6 +243,8 @@ def apply(
     refining = bool(refine) or (refine is None and bool(style_images))
     if refining and any(is_video(job.source) for job in jobs):
         fail(f"{next(job.source for job in jobs if is_video(job.source))}: {NO_REFINED_FRAMES}")
+    if refining:
+        stylizer.refiner  # noqa: B018 - a model without style targets fails once, here
     style_record = {
         stylizer.style_names[i]: round(w, 6)
         for i, w in enumerate(getattr(blend, "start", blend).weights) if w > 0
