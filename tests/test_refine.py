@@ -6,6 +6,8 @@ VGG-16 (the offline weights, a dev dependency) from three small generated painti
 are 32-40 px, so a VGG step takes milliseconds.
 """
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -258,8 +260,9 @@ def test_apply_refine_and_style_image(model_with_targets, paintings, tmp_path):
     Image.fromarray(picture()).save(source)
     out = tmp_path / "refined.png"
     result = run("apply", source, "--model", model_with_targets, "--style", "1", "--refine", "2",
-                 "-o", out)
+                 "-o", out, "--json")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["refine"] == 2
     assert Image.open(out).size == (40, 36)
     out = tmp_path / "painted.png"
     painting = sorted(paintings.iterdir())[0]

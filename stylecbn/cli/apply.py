@@ -197,7 +197,7 @@ def apply(
       stylecbn apply photo.jpg --style 4 --refine 100 -o refined.jpg
       stylecbn apply photo.jpg --style-image painting.jpg -o mine.jpg
     """
-    from stylecbn.applying.refine import check_refine
+    from stylecbn.applying.refine import DEFAULT_IMAGE_REFINE, check_refine
     from stylecbn.applying.stylize import NO_REFINED_FRAMES, check_max_size
 
     check_max_size(max_size)
@@ -253,6 +253,10 @@ def apply(
     options = dict(strength=strength, preserve_color=preserve_color, max_size=max_size,
                    mask=mask_image, mask_style=mask_blend, to_style=to_blend, stabilize=stabilize)
     image_options = dict(options, refine=refine)
+    refine_record = {"refine": refine if refine is not None else (
+        DEFAULT_IMAGE_REFINE if style_images else 0)}
+    if style_images:
+        refine_record["style_images"] = list(style_images)
     failures = 0
     show_bar = len(jobs) > 1 and not as_json
     with click.progressbar(
@@ -298,7 +302,7 @@ def apply(
             if as_json:
                 width, height = result.size
                 echo_json({"input": job.source, "output": target, "status": "ok",
-                           "style": style_record, "strength": strength,
+                           "style": style_record, **refine_record, "strength": strength,
                            "preserve_color": preserve_color, "width": width, "height": height,
                            "frames": len(result.frames),
                            "seconds": round(time.perf_counter() - started, 3)})
