@@ -245,6 +245,8 @@ def test_image_style_errors(stylizer, tmp_path):
         stylizer.image_style([picture()], [0])
     with pytest.raises(ImageError):
         stylizer.image_style(tmp_path / "missing.jpg")
+    one = stylizer.image_style(picture())  # one array is one painting, not a list of rows
+    assert one.grams["block1_conv2"].shape == (64, 64)
 
 
 # --- the command --------------------------------------------------------------------------

@@ -221,7 +221,7 @@ class Stylizer:
         matrices, from the trained style or blend whose Gram matrices are nearest.
 
         Args:
-            paintings: a painting or a list of them (any `read_image` source).
+            paintings: a painting or a list (or tuple) of them (any `read_image` source).
             weights: one weight per painting (normalized); default equal.
 
         Returns:
@@ -232,7 +232,7 @@ class Stylizer:
             ConfigError: the model has no style targets, or bad weights.
             ImageError: a painting cannot be read.
         """
-        if isinstance(paintings, (str, bytes)) or hasattr(paintings, "__fspath__"):
+        if not isinstance(paintings, (list, tuple)):  # one painting (a path, an array, ...)
             paintings = [paintings]
         return self.refiner.image_style(paintings, weights, max_pixels=self.max_pixels)
 
