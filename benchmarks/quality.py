@@ -1,192 +1,195 @@
-"""Where a feed-forward model stands against optimization-based style transfer (Gatys et al.).
+"""The quality table: the network, its refined outputs and Gatys et al.'s optimization, on one loss.
 
-For held-out photos and each style, measures the content and style loss (the training
-objective: same VGG weights, layers and loss weights) of
-  (a) the model's output, and
-  (b) a Gatys optimization of the pixels, starting from the photo, after 100, 300 and 1000
-      Adam steps (lr 0.02 on [0, 1] pixels),
-and reports the model's "equivalent optimization steps": the number of Gatys steps whose total
-loss equals the model's (log-interpolated between the measured points).
+For held-out photos (centre squares) and styles of a model with style targets, measures the
+content, style and total loss (the training objective: its VGG weights, layers and loss
+weights, `stylecbn.perceptual.optimize.ImageLoss`) and the seconds of
+  - the feed-forward output (the network),
+  - the output refined N steps (`stylize(..., refine=N)`: the same optimizer from the
+    network's output), for each N of --refine-steps,
+  - Gatys: the same optimizer from the photo, for each N of --gatys-steps,
+and the "equivalent Gatys steps" of the feed-forward and refined outputs: the Gatys steps
+whose total loss equals theirs (log-interpolated between the measured points). A painting
+not among the model's styles (`--style-image`) gets a row of its own: its target is its own
+Gram matrices, its start the nearest trained blend.
 
-    python benchmarks/quality.py --model MODEL.keras --content ../shared/data/content \
-        --styles ../shared/data/paintings --photos 2 --size 128
+    python benchmarks/quality.py --size 256 --styles 4,14 --style-image styles/02_mosaic.png \
+        --refine-steps 25,50,100 --gatys-steps 100,300 --results quality.json
 
-The photos are the last `--photos` of the content folder in sorted order (the trainer holds
-photos out by seed; pass the training run's held-out folder with --content to be exact).
-Runs on the TensorFlow or JAX backend (KERAS_BACKEND).
+One optimization per row and method runs to the largest N and records the best loss seen at
+each smaller N (L-BFGS-B stopped after N evaluations takes exactly those steps). Results go
+to --results as each run ends, and a rerun with the same file skips what is there (resumable;
+more steps or rows can be added later). `--pictures DIR` writes, for the first photo and
+style, the feed-forward output, the output refined 100 steps and Gatys after 300 steps (from
+the same runs as the table).
+
+The photos default to the built-in model's held-out photos (README "The built-in model").
 """
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import ops
+from PIL import Image
 
 from _common import needs_folders
-from stylecbn.training.styles import load_style_image, load_styles_folder
-from stylecbn.media.reading import read_image
-from stylecbn.perceptual.losses import LossWeights, PerceptualLoss, compute_style_grams
-from stylecbn.model.saving import load_model
+from stylecbn.applying.stylize import Stylizer
+from stylecbn.fileio import atomic_write_bytes
 from stylecbn.media.pixels import center_square
-from stylecbn.perceptual.vgg import build_loss_network
+from stylecbn.media.reading import read_image
+from stylecbn.perceptual.optimize import ImageLoss, optimize_image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-CHECKPOINTS = (100, 300, 1000)
+CONTENT = ROOT.parent / "shared" / "data" / "content"
+HELD_OUT = ("kodak_kodim09", "set14_coastguard", "bsd68_241004")
+TERMS = ("total_loss", "content_loss", "style_loss")
 
 
-def value_and_grad(loss_fn):
-    """A compiled (loss, terms, grad) function of the pixels for the active backend."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
+def curve(loss, start, steps, checkpoints, started, snapshots=None):
+    """{N: [total, content, style, seconds]} at each checkpoint of one optimization; the loss
+    at N is the lowest seen in the first N steps (what `optimize_image` returns)."""
+    best, points = [None], {}
 
-        def wrapped(x):
-            total, terms = loss_fn(x)
-            return total, terms
+    def progress(step, total, terms):
+        if best[0] is None or terms["total_loss"] < best[0]["total_loss"]:
+            best[0] = dict(terms)
+        if step in checkpoints:
+            points[step] = [best[0][t] for t in TERMS] + [time.perf_counter() - started]
 
-        return jax.jit(jax.value_and_grad(wrapped, has_aux=True))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function(jit_compile=False, reduce_retracing=True)
-        def step(x):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                total, terms = loss_fn(x)
-            return (total, terms), tape.gradient(total, x)
-
-        return step
-    raise SystemExit(f"quality.py supports the tensorflow and jax backends, not {backend}")
+    optimize_image(loss, start, steps, progress=progress, snapshots=snapshots)
+    return points
 
 
-def per_sample_losses(loss, content, stylized, labels):
-    """Content and style loss of each sample (batch of one at a time)."""
-    results = []
-    for i in range(content.shape[0]):
-        _, terms = loss(content[i : i + 1], stylized[i : i + 1], labels[i : i + 1])
-        results.append(
-            (float(ops.convert_to_numpy(terms["content_loss"])), float(ops.convert_to_numpy(terms["style_loss"])))
-        )
-    return np.array(results)
-
-
-def gatys(loss, content, labels, steps, lr):
-    """Adam on the pixels from the photo; per-sample losses at each checkpoint."""
-    x = ops.convert_to_tensor(content)
-    optimizer_m = np.zeros_like(content)
-    optimizer_v = np.zeros_like(content)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    fn = value_and_grad(lambda pixels: loss(content, pixels, labels))
-    results = {}
-    pixels = content.copy()
-    start = time.perf_counter()
-    for step in range(1, max(steps) + 1):
-        (_, _), grad = fn(ops.convert_to_tensor(pixels))
-        grad = np.asarray(ops.convert_to_numpy(grad), dtype=np.float32)
-        optimizer_m = beta1 * optimizer_m + (1 - beta1) * grad
-        optimizer_v = beta2 * optimizer_v + (1 - beta2) * grad * grad
-        m_hat = optimizer_m / (1 - beta1**step)
-        v_hat = optimizer_v / (1 - beta2**step)
-        pixels = np.clip(pixels - lr * m_hat / (np.sqrt(v_hat) + eps), 0.0, 1.0).astype(np.float32)
-        if step in steps:
-            results[step] = per_sample_losses(loss, content, pixels, labels)
-            print(f"  gatys step {step}: {time.perf_counter() - start:.0f} s", flush=True)
-    del x
-    return results
-
-
-def equivalent_steps(model_total, photo_total, curve):
-    """Gatys steps whose total loss equals `model_total`, log-interpolated.
-
-    curve: [(steps, total)] at the checkpoints, totals decreasing.
-    """
-    points = sorted(curve)
-    if model_total > points[0][1]:
-        return "0 (worse than the photo)" if model_total >= photo_total else f"< {points[0][0]}"
+def equivalent_steps(total, gatys):
+    """Gatys steps whose total loss equals `total`, log-interpolated; gatys {N: total}."""
+    points = sorted(gatys.items())
+    if total >= points[0][1]:
+        return f"< {points[0][0]}"
     for (s0, t0), (s1, t1) in zip(points, points[1:]):
-        if t1 <= model_total <= t0:
-            frac = (math.log(t0) - math.log(model_total)) / (math.log(t0) - math.log(t1))
-            return f"{math.exp(math.log(s0) + frac * (math.log(s1) - math.log(s0))):.0f}"
+        if t1 <= total <= t0:
+            fraction = (math.log(t0) - math.log(total)) / (math.log(t0) - math.log(t1))
+            return f"{math.exp(math.log(s0) + fraction * math.log(s1 / s0)):.0f}"
     return f"> {points[-1][0]}"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a stylecbn .keras model")
-    parser.add_argument("--content", default=str(SHARED / "content"))
-    parser.add_argument("--styles", default=str(SHARED / "paintings"),
-                        help="the styles folder the model was trained on (same order)")
-    parser.add_argument("--photos", type=int, default=2)
-    parser.add_argument("--style-indices", default="", help="comma list; default: all styles")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", default=",".join(map(str, CHECKPOINTS)))
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--vgg-weights", default="",
-                        help="default: the weights named in the model's training config, else auto")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="a model with style targets [built-in]")
+    parser.add_argument("--content", default=str(CONTENT))
+    parser.add_argument("--photos", default=",".join(HELD_OUT), help="comma list of file stems")
+    parser.add_argument("--styles", default="4,14,6,9", help="comma list of style indices")
+    parser.add_argument("--style-image", action="append", default=[],
+                        help="a painting not among the styles (repeat for more rows)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--refine-steps", default="25,50,100,200")
+    parser.add_argument("--gatys-steps", default="100,300,1000")
+    parser.add_argument("--results", default="quality.json", help="resumable results file")
+    parser.add_argument("--pictures", default="", help="folder for the pictures of one photo")
     args = parser.parse_args()
-    needs_folders(args.content, args.styles)
+    needs_folders(args.content)
+    refine_steps = sorted(int(s) for s in args.refine_steps.split(","))
+    gatys_steps = sorted(int(s) for s in args.gatys_steps.split(","))
+    results_path = Path(args.results)
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
 
-    model = load_model(args.model)
-    training = model.metadata.get("training", {})
-    weights_name = args.vgg_weights or training.get("vgg_weights", "auto")
-    loss_weights = LossWeights(
-        content=training.get("content_weight", 1.0),
-        style=training.get("style_weight") or LossWeights().style,
-    )
-    loss_network, description = build_loss_network(weights_name, loss_weights.layers)
-    print(f"loss network: {description}")
-    print(f"loss weights: content {loss_weights.content:g}, style {loss_weights.style:g}")
+    def save():
+        atomic_write_bytes(results_path, json.dumps(results, indent=1).encode())
 
-    specs = load_styles_folder(args.styles)
-    if len(specs) != model.num_styles:
-        raise SystemExit(f"{args.styles} has {len(specs)} styles; the model has {model.num_styles}")
-    indices = [int(i) for i in args.style_indices.split(",")] if args.style_indices else list(range(len(specs)))
-    grams = compute_style_grams(loss_network, [load_style_image(specs[i]) for i in indices], loss_weights.style_layers)
-    loss = PerceptualLoss(loss_network, loss_weights, grams, np.ones(len(indices), "float32"))
+    stylizer = Stylizer(args.model)
+    refiner = stylizer.refiner
+    print(f"loss network: {refiner.description}; size {args.size} px", flush=True)
+    files = {p.stem: p for p in Path(args.content).rglob("*")
+             if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+    styles = [(str(i), stylizer.blend(int(i))) for i in args.styles.split(",")]
+    styles += [(Path(p).stem + " (image)", stylizer.image_style(p)) for p in args.style_image]
+    for name, style in styles[len(styles) - len(args.style_image):]:
+        print(f"{name}: starts from {style.start.label} (style loss {style.distance:.4g})")
+    pictures = Path(args.pictures) if args.pictures else None
+    for photo_name in args.photos.split(","):
+        photo = center_square(read_image(files[photo_name]).frames[0], args.size)
+        photo = photo.astype(np.float32) / 255
+        for style_name, style in styles:
+            key = f"{photo_name}|{style_name}"
+            row = results.setdefault(key, {})
+            loss = ImageLoss(refiner.loss_network, refiner.weights, photo,
+                             [(None, refiner.goal(style))])
+            vector = style.vector[None]
+            stylizer.model((photo[None], vector))  # compiled once, not timed
+            started = time.perf_counter()
+            output = np.asarray(stylizer.model((photo[None], vector)))[0]
+            seconds = time.perf_counter() - started
+            terms = loss(output[None])[1]
+            row["network"] = [float(terms[t]) for t in TERMS] + [seconds]
+            runs = (("refined", output, refine_steps, seconds, 100),
+                    ("gatys", photo, gatys_steps, 0.0, 300))
+            for method, start, steps, offset, shown in runs:
+                done = row.setdefault(method, {})
+                wanted = pictures is not None and shown <= max(steps)
+                if all(str(n) in done for n in steps) and not wanted:
+                    continue
+                print(f"{key}: {method} {max(steps)} steps ...", flush=True)
+                snapshots = {shown: None} if wanted else None
+                points = curve(loss, start, max(steps), set(steps),
+                               time.perf_counter() - offset, snapshots)
+                done.update({str(n): value for n, value in points.items()})
+                save()
+                if wanted:
+                    write_picture(pictures, f"{photo_name}_{style_name}_{method}{shown}",
+                                  snapshots[shown])
+            if pictures is not None:
+                write_picture(pictures, f"{photo_name}_{style_name}_network", output)
+                pictures = None
+            save()
+    print_table(results, refine_steps, gatys_steps)
 
-    photo_paths = sorted(p for p in Path(args.content).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    photo_paths = photo_paths[-args.photos:]
-    photos = [center_square(read_image(p).frames[0], args.size).astype(np.float32) / 255
-              for p in photo_paths]
-    content = np.stack([p for p in photos for _ in indices])
-    local_labels = np.array([j for _ in photos for j in range(len(indices))], "int32")
-    model_labels = np.array([indices[j] for j in local_labels], "int32")
 
-    start = time.perf_counter()
-    outputs = ops.convert_to_numpy(model((content, model_labels)))
-    model_losses = per_sample_losses(loss, content, outputs, local_labels)
-    print(f"model forward + loss: {time.perf_counter() - start:.1f} s")
-    photo_losses = per_sample_losses(loss, content, content, local_labels)
+def write_picture(folder, name, image):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(path)
+    print(f"wrote {path}", flush=True)
 
-    steps = tuple(int(s) for s in args.steps.split(","))
-    print(f"Gatys optimization of {content.shape[0]} images at {args.size} px, {max(steps)} steps ...")
-    gatys_losses = gatys(loss, content, local_labels, steps, args.lr)
 
-    header = "| photo | style | model content | model style | " + " | ".join(
-        f"Gatys {s} content | Gatys {s} style" for s in steps) + " | equivalent steps |"
-    print()
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    equivalents = []
-    for i, (path, label) in enumerate(zip([p for p in photo_paths for _ in indices], model_labels)):
-        mc, ms = model_losses[i]
-        curve = [(s, gatys_losses[s][i].sum()) for s in steps]
-        eq = equivalent_steps(mc + ms, photo_losses[i].sum(), curve)
-        equivalents.append(eq)
-        cells = " | ".join(f"{gatys_losses[s][i][0]:.4g} | {gatys_losses[s][i][1]:.4g}" for s in steps)
-        print(f"| {path.stem} | {label}: {model.style_names[label]} | {mc:.4g} | {ms:.4g} | {cells} | {eq} |")
-    print()
-    mean_model = model_losses.mean(axis=0)
-    print(f"mean model: content {mean_model[0]:.4g}, style {mean_model[1]:.4g}, total {mean_model.sum():.4g}")
-    for s in steps:
-        m = gatys_losses[s].mean(axis=0)
-        print(f"mean Gatys {s} steps: content {m[0]:.4g}, style {m[1]:.4g}, total {m.sum():.4g}")
-    print(f"photo itself: style {photo_losses[:, 1].mean():.4g}")
-    print(f"equivalent Gatys steps (per pair): {', '.join(equivalents)}")
+def print_table(results, refine_steps, gatys_steps):
+    columns = [("network", None)] + [("refined", n) for n in refine_steps] + [
+        ("gatys", n) for n in gatys_steps]
+
+    def cell(row, method, steps):
+        value = row.get(method) if steps is None else row.get(method, {}).get(str(steps))
+        return value
+
+    heads = ["feed-forward" if s is None else f"{m} {s}" for m, s in columns]
+    print("\nTotal loss (content + style) and seconds; 'equiv.': equivalent Gatys steps\n")
+    print("| photo | style | " + " | ".join(heads) + " | equiv. (network) | equiv. (refined 100) |")
+    print("|" + "---|" * (len(heads) + 4))
+    medians = {h: [] for h in heads}
+    for key, row in results.items():
+        photo, style = key.split("|")
+        cells = []
+        for head, (method, steps) in zip(heads, columns):
+            value = cell(row, method, steps)
+            if value is None:
+                cells.append("")
+                continue
+            medians[head].append(value)
+            cells.append(f"{value[0]:.1f} ({value[1]:.0f} + {value[2]:.0f}), {value[3]:.0f} s")
+        gatys = {n: row["gatys"][str(n)][0] for n in gatys_steps
+                 if str(n) in row.get("gatys", {})}
+        equivalents = ["", ""]
+        if gatys:
+            equivalents[0] = equivalent_steps(row["network"][0], gatys)
+            if "100" in row.get("refined", {}):
+                equivalents[1] = equivalent_steps(row["refined"]["100"][0], gatys)
+        print(f"| {photo} | {style} | " + " | ".join(cells) + f" | {' | '.join(equivalents)} |")
+    cells = []
+    for head in heads:
+        values = np.array(medians[head]) if medians[head] else None
+        cells.append("" if values is None else
+                     f"{np.median(values[:, 0]):.1f} ({np.median(values[:, 1]):.0f} + "
+                     f"{np.median(values[:, 2]):.0f}), {np.median(values[:, 3]):.0f} s")
+    print("| median | | " + " | ".join(cells) + " | | |")
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def tiny_setup(tmp_path_factory):
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(option=st.sampled_from(["--max-size", "--strength", "--quality", "--max-pixels"]),
+@given(option=st.sampled_from(["--max-size", "--strength", "--quality", "--max-pixels", "--refine"]),
        value=OPTION_TEXT)
 def test_any_numeric_option_value_on_the_command_line(tiny_setup, option, value):
     output = tiny_setup / "out.png"

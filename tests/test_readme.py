@@ -61,10 +61,13 @@ def test_apply_example_runs_with_the_built_in_model(tmp_path, monkeypatch):
     Image.fromarray((rng.random((48, 64, 3)) * 255).astype("uint8")).save("photo.jpg")
     frames = [Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")) for _ in range(2)]
     frames[0].save("anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    for name in ("a.jpg", "b.jpg"):  # the paintings of the refining example
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype("uint8")).save(name)
     for section, code in python_blocks():
         if section == "Applying styles":
             run(code, {})
     assert Image.open("out.png").size == (64, 48)
+    assert Image.open("painted.png").size == (64, 48)
 
 
 @pytest.mark.skipif(not default_model_path().is_file(), reason="no built-in model in this build")

@@ -3,7 +3,8 @@
     python tools/ship_default_model.py MODEL.keras [--float32]
 
 Weights are stored in float16 (half the package size) unless --float32 is given; measure what
-that changes first with `python benchmarks/half_precision.py --model MODEL.keras`.
+that changes first with `python benchmarks/half_precision.py --model MODEL.keras`. The model's
+style targets (`stylecbn add-targets`) come along.
 """
 
 import argparse

@@ -19,6 +19,9 @@ How the options work (made once into a `StylizeOptions`, checked when made, pass
 - **Runtime**: the network runs in Keras or, converted, in OpenVINO (bfloat16 by default where
   the CPU has it and the network is wide); `stylecbn.applying.runtimes` chooses. Masks and
   strips always run in Keras.
+- **Refine** (`refine=N`) and **a painting's style** (`Stylizer.image_style`): the network's
+  output optimized N steps more against the training loss (`stylecbn.applying.refine`);
+  single images only.
 - **Video and animations**: frames are stylized one after the other, streamed for video files
   (`stylecbn.media.video`); a style can travel (`to_style`), and flicker is reduced by
   `stylecbn.applying.flicker.FlickerReducer` unless `stabilize=False`.
@@ -33,6 +36,7 @@ from PIL import Image
 from stylecbn.applying import overviews
 from stylecbn.applying.blend import resolve_style
 from stylecbn.applying.conditioning import StyleField, load_mask, morph
+from stylecbn.applying.refine import DEFAULT_IMAGE_REFINE, ImageStyle, Refiner, check_refine
 from stylecbn.errors import ConfigError, ImageError, ModelFileError, VideoError, check_int
 from stylecbn.fileio import same_file
 from stylecbn.applying.finish import check_strength, finish
@@ -43,7 +47,8 @@ from stylecbn.applying.strips import run_in_strips
 from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
 from stylecbn.media.video import probe_video, stream_video
 
-__all__ = ["Stylizer", "StylizeOptions", "DEFAULT_MAX_SIZE", "check_max_size"]
+__all__ = ["Stylizer", "StylizeOptions", "DEFAULT_MAX_SIZE", "NO_REFINED_FRAMES",
+           "check_max_size"]
 
 DEFAULT_MAX_SIZE = 1024
 RUNTIME_ENV = "STYLECBN_RUNTIME"  # the runtime when Stylizer(runtime=None)
@@ -78,10 +83,14 @@ class StylizeOptions:
             with `mask` and only with it.
         to_style: the style (or None) that the blend moves to on the last frame.
         stabilize: True (a default `FlickerReducer`), False, or a `FlickerReducer` to use.
+        refine: optimization steps on the network's output (0: none); None: 0, or
+            `DEFAULT_IMAGE_REFINE` when a style is an `ImageStyle` (a painting's).
+        refine_progress: optional `callback(step, steps, terms)` after each refine step,
+            terms {"total_loss", "content_loss", "style_loss"}; it may raise to stop.
 
     Raises:
-        ConfigError: a bad strength or max_size, or a mask without a mask style (or the
-            reverse).
+        ConfigError: a bad strength, max_size or refine, or a mask without a mask style (or
+            the reverse).
     """
 
     strength: float = 1.0
@@ -91,6 +100,8 @@ class StylizeOptions:
     mask_style: object = None
     to_style: object = None
     stabilize: object = True
+    refine: object = None
+    refine_progress: object = None
 
     def __post_init__(self):
         if (self.mask is None) != (self.mask_style is None):
@@ -101,6 +112,22 @@ class StylizeOptions:
         # frozen: the checked values are stored the way dataclasses' own __init__ does
         object.__setattr__(self, "strength", check_strength(self.strength))
         object.__setattr__(self, "max_size", check_max_size(self.max_size))
+        if self.refine is not None:
+            object.__setattr__(self, "refine", check_refine(self.refine))
+
+    def refine_steps(self, *styles):
+        """The refine steps for these styles (`refine`, or its default when None)."""
+        if self.refine is not None:
+            return self.refine
+        return DEFAULT_IMAGE_REFINE if any(isinstance(s, ImageStyle) for s in styles) else 0
+
+
+# Why videos and animations are not refined.
+NO_REFINED_FRAMES = (
+    "refining (and a painting's style, which needs it) works on single images only: each "
+    "frame would be optimized on its own, a minute or more per frame on a CPU, and the "
+    "independent optimizations would flicker; use a trained style (train the painting in with "
+    "`stylecbn train --base`)")
 
 
 def _flicker_reducer(stabilize):
@@ -163,6 +190,8 @@ class Stylizer:
             else "auto". Masks and images above `max_untiled_pixels` always run in Keras;
             `jit_compile` concerns Keras only. The attribute `runtime` is the
             `RuntimeChoice` made: its name and why.
+        vgg_weights: the loss network's VGG-16 weights for refining (`refine`,
+            `image_style`); None: those the model's style targets name.
 
     Raises:
         ModelFileError: the model file is missing or unusable, or the built-in model asked
@@ -175,7 +204,7 @@ class Stylizer:
     """
 
     def __init__(self, model=None, *, jit_compile=None, max_untiled_pixels=MAX_UNTILED_PIXELS,
-                 max_pixels=None, runtime=None):
+                 max_pixels=None, runtime=None, vgg_weights=None):
         import keras
 
         if runtime is None:
@@ -190,6 +219,40 @@ class Stylizer:
         self._predict_functions = {}  # (style rank, XLA) -> compiled predict function
         self.max_untiled_pixels = int(max_untiled_pixels)
         self.max_pixels = max_pixels  # for read_image: None is the machine's default
+        self.vgg_weights = vgg_weights
+        self._refiner = None
+
+    @property
+    def refiner(self):
+        """The `Refiner` of the model's style targets, built on first use.
+
+        Raises:
+            ConfigError: the model carries no style targets, or the VGG weights are missing.
+        """
+        if self._refiner is None:
+            self._refiner = Refiner(self.model, self.vgg_weights)
+        return self._refiner
+
+    def image_style(self, paintings, weights=None):
+        """The style of one or more paintings, usable wherever a style is taken (`stylize`'s
+        `style` and `mask_style`): refining moves the output towards the paintings' Gram
+        matrices, from the trained style or blend whose Gram matrices are nearest.
+
+        Args:
+            paintings: a painting or a list (or tuple) of them (any `read_image` source).
+            weights: one weight per painting (normalized); default equal.
+
+        Returns:
+            An `stylecbn.applying.refine.ImageStyle`: its `start` blend, `distance`, and
+            `nearest_single` (index, distance) say how near the model's styles come.
+
+        Raises:
+            ConfigError: the model has no style targets, or bad weights.
+            ImageError: a painting cannot be read.
+        """
+        if not isinstance(paintings, (list, tuple)):  # one painting (a path, an array, ...)
+            paintings = [paintings]
+        return self.refiner.image_style(paintings, weights, max_pixels=self.max_pixels)
 
     @property
     def style_names(self):
@@ -233,6 +296,9 @@ class Stylizer:
         max_size=DEFAULT_MAX_SIZE,
         mask=None,
         mask_style=None,
+        *,
+        refine=None,
+        refine_progress=None,
     ):
         """Stylize one image.
 
@@ -250,16 +316,25 @@ class Stylizer:
                 read as gray levels: white = inside, black = outside, soft edges allowed.
             mask_style: the style inside the mask (required with `mask`), a `Blend` or any
                 specification; `style` applies outside.
+            refine: optimization steps of the training loss on the network's output, towards
+                the style's Gram matrices (the model's style targets; a blend: their
+                weighted mean; with a mask, each region towards its own); None: 0, or
+                100 for an `ImageStyle` (`image_style`). Refining runs the loss network at
+                the image's size (after `max_size`): memory and time grow with the pixels,
+                and an image that cannot fit is refused (ImageError).
+            refine_progress: optional `callback(step, steps, terms)` after each step.
 
         Returns:
             An RGB PIL image.
 
         Raises:
-            ImageError: the image (or mask) is unreadable or too small.
+            ImageError: the image (or mask) is unreadable or too small, or too large to refine.
             StyleSpecError: a bad style specification.
-            ConfigError: bad strength, max_size or mask options.
+            ConfigError: bad strength, max_size, mask or refine options, or refining with a
+                model without style targets.
         """
-        options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style)
+        options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style,
+                                 refine=refine, refine_progress=refine_progress)
         result = self._stylize_frames(image, style, options, first_only=True)
         return Image.fromarray(result.frames[0])
 
@@ -276,20 +351,24 @@ class Stylizer:
         to_style=None,
         stabilize=True,
         first_only=False,
+        refine=None,
+        refine_progress=None,
     ):
         """Stylize every frame of an image (animated GIF/PNG/WebP included).
 
         Arguments as in `stylize`; `first_only` stops after the first frame. `to_style` and
-        `stabilize` work on animations as in `stylize_video`.
+        `stabilize` work on animations as in `stylize_video`; refining does not (see
+        `stylize_video`).
 
         Returns:
             A `LoadedImage` with uint8 RGB frames and the input's durations and loop count.
 
         Raises:
-            As `stylize`; ConfigError also for `to_style` with a single-frame image.
+            As `stylize`; ConfigError also for `to_style` with a single-frame image, and for
+            refining an animation.
         """
         options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style, to_style,
-                                 stabilize)
+                                 stabilize, refine, refine_progress)
         return self._stylize_frames(image, style, options, first_only)
 
     def _stylize_frames(self, image, style, options, first_only=False):
@@ -365,6 +444,8 @@ class Stylizer:
         """
         options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style, to_style,
                                  stabilize)
+        if any(isinstance(s, ImageStyle) for s in (style, mask_style, to_style)):
+            raise ConfigError(NO_REFINED_FRAMES)
         info = probe_video(source)
         if same_file(source, output):
             raise VideoError(f"writing {output} would overwrite the input; choose another output")
@@ -417,9 +498,12 @@ class Stylizer:
         stylized with the style of its place in the clip (moving from `style` to
         `options.to_style`), the mask map (already at the frames' size, or None) and one
         flicker reducer for the clip: none for one frame, which it would leave as it is."""
-        start = self.blend(style)
+        start = self._style(style)
         end = start if options.to_style is None else self.blend(options.to_style)
-        inside = None if options.mask_style is None else self.blend(options.mask_style)
+        inside = None if options.mask_style is None else self._style(options.mask_style)
+        refine = options.refine_steps(start, inside)
+        if refine and count > 1:
+            raise ConfigError(NO_REFINED_FRAMES)
         reducer = _flicker_reducer(options.stabilize) if count > 1 else None
 
         def paint(frame, index):
@@ -427,19 +511,29 @@ class Stylizer:
             blend = morph(start, end, index, count, self.style_names)
             field = StyleField(blend, inside, mask_map)
             return self._stylize_array(photo, field, options.strength, options.preserve_color,
-                                       reducer)
+                                       reducer, refine, options.refine_progress)
 
         return paint
 
-    def _stylize_array(self, photo, field, strength, preserve_color, reducer=None):
+    def _style(self, style):
+        """A `Blend`, or an `ImageStyle` as it is (the network paints its start blend)."""
+        return style if isinstance(style, ImageStyle) else self.blend(style)
+
+    def _stylize_array(self, photo, field, strength, preserve_color, reducer=None, refine=0,
+                       refine_progress=None):
         """Stylize one uint8 (H, W, 3) frame; returns a uint8 frame of the same size.
 
-        `reducer` (a FlickerReducer) stabilizes the network's output before colour and strength.
+        `reducer` (a FlickerReducer) stabilizes the network's output before colour and strength;
+        `refine` steps optimize it (single images only) before colour and strength.
         """
         if strength == 0.0:
             return photo.copy()
         photo_f = photo.astype(np.float32) / 255.0
-        if reducer is None:
+        if refine:
+            refiner = self.refiner  # fails before the network runs when there are no targets
+            styled = refiner.refine(photo_f, self._run_network(photo_f, field), field, refine,
+                                    refine_progress)
+        elif reducer is None:
             styled = self._run_network(photo_f, field)
         else:
             height, width = photo.shape[:2]

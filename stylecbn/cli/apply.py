@@ -64,9 +64,37 @@ def _write_format(job, result, out_format):
 @click.option(
     "-s",
     "--style",
-    default="0",
-    show_default=True,
-    help="Style index or name, or a blend such as '3:0.5,12:0.5' or 'starry:1,wave:2'.",
+    default=None,
+    help="Style index or name, or a blend such as '3:0.5,12:0.5' or 'starry:1,wave:2'. [0]",
+)
+@click.option(
+    "--style-image",
+    "style_images",
+    multiple=True,
+    metavar="IMAGE",
+    help="Any painting (repeat for several): start from the trained style or blend whose "
+    "Gram matrices are nearest, then refine towards the painting (instead of --style).",
+)
+@click.option(
+    "--style-image-weights",
+    default=None,
+    metavar="W1,W2,...",
+    help="One weight per --style-image (normalized). [equal]",
+)
+@click.option(
+    "--refine",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Optimize the network's output N more steps against the training loss, at the "
+    "size --max-size gives (time and memory grow with the pixels; images only). "
+    "[0; 100 with --style-image]",
+)
+@click.option(
+    "--vgg-weights",
+    default=None,
+    help="VGG-16 weights for --refine: imagenet, hed or a file. [those the model's style "
+    "targets name]",
 )
 @click.option(
     "--strength",
@@ -155,6 +183,10 @@ def apply(
     max_pixels,
     runtime,
     xla,
+    style_images,
+    style_image_weights,
+    refine,
+    vgg_weights,
 ):
     """Stylize photos and videos: files, folders, or '-' for stdin (images).
 
@@ -167,7 +199,17 @@ def apply(
       stylecbn apply photos/ -r --style 3:0.5,12:0.5 -o styled/ --name {stem}_{style}.png
       cat photo.jpg | stylecbn apply - --style 2 > out.png
       stylecbn apply clip.mp4 --style 3 --to-style 7 -o out.mp4
+      stylecbn apply photo.jpg --style 4 --refine 100 -o refined.jpg
+      stylecbn apply photo.jpg --style-image painting.jpg -o mine.jpg
     """
+    if style_images and style is not None:
+        fail("--style and --style-image exclude each other: the style image is the style.")
+    if style_images and to_style is not None:
+        fail("--to-style works on videos and animations, which --style-image cannot refine.")
+    if style_image_weights is not None and not style_images:
+        fail("--style-image-weights goes with --style-image.")
+    weights = _image_weights(style_image_weights, len(style_images))
+    style = "0" if style is None else style
     if (mask is None) != (mask_style is None):
         fail("--mask and --mask-style go together: --mask-style is the style inside the mask.")
     try:
@@ -178,11 +220,19 @@ def apply(
     if plan.kind == "stdout" and as_json:
         fail("--json prints to stdout, which the image already uses; write to a file with -o.")
 
-    from stylecbn.applying.stylize import check_max_size  # Keras starts here, not for --help
+    # Keras starts here, not for --help or usage errors
+    from stylecbn.applying.refine import DEFAULT_IMAGE_REFINE, check_refine
+    from stylecbn.applying.stylize import NO_REFINED_FRAMES, check_max_size
 
     check_max_size(max_size)
-    stylizer = load_stylizer(model_path, jit_compile=xla, runtime=runtime)
-    blend = stylizer.blend(style)
+    if refine is not None:
+        check_refine(refine)
+    stylizer = load_stylizer(model_path, jit_compile=xla, runtime=runtime, vgg_weights=vgg_weights)
+    if style_images:
+        blend = stylizer.image_style(style_images, weights)
+        _tell_start(stylizer, blend, style_images)
+    else:
+        blend = stylizer.blend(style)
     label = blend.label
     to_blend = None if to_style is None else stylizer.blend(to_style)
     if to_blend is not None:
@@ -196,12 +246,23 @@ def apply(
         jobs = plan.jobs(label)
     except StylecbnError as exc:
         _plan_error(exc)
+    refining = bool(refine) or (refine is None and bool(style_images))
+    if refining and any(is_video(job.source) for job in jobs):
+        fail(f"{next(job.source for job in jobs if is_video(job.source))}: {NO_REFINED_FRAMES}")
+    if refining:
+        stylizer.refiner  # noqa: B018 - a model without style targets fails once, here
     style_record = {
-        stylizer.style_names[i]: round(w, 6) for i, w in enumerate(blend.weights) if w > 0
+        stylizer.style_names[i]: round(w, 6)
+        for i, w in enumerate(getattr(blend, "start", blend).weights) if w > 0
     }
 
     options = dict(strength=strength, preserve_color=preserve_color, max_size=max_size,
                    mask=mask_image, mask_style=mask_blend, to_style=to_blend, stabilize=stabilize)
+    image_options = dict(options, refine=refine)
+    refine_record = {"refine": refine if refine is not None else (
+        DEFAULT_IMAGE_REFINE if style_images else 0)}
+    if style_images:
+        refine_record["style_images"] = list(style_images)
     failures = 0
     show_bar = len(jobs) > 1 and not as_json
     with click.progressbar(
@@ -223,7 +284,9 @@ def apply(
                                    f"{video.height}, {video.seconds:.1f} s)", err=True)
                     continue
                 loaded = read_input(job.source, max_pixels)
-                result = stylizer.stylize_frames(loaded, blend, **options)
+                with _refine_progress(job, refining and not as_json) as progress:
+                    result = stylizer.stylize_frames(loaded, blend, refine_progress=progress,
+                                                     **image_options)
                 write_image(
                     job.output if job.output is not None else stdout(),
                     result.frames,
@@ -246,7 +309,7 @@ def apply(
             if as_json:
                 width, height = result.size
                 echo_json({"input": job.source, "output": target, "status": "ok",
-                           "style": style_record, "strength": strength,
+                           "style": style_record, **refine_record, "strength": strength,
                            "preserve_color": preserve_color, "width": width, "height": height,
                            "frames": len(result.frames),
                            "seconds": round(time.perf_counter() - started, 3)})
@@ -272,6 +335,54 @@ def _input_error(job, exc):
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return (f"{job.source}: unexpected {type(exc).__name__}: {first_line}; the other inputs go "
             "on (please report this)")
+
+
+def _image_weights(text, count):
+    """The --style-image-weights as floats (None: equal), or a usage error."""
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"--style-image-weights {text!r}: give numbers separated by commas, e.g. 1,2.")
+    if len(weights) != count:
+        fail(f"--style-image-weights gives {len(weights)} weight(s) for {count} --style-image.")
+    return weights
+
+
+def _tell_start(stylizer, style, paintings):
+    """Say which trained style or blend a painting's style starts from, and how near it is."""
+    index, distance = style.nearest_single
+    click.echo(
+        f"{', '.join(map(str, paintings))}: starting from {style.start.label} (style loss "
+        f"{style.distance:.4g} to the painting; the nearest single style, "
+        f"{stylizer.style_names[index]}, {distance:.4g})", err=True)
+
+
+@contextlib.contextmanager
+def _refine_progress(job, show):
+    """A refine progress callback: a bar with the loss on a terminal, else a line every 25
+    steps; None when not shown."""
+    if not show:
+        yield None
+        return
+    name = Path(str(job.source)).name
+    if not sys.stderr.isatty():
+        def line(step, steps, terms):
+            if step % 25 == 0 or step == steps:
+                click.echo(f"{name}: refine step {step}/{steps}, loss "
+                           f"{terms['total_loss']:.4g}", err=True)
+
+        yield line
+        return
+    with click.progressbar(length=1, label=f"Refining {name}", file=sys.stderr, show_pos=True,
+                           show_eta=True, item_show_func=lambda text: text) as bar:
+
+        def update(step, steps, terms):
+            bar.length = steps
+            bar.update(step - bar.pos, f"loss {terms['total_loss']:.4g}")
+
+        yield update
 
 
 def _apply_video(stylizer, job, blend, options, show_bar):

@@ -40,24 +40,26 @@ runtime_option = click.option(
 )
 
 
-_LOADED = {}  # (model file, its mtime and size, xla, runtime) -> Stylizer: once per process
+_LOADED = {}  # (model file, its mtime and size, xla, runtime, vgg weights) -> Stylizer
 
 
-def load_stylizer(model_path, jit_compile=None, runtime=None):
+def load_stylizer(model_path, jit_compile=None, runtime=None, vgg_weights=None):
     """A Stylizer for `model_path` (a built-in model name or a file; None: the built-in
-    default model) run by `runtime` (None: the Stylizer's default), reused within this
-    process."""
+    default model) run by `runtime` (None: the Stylizer's default), with `vgg_weights` as in
+    `Stylizer`, reused within this process."""
     from stylecbn.model.saving import resolve_model_path
     from stylecbn.applying.stylize import Stylizer
 
     path = resolve_model_path(model_path)
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile, runtime)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, jit_compile, runtime,
+               vgg_weights)
     except OSError:
         key = None  # missing: let Stylizer raise its clear error
     if key is None or key not in _LOADED:
-        stylizer = Stylizer(path, jit_compile=jit_compile, runtime=runtime)
+        stylizer = Stylizer(path, jit_compile=jit_compile, runtime=runtime,
+                            vgg_weights=vgg_weights)
         if key is None:
             return stylizer
         _LOADED[key] = stylizer

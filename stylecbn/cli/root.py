@@ -45,6 +45,7 @@ COMMANDS = {
     "info": "stylecbn.cli.info:info",
     "train": "stylecbn.cli.train:train",
     "vgg-weights": "stylecbn.cli.train:vgg_weights",
+    "add-targets": "stylecbn.cli.train:add_targets",
     "export": "stylecbn.cli.export:export",
     "serve": "stylecbn.cli.serve:serve",
 }

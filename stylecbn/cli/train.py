@@ -1,4 +1,5 @@
-"""`stylecbn train` and `stylecbn vgg-weights`: thin layers over the library."""
+"""`stylecbn train`, `stylecbn add-targets` and `stylecbn vgg-weights`: thin layers over the
+library."""
 
 import dataclasses
 from pathlib import Path
@@ -82,3 +83,21 @@ def vgg_weights(weights, output):
 
     size = write_compact_weights(weights, output)
     click.echo(f"wrote {output} ({size / 2**20:.1f} MiB) from {resolve_weights(weights)[1]}")
+
+
+@click.command("add-targets")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("--styles", required=True, type=click.Path(path_type=str),
+              help="The styles folder the model was trained on.")
+@click.option("-o", "--output", type=click.Path(path_type=str), default=None,
+              help="The model file to write. [MODEL itself]")
+@click.option("--vgg-weights", type=str, default=None,
+              help="auto, imagenet, hed, or a .h5/.npz file. [the weights the model records]")
+@handle_errors
+def add_targets(model, styles, output, vgg_weights):
+    """Give a model its style targets (the Gram matrices of its paintings), which refining
+    (`apply --refine`, `--style-image`) needs; computed as its training computed them."""
+    from stylecbn.training.style_targets import add_targets as run_add_targets
+
+    run_add_targets(model, styles, output or model, vgg_weights=vgg_weights,
+                    log=lambda line: click.echo(line, err=True))

@@ -166,6 +166,9 @@ class StyleTransferNetwork(keras.Model):
         self.width_multiplier = float(width_multiplier)
         self.architecture = architecture
         self.metadata = dict(metadata or {})
+        # The Gram matrices the styles were trained towards (`stylecbn.model.targets`), or
+        # None; a model file carries them beside the weights, not in this config.
+        self.style_targets = None
 
         def width(n):
             return max(1, int(round(n * self.width_multiplier)))

@@ -1,6 +1,7 @@
-"""The perceptual wing: the VGG-16 loss network (`vgg`) and the perceptual loss (`losses`).
+"""The perceptual wing: the VGG-16 loss network (`vgg`), the perceptual loss (`losses`) and
+the optimization of an image against it (`optimize`).
 
-Training optimizes this loss; applying may too (refining an output). Imports only the ground
+Training optimizes this loss; applying does too (refining an output). Imports only the ground
 floor.
 """
 

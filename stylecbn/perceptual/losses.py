@@ -97,6 +97,12 @@ class LossWeights:
         if not self.style_layers:
             raise ConfigError("style_layers must name at least one loss-network layer")
 
+    @classmethod
+    def recorded(cls, metadata):
+        """The weights a model's metadata records ("loss_weights"), else the defaults."""
+        recorded = dict(metadata.get("loss_weights") or {})
+        return cls(**recorded) if recorded else cls()
+
     @property
     def layers(self):
         """All loss-network layers these weights use, content layer included."""

@@ -176,6 +176,36 @@ def weights_description(weights):
     return description
 
 
+def weights_kind(description):
+    """"hed", "imagenet" or "file": the source a loss network's description names (a compact
+    float16 copy of hed or imagenet weights counts as its source)."""
+    source = description.split("(float16 copy of ", 1)[-1]
+    for name in ("hed", "imagenet"):
+        if source.startswith(name):
+            return name
+    return "file"
+
+
+def loss_network_identity(loss_network, description):
+    """What a model file records about the loss network its style targets come from: never a
+    path (model files travel), only the kind of weights and a fingerprint of their values.
+
+    Args:
+        loss_network: the network `build_loss_network` returned.
+        description: the description it returned with it.
+
+    Returns:
+        {"weights": `weights_kind(description)`, "fingerprint": SHA-256 hex digest of the
+        convolutions' float32 values}. A float16 copy's Gram matrices differ from its
+        source's by float16 rounding only, so "hed" targets made with either serve both.
+    """
+    digest = hashlib.sha256()
+    for variable in loss_network.weights:
+        value = np.ascontiguousarray(ops.convert_to_numpy(variable), dtype=np.float32)
+        digest.update(variable.path.encode() + str(value.shape).encode() + value.tobytes())
+    return {"weights": weights_kind(description), "fingerprint": digest.hexdigest()}
+
+
 def resolve_weights(weights):
     """Find the file behind a weights choice.
 

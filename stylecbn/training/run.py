@@ -17,9 +17,13 @@ from, load the inputs, build the network and the trainer, fit, write the model.
 - With `init_model`, the network starts from a trained model's weights (same styles and
   network), with a fresh optimizer and step count; the model file records that model.
 - With `base_model`, the styles are appended to a trained network and only their
-  gamma/beta rows train: convolutions frozen, the gradient of the old rows masked to zero
+  gamma/beta rows train, each starting from the blend of the base's styles whose Gram
+  matrices are nearest to its own (`benchmarks/base_start.py` measured it against the
+  mean of the old rows): convolutions frozen, the gradient of the old rows masked to zero
   (Adam then leaves them exactly unchanged), normalization on moving statistics (batch
   norm's shared statistics stay as they were), labels drawn from the new styles only.
+- The model file carries the style targets (the Gram matrices trained towards,
+  `stylecbn.model.targets`), those of a base model first.
 - `distribute`: data-parallel on all local devices (MirroredStrategy on TensorFlow,
   `keras.distribution.DataParallel` on JAX).
 
@@ -51,7 +55,7 @@ from stylecbn.training.checkpoints import (
 from stylecbn.training.styles import load_style_image, load_styles_folder
 from stylecbn.errors import ModelFileError
 from stylecbn.perceptual.losses import DEFAULT_STYLE_WEIGHT, LossWeights, PerceptualLoss
-from stylecbn.model.saving import load_model, resolve_model_path, save_model
+from stylecbn.model.saving import attach_targets, load_model, resolve_model_path, save_model
 from stylecbn.model.network import build_network
 from stylecbn.training.photos import ContentPhotos
 from stylecbn.training.preflight import (
@@ -64,7 +68,7 @@ from stylecbn.training.preflight import (
     memory_left,
 )
 from stylecbn.training.preview import write_preview
-from stylecbn.training.style_targets import GRAMS_FILE, run_style_grams
+from stylecbn.training.style_targets import GRAMS_FILE, model_targets, run_style_grams
 from stylecbn.training.trainer import (
     DenseAdam,
     RowMaskedAdam,
@@ -76,6 +80,7 @@ from stylecbn.training.trainer import (
     dtype_policy,
     extend_network,
     freeze_all_but_new_rows,
+    start_new_rows,
     stop_on_signals,
 )
 from stylecbn.perceptual.vgg import build_loss_network
@@ -162,6 +167,10 @@ def _train(config, lock, loss_network, callbacks, log, force):
                 loss_network, weights.style_layers)
             startup.phase(f"Gram matrices: {len(specs)} style(s)"
                           + (f", read from {GRAMS_FILE}" if reused else ""))
+            new_targets = model_targets(specs, grams, loss_network, description)
+            if base is not None and checkpoint is None:
+                _start_from_nearest(network, base, new_targets, weights.style, log)
+            targets = _style_targets(base, new_targets, log)
             perceptual = PerceptualLoss(loss_network, weights, grams,
                                         [spec.coefficient for spec in specs])
             trainer = _compiled_trainer(network, perceptual, masks, config.learning_rate,
@@ -191,7 +200,7 @@ def _train(config, lock, loss_network, callbacks, log, force):
 
     metadata = _model_metadata(config, base, init, weights, coefficients, description,
                                steps_done, monitor.last_terms)
-    _write_model(network, values, metadata, output, run_dir)
+    _write_model(network, values, metadata, targets, output, run_dir)
     log(f"wrote {output} ({network.num_styles} styles, {steps_done} steps)")
     return output
 
@@ -397,8 +406,44 @@ def _model_metadata(config, base, init, weights, style_coefficients, description
     return metadata
 
 
-def _write_model(network, values, metadata, output, run_dir):
-    """Save the trained weights as a float32 model file (whatever the training precision)."""
+def _start_from_nearest(network, base, new, style_weight, log):
+    """Start each new style's rows from the blend of the base's styles whose Gram matrices
+    are nearest to its own (by the style loss; `StyleTargets.nearest`), where the base
+    carries comparable targets; else they stay the mean of the old rows."""
+    old = base.style_targets
+    if old is None or old.loss_network != new.loss_network or old.layers != new.layers:
+        log("new styles start from the mean of the base's styles (the base carries no style "
+            "targets of this loss network)")
+        return
+    blends = []
+    for index, name in enumerate(new.style_names):
+        weights, distance, _ = old.nearest(
+            {layer: value[index] for layer, value in new.grams.items()}, style_weight)
+        blends.append(weights)
+        parts = ", ".join(f"{old.style_names[i]} {w:.0%}" for i, w in enumerate(weights) if w > 0)
+        log(f"new style {name} starts from {parts} (style loss {distance:.4g} between their "
+            "Gram matrices)")
+    start_new_rows(network, base.num_styles, blends)
+
+
+def _style_targets(base, targets, log):
+    """The style targets of the model a run writes: its styles' (a base model's first)."""
+    if base is None:
+        return targets
+    if base.style_targets is None:
+        log("the base model carries no style targets, so the new model carries none either: "
+            "add them with `stylecbn add-targets` (refining its outputs needs them)")
+        return None
+    try:
+        return base.style_targets.extended(targets)
+    except ModelFileError as error:
+        log(f"the new model carries no style targets: {error}")
+        return None
+
+
+def _write_model(network, values, metadata, targets, output, run_dir):
+    """Save the trained weights as a float32 model file (whatever the training precision),
+    with the style targets (None: none)."""
     with dtype_policy("float32"):
         final = build_network(
             network.num_styles, style_names=network.style_names,
@@ -408,6 +453,8 @@ def _write_model(network, values, metadata, output, run_dir):
         )
     for variable, value in zip(final.weights, values):
         variable.assign(value)
+    if targets is not None:
+        attach_targets(final, targets)
     try:
         save_model(final, output)
     except ModelFileError as error:

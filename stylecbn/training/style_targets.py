@@ -12,12 +12,17 @@ have another size or values that are not finite), and a file that cannot be writ
 disk) only warns: the run goes on.
 
 A resumed run on the same backend then uses exactly the Gram matrices of the run it continues.
+
+The model file a run writes carries the same matrices as its style targets
+(`stylecbn.model.targets`, made by `model_targets`); `add_targets` gives them to a model
+trained before model files carried them (`stylecbn add-targets`).
 """
 
 import hashlib
 import json
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 from stylecbn.backend import start_quietly
@@ -26,11 +31,21 @@ start_quietly()  # Keras starts here, without TensorFlow's native chatter (style
 
 from keras import ops
 
-from stylecbn.errors import StylecbnWarning
+from stylecbn.errors import ConfigError, StylecbnWarning
 from stylecbn.fileio import atomic_path
-from stylecbn.perceptual.losses import compute_style_grams
+from stylecbn.model.saving import load_model, write_targets
+from stylecbn.model.targets import StyleTargets
+from stylecbn.perceptual.losses import LossWeights, compute_style_grams
+from stylecbn.perceptual.vgg import (
+    WEIGHT_NAMES,
+    build_loss_network,
+    loss_network_identity,
+    weights_kind,
+)
+from stylecbn.training.styles import load_style_image, load_styles_folder
 
-__all__ = ["GRAMS_FILE", "run_style_grams", "style_fingerprint"]
+__all__ = ["GRAMS_FILE", "add_targets", "model_targets", "recorded_vgg_weights",
+           "run_style_grams", "style_fingerprint"]
 
 GRAMS_FILE = "style_grams.npz"
 _FORMAT = "stylecbn-style-grams-v1"
@@ -111,3 +126,77 @@ def _read(path, fingerprint, shapes):
         if not np.all(np.isfinite(value)):
             return None
     return grams
+
+
+def model_targets(specs, grams, loss_network, description):
+    """The `StyleTargets` of `specs` from their Gram matrices {layer: (S, C, C)}."""
+    return StyleTargets({layer: np.asarray(value, np.float32) for layer, value in grams.items()},
+                        loss_network_identity(loss_network, description),
+                        tuple(spec.name for spec in specs), tuple(int(spec.size) for spec in specs))
+
+
+def recorded_vgg_weights(model):
+    """The VGG-16 weights choice a model was trained with, from its metadata: the weights kind
+    its description names ("hed", "imagenet"), else the weights file its training config
+    gives when that file exists here ("auto" for a model that records nothing).
+
+    Raises:
+        ConfigError: the model was trained with a weights file that is not here.
+    """
+    description = model.metadata.get("vgg_weights")
+    if not description:
+        return "auto"
+    kind = weights_kind(description)
+    if kind != "file":
+        return kind
+    path = (model.metadata.get("training") or {}).get("vgg_weights", "")
+    if path and path not in WEIGHT_NAMES and Path(path).is_file():
+        return path
+    raise ConfigError(
+        f"the model was trained with the VGG-16 weights file {path or description!r}, which is "
+        "not here; pass that file (or hed or imagenet) as the VGG weights")
+
+
+def add_targets(model_path, styles, output, vgg_weights=None, loss_network=None, log=print):
+    """Give a model file the style targets of its styles folder, written to `output`.
+
+    The Gram matrices are computed as its training computed them: the styles folder's
+    images at their manifest sizes, the style layers and VGG-16 weights its metadata records
+    (`LossWeights.recorded`, `recorded_vgg_weights`), unless `vgg_weights` says otherwise.
+
+    Args:
+        model_path: the model file.
+        styles: the styles folder it was trained on (its style names, in the model's order).
+        output: the model file to write (may be `model_path`).
+        vgg_weights: None (as recorded) or any choice `build_loss_network` takes.
+        loss_network: a prebuilt loss network instead of VGG-16 (tests), with `vgg_weights`
+            its description.
+        log: a function taking one line of text.
+
+    Returns:
+        The `StyleTargets` written.
+
+    Raises:
+        ModelFileError, ConfigError, DataError: an unusable model, folder or weights, or a
+            folder whose styles are not the model's.
+    """
+    model = load_model(model_path)
+    specs = load_styles_folder(styles)
+    names = [spec.name for spec in specs]
+    if names != list(model.style_names):
+        raise ConfigError(
+            f"the styles folder {styles} holds the styles {', '.join(names)}, not the model's "
+            f"({', '.join(model.style_names)}): give the folder it was trained on")
+    weights = LossWeights.recorded(model.metadata)
+    if loss_network is None:
+        choice = recorded_vgg_weights(model) if vgg_weights is None else vgg_weights
+        loss_network, description = build_loss_network(choice, weights.layers)
+    else:
+        description = str(vgg_weights)
+    log(f"loss network: {description}; style layers {', '.join(weights.style_layers)}")
+    grams = compute_style_grams(loss_network, [load_style_image(spec) for spec in specs],
+                                weights.style_layers)
+    targets = model_targets(specs, grams, loss_network, description)
+    write_targets(model_path, targets, output)
+    log(f"wrote {output}: style targets of {len(specs)} style(s)")
+    return targets

@@ -44,6 +44,7 @@ __all__ = [
     "RowMaskedAdam",
     "extend_network",
     "freeze_all_but_new_rows",
+    "start_new_rows",
     "TrainingBatches",
     "TrainingMonitor",
     "dtype_policy",
@@ -200,6 +201,18 @@ def extend_network(base, specs, base_path):
             value = np.concatenate([value, np.repeat(value.mean(axis=0, keepdims=True), added, 0)])
         target.assign(value)
     return network
+
+
+def start_new_rows(network, first_new, blends):
+    """Start the styles from `first_new` on as blends of the styles before it: row
+    `first_new + k` of every gamma and beta table becomes `blends[k] @ rows[:first_new]` (the
+    network blends styles by mixing these rows, so the new style paints that blend)."""
+    blends = np.asarray(blends, np.float32)
+    for norm in network.normalization_layers:
+        for table in (norm.gamma, norm.beta):
+            value = ops.convert_to_numpy(table)
+            value[first_new:first_new + len(blends)] = blends @ value[:first_new]
+            table.assign(value)
 
 
 def freeze_all_but_new_rows(network, first_new):
