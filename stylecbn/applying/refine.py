@@ -91,8 +91,9 @@ class Refiner:
         targets = model.style_targets
         if targets is None:
             raise ConfigError(
-                "this model carries no style targets, which refining needs: add them with "
-                "`stylecbn add-targets MODEL --styles FOLDER` (the folder it was trained on)")
+                "this model carries no style targets, which refining needs: add them from "
+                "the styles folder it was trained on (`stylecbn add-targets`, or "
+                "`stylecbn.training.style_targets.add_targets`)")
         recorded = LossWeights.recorded(model.metadata)
         self.weights = LossWeights(content=recorded.content, style=recorded.style,
                                    content_layer=recorded.content_layer,
@@ -101,7 +102,7 @@ class Refiner:
         if vgg_weights is None and kind == "file":
             raise ConfigError(
                 "the model's style targets were made with a VGG-16 weights file; pass that "
-                "file as the VGG weights (--vgg-weights)")
+                "file as `vgg_weights`")
         self.loss_network, self.description = build_loss_network(
             kind if vgg_weights is None else vgg_weights, self.weights.layers)
         if kind == "file" and loss_network_identity(self.loss_network, self.description)[
@@ -182,5 +183,5 @@ def check_memory(width, height):
     if available is not None and needed > available:
         raise ImageError(
             f"refining a {width}x{height} image needs about {format_bytes(needed)} of memory and "
-            f"{format_bytes(available)} is available: use a smaller --max-size (memory grows "
+            f"{format_bytes(available)} is available: use a smaller `max_size` (memory grows "
             "with the pixels)")
