@@ -190,7 +190,7 @@ def test_refine_errors(stylizer, tmp_path, monkeypatch):
         stylizer.stylize_video(clip, tmp_path / "out.mp4", stylizer.image_style(
             [picture(seed=3)]))
     monkeypatch.setattr(refine_module, "available_memory", lambda: 1000)
-    with pytest.raises(ImageError, match="40x36 image needs about .* --max-size"):
+    with pytest.raises(ImageError, match="40x36 image needs about .* `max_size`"):
         stylizer.stylize(picture(), 0, refine=1)
 
 
