@@ -432,22 +432,26 @@ def test_model_calls_never_overlap(stylizer, monkeypatch):
                 running[0] -= 1
 
     monkeypatch.setattr(stylizer, "stylize", watched)
+    responses = post_together(app, [{"style": str(i % 3)} for i in range(6)])
+    assert [r.status_code for r in responses] == [200] * 6
+    assert len(overlaps) == 6 and not any(overlaps)
+    assert threading.get_ident() not in calls  # off the event loop's thread
+
+
+def post_together(app, forms):
+    """One stylize request per form (the fields besides the image), all sent at once to `app`
+    in-process; their responses, in order."""
     import httpx
 
     async def burst():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            requests = [
-                client.post("/api/stylize", data={"style": str(i % 3)},
-                            files={"image": ("p.png", encode(PHOTO))})
-                for i in range(6)
-            ]
-            return await asyncio.gather(*requests)
+            return await asyncio.gather(*[
+                client.post("/api/stylize", data=form, files={"image": ("p.png", encode(PHOTO))})
+                for form in forms
+            ])
 
-    responses = asyncio.run(burst())
-    assert [r.status_code for r in responses] == [200] * 6
-    assert len(overlaps) == 6 and not any(overlaps)
-    assert threading.get_ident() not in calls  # off the event loop's thread
+    return asyncio.run(burst())
 
 
 def test_decoding_waits_for_a_free_slot(stylizer, monkeypatch):
@@ -474,17 +478,7 @@ def test_decoding_waits_for_a_free_slot(stylizer, monkeypatch):
                 running[0] -= 1
 
     monkeypatch.setattr(uploads, "read_image", slow_read)
-    import httpx
-
-    async def burst():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            return await asyncio.gather(*[
-                client.post("/api/stylize", files={"image": ("p.png", encode(PHOTO))})
-                for _ in range(6)
-            ])
-
-    assert [r.status_code for r in asyncio.run(burst())] == [200] * 6
+    assert [r.status_code for r in post_together(app, [{}] * 6)] == [200] * 6
     assert most[0] == 2
 
 
