@@ -35,6 +35,10 @@ def test_help_example_runs(tmp_path, monkeypatch, name, line):
     monkeypatch.chdir(tmp_path)
     picture = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype("uint8")
     Image.fromarray(picture).save("photo.jpg")
+    # a "painting" for --style-image: bold stripes, unlike the photo
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::8] = (200, 40, 30)
+    Image.fromarray(stripes).save("painting.jpg")
     (tmp_path / "photos" / "more").mkdir(parents=True)
     Image.fromarray(picture).save("photos/more/a.png")
     (tmp_path / "frames").mkdir()
