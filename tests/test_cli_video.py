@@ -76,9 +76,9 @@ def test_no_stabilize_paints_frames_on_their_own(tmp_path, clip, model_path, mon
     reducers = []
     original = Stylizer._stylize_array
 
-    def spy(self, photo, field, strength, preserve_color, reducer=None):
+    def spy(self, photo, field, strength, preserve_color, reducer=None, *more):
         reducers.append(reducer)
-        return original(self, photo, field, strength, preserve_color, reducer)
+        return original(self, photo, field, strength, preserve_color, reducer, *more)
 
     monkeypatch.setattr(Stylizer, "_stylize_array", spy)
     assert run("apply", clip, "-m", model_path, "--no-stabilize", "-o",

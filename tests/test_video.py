@@ -281,9 +281,9 @@ def spy_on_frames(monkeypatch, stylizer):
     seen = []
     original = Stylizer._stylize_array
 
-    def spy(self, photo, field, strength, preserve_color, reducer=None):
+    def spy(self, photo, field, strength, preserve_color, reducer=None, *more):
         seen.append((field.outside.vector, field.mask, reducer))
-        return original(self, photo, field, strength, preserve_color, reducer)
+        return original(self, photo, field, strength, preserve_color, reducer, *more)
 
     monkeypatch.setattr(Stylizer, "_stylize_array", spy)
     return seen
