@@ -15,7 +15,15 @@ from pathlib import Path
 import click
 
 from stylecbn.media.outputs import DEFAULT_NAME, FORMATS, OutputPlan
-from stylecbn.cli.root import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, fail, handle_errors
+from stylecbn.cli.root import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    check_signals,
+    fail,
+    handle_errors,
+    raise_if_terminated,
+)
 from stylecbn.errors import StylecbnError
 from stylecbn.media.reading import read_image
 from stylecbn.media.writing import write_image
@@ -296,6 +304,7 @@ def apply(
                     quality=quality,
                 )
             except Exception as exc:  # any failure is this input's, and the batch goes on
+                raise_if_terminated(exc)
                 failures += 1
                 message = _input_error(job, exc)
                 if show_bar:
@@ -388,7 +397,13 @@ def _refine_progress(job, show):
 def _apply_video(stylizer, job, blend, options, show_bar):
     """Stylize one video with a progress bar (frames, frames/s, time left) on a terminal."""
     with progress_bar(Path(job.source).name, "frames") if show_bar else \
-            contextlib.nullcontext() as progress:
+            contextlib.nullcontext() as bar:
+
+        def progress(done, total):
+            check_signals()  # a signal lost inside the decoder stops the clip here
+            if bar is not None:
+                bar(done, total)
+
         return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
                                       **options)
 

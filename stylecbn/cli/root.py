@@ -86,8 +86,31 @@ class Terminated(KeyboardInterrupt):
     outputs removed); the default action would end the process at once and leave them."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated
+_SIGNALLED = []  # the signal that asked this process to stop, once one has
+
+
+def _raise_signalled(signum, frame):
+    _SIGNALLED.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def check_signals():
+    """Raise again for a SIGINT or SIGTERM that arrived: an exception raised by the handler
+    inside a C library's callback (PyAV's) can be lost there or turned into another error,
+    so long loops call this between items to stop for certain."""
+    if _SIGNALLED:
+        raise Terminated if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt
+
+
+def raise_if_terminated(exc):
+    """Re-raise `exc` as the interruption when SIGINT or SIGTERM arrived: raised inside C code
+    (a decoder's loop), the signal's exception can surface as another error (a SystemError),
+    which must stop the command as the signal does, not count as one input's failure."""
+    if _SIGNALLED:
+        try:
+            check_signals()
+        except KeyboardInterrupt as interruption:
+            raise interruption from exc
 
 
 @contextlib.contextmanager
@@ -95,11 +118,15 @@ def _terminate_like_ctrl_c():
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set signal handlers (the CLI runs there)
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    _SIGNALLED.clear()
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_signalled)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored one stays so
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_signalled)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def handle_errors(func):
