@@ -67,3 +67,56 @@ def random_network(num_styles=17, preset="full", seed=0):
         layer.gamma.assign(rng.uniform(0.3, 2.0, layer.gamma.shape).astype("float32"))
         layer.beta.assign(rng.normal(0, 0.7, layer.beta.shape).astype("float32"))
     return net
+
+
+class OtherWork:
+    """How much of the CPU other processes took while a benchmark ran.
+
+    The 1-minute load average counts the benchmark's own threads (a run that keeps both cores
+    of this machine busy reads near 2 however quiet the machine is), so it cannot say after a
+    run whether the run was alone. This reads the machine's busy CPU time (/proc/stat) and
+    this process's own (os.times, children included) at `start()` and `stop()`: the
+    difference is the other processes' share, in cores on average. Linux only (None
+    elsewhere)."""
+
+    QUIET_CORES = 0.2
+
+    def start(self):
+        self._begin = (_busy_seconds(), _own_seconds(), time.perf_counter())
+        return self
+
+    def stop(self):
+        """Average cores used by other processes since `start()` (None where unknown)."""
+        busy, own, begin = self._begin
+        now = _busy_seconds()
+        if busy is None or now is None:
+            return None
+        wall = time.perf_counter() - begin
+        return max(0.0, (now - busy) - (_own_seconds() - own)) / max(wall, 1e-9)
+
+    def line(self):
+        cores = self.stop()
+        if cores is None:
+            return "other work during the run: unknown (no /proc/stat)"
+        flag = ("" if cores <= self.QUIET_CORES
+                else "  LOADED: other work shared the CPU; do not quote these timings")
+        return f"other work during the run: {cores:.2f} cores on average{flag}"
+
+
+def _busy_seconds():
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(value) for value in fields[:8]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    import os
+
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds():
+    import os
+
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

@@ -50,7 +50,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from _common import make_lite, random_network, rounds_at, synthetic_photo  # noqa: E402
+from _common import (  # noqa: E402
+    OtherWork, make_lite, random_network, rounds_at, synthetic_photo,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT.parent / "shared" / "data" / "content"
@@ -270,6 +272,7 @@ def main():
 
     tf.get_logger().setLevel("ERROR")
     load_before = load_line("before")
+    others = OtherWork().start()
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni")))
     print(f"CPU: {cpu_name() or platform.machine()}, {os.cpu_count()} cores; "
           f"{' '.join(flags)}")
@@ -328,10 +331,11 @@ def main():
             print(f"perceptual loss change against keras on {args.loss_photos} held-out photos "
                   f"x styles {LOSS_STYLES}, 256 px: " + ", ".join(
                       f"{name} {change:+.2f}%" for name, change in changes.items()))
-    load_after = load_line("after")
-    if max(load_before, load_after) > LOADED:
-        print(f"This run was LOADED (load average above {LOADED}): rerun on a quiet machine "
-              "before quoting its timings.")
+    load_after = load_line("after (this run's own threads included)")
+    print(others.line())
+    if load_before > LOADED:
+        print(f"This run was LOADED (load average above {LOADED} before it): rerun on a quiet "
+              "machine before quoting its timings.")
     sys.stdout.flush()
 
 

@@ -44,6 +44,7 @@ COMMANDS = {
     "interpolate": "stylecbn.cli.sheets:interpolate",
     "info": "stylecbn.cli.info:info",
     "train": "stylecbn.cli.train:train",
+    "distill": "stylecbn.cli.train:distill",
     "vgg-weights": "stylecbn.cli.train:vgg_weights",
     "add-targets": "stylecbn.cli.train:add_targets",
     "export": "stylecbn.cli.export:export",

@@ -1,5 +1,5 @@
-"""`stylecbn train`, `stylecbn add-targets` and `stylecbn vgg-weights`: thin layers over the
-library."""
+"""`stylecbn train`, `stylecbn distill`, `stylecbn add-targets` and `stylecbn vgg-weights`:
+thin layers over the library."""
 
 import dataclasses
 from pathlib import Path
@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from stylecbn.cli.root import handle_errors
-from stylecbn.training.config import TrainingConfig, read_config_file, setting_kind
+from stylecbn.training.config import (
+    DistillConfig, TrainingConfig, read_config_file, setting_kind,
+)
 
 def _option(field):
     """The `stylecbn train` option of one setting, from its declaration
@@ -38,37 +40,66 @@ def _option(field):
     return click.option(*flags, field.name, default=None, help=help_text or None, **extra)
 
 
-def _setting_options(command):
-    """One option per `TrainingConfig` setting, in the order they are declared."""
-    for field in reversed(dataclasses.fields(TrainingConfig)):
-        if field.metadata["setting"]["option"]:
-            command = _option(field)(command)
-    return command
+def _setting_options(config_class):
+    """A decorator adding one option per setting of `config_class` (`TrainingConfig`,
+    `DistillConfig`), in the order they are declared."""
+    def decorate(command):
+        for field in reversed(dataclasses.fields(config_class)):
+            if field.metadata["setting"]["option"]:
+                command = _option(field)(command)
+        return command
+    return decorate
 
 
-@click.command()
-@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
-              help="A toml or json file of settings; options given here override it.")
-@_setting_options
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
-@click.option("--force", is_flag=True, help="Replace an existing output file.")
-@handle_errors
-def train(config_file, resume, force, **options):
-    """Train one network on many styles (or add styles to a trained one)."""
+def _settings(config_class, config_file, resume, options):
+    """The settings of a run: the config file's, then the options given; on `resume`, the
+    run's own settings (from its last checkpoint) under both."""
     from stylecbn.training.checkpoints import checkpoint_config
-    from stylecbn.training.run import train as run_training
 
     settings = read_config_file(config_file) if config_file else {}
     settings.update({name: value for name, value in options.items() if value is not None})
     if resume:
         # The run's own settings, then whatever this command line (or file) changes.
-        run_dir = TrainingConfig.from_dict(
+        run_dir = config_class.from_dict(
             {**{k: v for k, v in settings.items() if k in ("output", "run_dir")}}
         ).resolved_run_dir()
         settings = {**checkpoint_config(run_dir), **settings}
     settings["resume"] = resume
     source = f"config file {config_file}" if config_file else "options"
-    run_training(TrainingConfig.from_dict(settings, source=source), force=force)
+    return config_class.from_dict(settings, source=source)
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+              help="A toml or json file of settings; options given here override it.")
+@_setting_options(TrainingConfig)
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@handle_errors
+def train(config_file, resume, force, **options):
+    """Train one network on many styles (or add styles to a trained one)."""
+    from stylecbn.training.run import train as run_training
+
+    run_training(_settings(TrainingConfig, config_file, resume, options), force=force)
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+              help="A toml or json file of settings; options given here override it.")
+@_setting_options(DistillConfig)
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@handle_errors
+def distill(config_file, resume, force, **options):
+    """Make a small, fast copy of a trained model: a student network learns its styles from
+    its outputs (the teacher paints each photo once; the run folder keeps the paintings).
+
+    \b
+    Example: stylecbn distill --teacher default --content photos/ -o fast.keras
+    """
+    from stylecbn.training.distill import distill as run_distill
+
+    run_distill(_settings(DistillConfig, config_file, resume, options), force=force)
 
 
 @click.command("vgg-weights")

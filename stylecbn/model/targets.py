@@ -101,6 +101,14 @@ class StyleTargets:
         distance = float(weights @ a @ weights - 2 * b @ weights + c)
         return weights, max(distance, 0.0), (single, float(max(singles[single], 0.0)))
 
+    def subset(self, indices):
+        """The targets of the styles at `indices`, in that order (a student that learns some
+        of a model's styles)."""
+        indices = [int(i) for i in indices]
+        return StyleTargets(
+            {layer: gram[indices] for layer, gram in self.grams.items()}, self.loss_network,
+            tuple(self.style_names[i] for i in indices), tuple(self.sizes[i] for i in indices))
+
     def extended(self, other):
         """These targets followed by `other`'s (styles added to a model). Both must come from
         the same loss network and layers, else ModelFileError."""

@@ -25,7 +25,7 @@ start_quietly()  # Keras starts here, without TensorFlow's native chatter (style
 
 from keras import ops
 
-from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig
+from stylecbn.training.config import result_settings
 from stylecbn.errors import ConfigError, shorten
 from stylecbn.fileio import atomic_path, same_file
 
@@ -174,10 +174,10 @@ def _check_resume_settings(saved, config, path):
     """Raise ConfigError when a setting that changes the result differs from the checkpoint's."""
     # A setting added since the checkpoint was written (init_model) has its default there:
     # that is what the run did.
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainingConfig)}
+    defaults = {field.name: field.default for field in dataclasses.fields(config)}
     differences = [
         f"{name} (checkpoint: {saved.get(name, defaults[name])!r}, now: {getattr(config, name)!r})"
-        for name in RESULT_SETTINGS
+        for name in result_settings(type(config))
         if not _same_setting(name, saved.get(name, defaults[name]), getattr(config, name))
     ]
     if differences:
@@ -189,7 +189,7 @@ def _check_resume_settings(saved, config, path):
 
 
 # Folders and files: the same one by any name ("styles/", "./styles", its absolute path).
-_PATH_SETTINGS = ("styles", "content", "base_model", "init_model")
+_PATH_SETTINGS = ("styles", "content", "base_model", "init_model", "teacher")
 
 
 def _same_setting(name, saved, now):

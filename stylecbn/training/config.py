@@ -14,7 +14,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["TrainingConfig", "read_config_file", "RESULT_SETTINGS", "setting", "setting_kind"]
+__all__ = ["DistillConfig", "TrainingConfig", "read_config_file", "RESULT_SETTINGS",
+           "result_settings", "setting", "setting_kind"]
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -54,8 +55,64 @@ def setting_kind(field):
     return kinds[0]
 
 
+class _Settings:
+    """What every settings class (`TrainingConfig`, `DistillConfig`) does with its fields."""
+
+    # Settings naming a model file the run reads (the output must not be one of them).
+    MODELS_READ = ()
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Check every setting against its declaration (ints and floats become Python ints
+        and floats); raise ConfigError naming the first invalid value."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _checked(field, getattr(self, field.name)))
+        if not self.output.endswith(".keras"):
+            raise ConfigError(
+                f"`output` must be a .keras file. Received: output={shorten(self.output)}"
+            )
+
+    def models_read(self):
+        """[(setting name, its value)] of the model files this run reads (those given)."""
+        return [(name, getattr(self, name)) for name in self.MODELS_READ if getattr(self, name)]
+
+    def resolved_run_dir(self):
+        """The run folder: `run_dir`, or `runs/<output stem>` beside the output file."""
+        if self.run_dir:
+            return Path(self.run_dir)
+        output = Path(self.output)
+        return output.parent / "runs" / output.stem
+
+    def save(self, path):
+        """Write the settings to a json file, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(path, text.encode("utf-8"))
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data, source="configuration"):
+        """Build from a dict; unknown keys are an error that names them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}."
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclasses.dataclass
-class TrainingConfig:
+class TrainingConfig(_Settings):
     """Every setting of a training run. A config file (toml or json) holds the same keys.
 
     Each setting is declared once, with `setting(...)`: its default, its check, its
@@ -135,55 +192,112 @@ class TrainingConfig:
     # `stylecbn train --resume` is a plain flag, declared by the command itself.
     resume: bool = setting(False, option=False)
 
-    def __post_init__(self):
-        self.validate()
+    MODELS_READ = ("base_model", "init_model")
 
     def validate(self):
-        """Check every setting against its declaration (ints and floats become Python ints
-        and floats); raise ConfigError naming the first invalid value."""
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, _checked(field, getattr(self, field.name)))
-        if not self.output.endswith(".keras"):
-            raise ConfigError(
-                f"`output` must be a .keras file. Received: output={shorten(self.output)}"
-            )
+        super().validate()
         if self.base_model and self.init_model:
             raise ConfigError(
                 "`base_model` (add styles to a model) and `init_model` (continue training a "
                 "model's own styles) exclude each other; give one."
             )
 
-    def resolved_run_dir(self):
-        """The run folder: `run_dir`, or `runs/<output stem>` beside the output file."""
-        if self.run_dir:
-            return Path(self.run_dir)
-        output = Path(self.output)
-        return output.parent / "runs" / output.stem
 
-    def save(self, path):
-        """Write the settings to a json file, atomically."""
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        atomic_write_bytes(path, text.encode("utf-8"))
+@dataclasses.dataclass
+class DistillConfig(_Settings):
+    """Every setting of a distillation run (`stylecbn.training.distill`): a student network
+    learns a trained model's styles from that model's own outputs.
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
+    Declared like `TrainingConfig`'s (with `setting`); the settings they share mean the same.
 
-    @classmethod
-    def from_dict(cls, data, source="configuration"):
-        """Build from a dict; unknown keys are an error that names them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}."
-            )
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+    Args:
+        teacher: the trained model to copy (a built-in name or a .keras file).
+        content: folder of content photos (searched recursively).
+        output, run_dir: as in `TrainingConfig`.
+        styles: the teacher's styles to learn, as names or indices separated by commas; ""
+            learns all of them.
+        steps, batch_size, learning_rate, crop_size, precision, seed: as in `TrainingConfig`.
+        photo_size: shorter side of the photos the teacher paints (0: `crop_size` * 1.125);
+            the random crops are cut from them and from the teacher's outputs alike.
+        preset, width_multiplier, normalization: the student network.
+        pixel_weight: L1 distance of the student's and the teacher's images after a 4x4
+            average (their colours and shapes, not the exact texture).
+        gram_weight: distance of the Gram matrices (texture statistics) of the student's and
+            the teacher's images at `gram_layers`, each layer's relative to the photo's own.
+        feature_weight: squared distance of their VGG features at `feature_layer`, relative
+            to the teacher's.
+        vgg_weights: the loss network's weights, as in `TrainingConfig`.
+        checkpoint_every, preview_every, log_every, holdout, preview_size, tensorboard,
+        resume: as in `TrainingConfig`.
+    """
 
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+    teacher: str = setting("default", "The trained model to copy: a built-in name or a .keras "
+                           "file.", path=True, metavar="NAME|FILE", result=True)
+    content: str = setting("", "Folder of content photos, searched recursively.", path=True,
+                           result=True)
+    output: str = setting("fast.keras", "The model file to write.", flags=("-o", "--output"),
+                          path=True)
+    run_dir: str = setting("", "Checkpoints, teacher outputs, previews, logs.", path=True,
+                           shown="runs/<output stem>")
+    styles: str = setting("", "The teacher's styles to learn: names or indices, separated by "
+                          "commas.", metavar="LIST", shown="all", result=True)
+    steps: int = setting(20000, "Training steps.", minimum=1)
+    batch_size: int = setting(16, minimum=1, result=True)
+    learning_rate: float = setting(2e-3, above=0, flags=("--learning-rate", "--lr"),
+                                   shown="2e-3", result=True)
+    crop_size: int = setting(160, "Training crop side in px.", minimum=16, result=True)
+    photo_size: int = setting(0, "Shorter side of the photos the teacher paints.", minimum=0,
+                              shown="crop x 1.125", result=True)
+    precision: str = setting("float32", choices=PRECISIONS, result=True)
+    seed: int = setting(0, minimum=0, result=True)
+    preset: str = setting("fast", "The student network: fast (thin, for CPUs) or full.",
+                          choices=tuple(PRESETS), metavar="NAME", result=True)
+    width_multiplier: float = setting(1.0, "Width multiplier of the student network.",
+                                      above=0, flags=("--width",), result=True)
+    normalization: str = setting("instance", choices=NORMALIZATION_KINDS, result=True)
+    pixel_weight: float = setting(1.0, "Weight of the low-pass pixel distance.", minimum=0,
+                                  result=True)
+    gram_weight: float = setting(0.2, "Weight of the Gram-matrix (texture) distance.",
+                                 minimum=0, result=True)
+    feature_weight: float = setting(0.0, "Weight of the VGG feature distance.", minimum=0,
+                                    shown="0", result=True)
+    gram_layers: str = setting("block1_conv2,block2_conv2", "VGG-16 layers of the texture "
+                               "distance, separated by commas.", metavar="LIST", result=True)
+    feature_layer: str = setting("block2_conv2", "VGG-16 layer of the feature distance.",
+                                 metavar="LAYER", result=True)
+    vgg_weights: str = setting("auto", "auto, imagenet, hed, or a .h5/.npz file.",
+                               result=True)
+    checkpoint_every: int = setting(500, minimum=1)
+    preview_every: int = setting(500, minimum=1)
+    log_every: int = setting(10, minimum=1)
+    holdout: int = setting(4, "Photos kept out of training for previews, at most a quarter "
+                           "of them.", minimum=0, result=True)
+    preview_size: int = setting(128, "Preview tile side in px.", minimum=1)
+    tensorboard: bool = setting(True, "TensorBoard scalars (TensorFlow backend).")
+    resume: bool = setting(False, option=False)
+
+    MODELS_READ = ("teacher",)
+
+    def validate(self):
+        super().validate()
+        if not self.teacher:
+            raise ConfigError("no teacher: set `teacher` to a built-in model name or a .keras "
+                              "file.")
+        if self.pixel_weight + self.gram_weight + self.feature_weight == 0:
+            raise ConfigError("`pixel_weight`, `gram_weight` and `feature_weight` are all 0: "
+                              "give at least one a weight, or the student learns nothing.")
+        if self.gram_weight and not self.layer_list("gram_layers"):
+            raise ConfigError("`gram_layers` is empty while `gram_weight` is not 0; name the "
+                              "VGG-16 layers (e.g. block1_conv2,block2_conv2).")
+
+    def layer_list(self, name):
+        """A comma-separated setting as a list of names (blanks dropped)."""
+        return [part.strip() for part in getattr(self, name).split(",") if part.strip()]
+
+    @property
+    def resolved_photo_size(self):
+        """The shorter side of the cached photos: `photo_size`, or `crop_size` * 1.125."""
+        return max(self.crop_size, self.photo_size or round(self.crop_size * 1.125))
 
 
 def _checked(field, value):
@@ -212,10 +326,13 @@ def _checked(field, value):
 
 # Settings that change what a run computes: a resumed run must keep them. The others (how
 # long, where to write, how often to log) may change between the parts of a run.
-RESULT_SETTINGS = tuple(
-    field.name for field in dataclasses.fields(TrainingConfig)
-    if field.metadata["setting"]["result"]
-)
+def result_settings(config_class):
+    """The names of the settings of `config_class` that a resumed run must keep."""
+    return tuple(field.name for field in dataclasses.fields(config_class)
+                 if field.metadata["setting"]["result"])
+
+
+RESULT_SETTINGS = result_settings(TrainingConfig)
 
 
 def read_config_file(path):

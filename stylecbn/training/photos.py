@@ -244,15 +244,26 @@ class ContentPhotos:
             them to [0, 1] on the accelerator, so the host copies a quarter of the bytes a
             float32 batch would take (`benchmarks/data_throughput.py`).
         """
+        return self.crops(self.windows(step, batch_size))
+
+    def windows(self, step, batch_size):
+        """Where the crops of the batch of `step` lie: (photo indices, (top, left) corners in
+        the photos, flips), each with one entry per crop. A pure function of `(seed, step)`.
+        `crops` cuts them; other arrays aligned with the training photos (a teacher's outputs
+        for them) are cut the same way by `crop_window`."""
         step = check_int("step", step, minimum=0)
         batch_size = check_int("batch_size", batch_size, minimum=1)
         rng = np.random.default_rng([self.seed, step])
         photo_indices = rng.integers(0, len(self._train), size=batch_size)
         corners = (rng.random((batch_size, 2)) * self._corner_ranges[photo_indices]).astype(int)
         flips = rng.random(batch_size) < 0.5
+        return photo_indices, corners, flips
 
+    def crops(self, windows):
+        """uint8 (B, crop, crop, 3): the training photos' pixels in `windows` (see `windows`)."""
+        photo_indices, corners, flips = windows
         crop = self.crop
-        out = np.empty((batch_size, crop, crop, 3), dtype=np.uint8)
+        out = np.empty((len(photo_indices), crop, crop, 3), dtype=np.uint8)
         for i, (index, (top, left), flip) in enumerate(zip(photo_indices, corners, flips)):
             if flip:
                 # The same window, mirrored: columns [left, left + crop) of the photo are
@@ -263,6 +274,18 @@ class ContentPhotos:
                 window = self._train[index][top:top + crop, left:left + crop]
             out[i] = window
         return out
+
+    def crop_window(self, array, corner, flip):
+        """The window of one crop (a corner and flip of `windows`) cut from `array`, an image
+        (H, W, C) the size of its training photo; mirrored when `flip`."""
+        top, left = corner
+        window = array[top:top + self.crop, left:left + self.crop]
+        return window[:, ::-1] if flip else window
+
+    @property
+    def training_photos(self):
+        """The training photos as decoded (uint8 (H, W, 3) arrays), in `paths` order."""
+        return list(self._train)
 
     def labels(self, step, batch_size, num_styles):
         """Random style labels for the batch of `step`, independent of the crops' stream.

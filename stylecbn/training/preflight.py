@@ -35,9 +35,12 @@ __all__ = ["check_config", "check_output", "check_replaceable", "check_init_mode
            "memory_left", "make_run_dir", "RunFolderLock", "RUN_LOCK"]
 
 
-def check_config(config):
-    if not isinstance(config, TrainingConfig):
-        raise ConfigError(f"train() needs a TrainingConfig; got {type(config).__name__}.")
+def check_config(config, kind=None):
+    """Check the settings of a run: a `kind` (default `TrainingConfig`), validated, with
+    content photos."""
+    kind = kind or TrainingConfig
+    if not isinstance(config, kind):
+        raise ConfigError(f"this run needs a {kind.__name__}; got {type(config).__name__}.")
     config.validate()
     if not config.content:
         raise ConfigError(
@@ -48,8 +51,8 @@ def check_config(config):
 def check_replaceable(output, config, checkpoint, force):
     """Refuse to write over an existing file, unless `force` or it is this run's own output
     (a resumed run writes its model again); never over the base or init model the run reads."""
-    for name, source in (("base_model", config.base_model), ("init_model", config.init_model)):
-        if source and same_file(output, resolve_model_path(source)):
+    for name, source in config.models_read():
+        if same_file(output, resolve_model_path(source)):
             raise ConfigError(
                 f"`output` {output} is the `{name}` this run reads; write the result to another "
                 "file."

@@ -85,7 +85,8 @@ from stylecbn.training.trainer import (
 )
 from stylecbn.perceptual.vgg import build_loss_network
 
-__all__ = ["train"]
+__all__ = ["Run", "StartupLog", "fit_run", "seed_initial_weights",
+           "tensorboard_callbacks", "train", "write_model"]
 
 
 def _stderr(message):
@@ -123,7 +124,7 @@ def train(config, *, loss_network=None, callbacks=None, log=None, force=False):
 
 def _train(config, lock, loss_network, callbacks, log, force):
     """`train`, holding the run folder's `lock` from when the folder exists."""
-    startup = _StartupLog(log)
+    startup = StartupLog(log)
     output = Path(config.output)
     check_output(output)
     run_dir = lock.run_dir
@@ -154,7 +155,7 @@ def _train(config, lock, loss_network, callbacks, log, force):
 
     with dtype_policy(config.precision), compile_cache(run_dir), \
             data_parallel(config.distribute, config.batch_size) as (scope, loss_scale, devices):
-        _seed_initial_weights(config.seed)
+        seed_initial_weights(config.seed)
         with scope:
             network, masks = _style_network(config, specs, base, init)
             if checkpoint is not None:
@@ -181,7 +182,7 @@ def _train(config, lock, loss_network, callbacks, log, force):
             startup.phase("trainer: compiled, optimizer built"
                           + (", checkpoint restored" if checkpoint is not None else ""))
 
-        run = _Run(config, run_dir, photos, trainer, coefficients, log)
+        run = Run(config, run_dir, photos, trainer, coefficients, log)
         config.save(run_dir / "config.json")
         what = (f"adding {len(specs)} style(s) to {config.base_model} ({base.num_styles} kept)"
                 if base is not None else f"training {len(specs)} style(s)")
@@ -192,20 +193,22 @@ def _train(config, lock, loss_network, callbacks, log, force):
             f"{keras.backend.backend()}, {config.precision}; run folder {run_dir}")
         first_step = checkpoint.step if checkpoint is not None else 0
         monitor = TrainingMonitor(run, first_step, started=startup.started)
-        _fit(run, monitor, first_step, len(specs), label_offset,
-             [*_tensorboard(config, run_dir, log), *(callbacks or [])])
+        fit_run(run, monitor, first_step,
+                lambda: TrainingBatches(photos, first_step, config.steps, config.batch_size,
+                                        len(specs), label_offset),
+                [*tensorboard_callbacks(config, run_dir, log), *(callbacks or [])])
         steps_done = int(ops.convert_to_numpy(trainer.optimizer.iterations))
         run.preview(steps_done)
         values = variable_arrays(network.weights)
 
     metadata = _model_metadata(config, base, init, weights, coefficients, description,
                                steps_done, monitor.last_terms)
-    _write_model(network, values, metadata, targets, output, run_dir)
+    write_model(network, values, metadata, targets, output, run_dir)
     log(f"wrote {output} ({network.num_styles} styles, {steps_done} steps)")
     return output
 
 
-class _StartupLog:
+class StartupLog:
     """Logs how long each start-up phase took: `phase(what)` at the end of each."""
 
     def __init__(self, log):
@@ -232,7 +235,7 @@ def _style_coefficients(base, specs):
     return [*kept, *(spec.coefficient for spec in specs)]
 
 
-def _seed_initial_weights(seed):
+def seed_initial_weights(seed):
     """Seed the initializers (Keras draws their seeds from Python's `random`)."""
     if keras.backend.backend() == "tensorflow":
         keras.utils.set_random_seed(seed)
@@ -304,7 +307,7 @@ def _compiled_trainer(network, perceptual, masks, learning_rate, *, label_offset
 # ----------------------------------------------------------------------------- the run
 
 
-class _Run:
+class Run:
     """What the callbacks of one training run share: settings, log, checkpoints, previews."""
 
     def __init__(self, config, run_dir, photos, trainer, style_coefficients, log):
@@ -330,7 +333,7 @@ class _Run:
         self.log(f"preview: {path}")
 
 
-def _tensorboard(config, run_dir, log):
+def tensorboard_callbacks(config, run_dir, log):
     """A TensorBoard callback, or none (with a note when the tensorboard package is absent)."""
     if not config.tensorboard or keras.backend.backend() != "tensorflow":
         return []
@@ -342,15 +345,17 @@ def _tensorboard(config, run_dir, log):
     )]
 
 
-def _fit(run, monitor, first_step, num_labels, label_offset, callbacks):
+def fit_run(run, monitor, first_step, make_batches, callbacks):
     """Train from `first_step` to `config.steps` and checkpoint; on an interrupt (Ctrl-C,
-    SIGTERM, or KeyboardInterrupt from a callback), checkpoint the step reached and re-raise."""
+    SIGTERM, or KeyboardInterrupt from a callback), checkpoint the step reached and re-raise.
+
+    `make_batches()` returns the `TrainingBatches` (or a subclass) of steps `first_step` to
+    `config.steps`."""
     config, trainer = run.config, run.trainer
     if first_step >= config.steps:
         run.log(f"the checkpoint is at step {first_step} >= steps {config.steps}: nothing to train")
         return
-    batches = TrainingBatches(run.photos, first_step, config.steps, config.batch_size,
-                              num_labels, label_offset)
+    batches = make_batches()
     try:
         with stop_on_signals(monitor):
             trainer.fit(batches, epochs=1, verbose=0, shuffle=False,
@@ -441,7 +446,7 @@ def _style_targets(base, targets, log):
         return None
 
 
-def _write_model(network, values, metadata, targets, output, run_dir):
+def write_model(network, values, metadata, targets, output, run_dir):
     """Save the trained weights as a float32 model file (whatever the training precision),
     with the style targets (None: none)."""
     with dtype_policy("float32"):

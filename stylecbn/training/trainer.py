@@ -52,10 +52,12 @@ __all__ = [
     "stop_on_signals",
 ]
 
-# Loss terms shown in the progress line and written to TensorBoard.
+# Loss terms shown in the progress line and written to TensorBoard (a trainer's
+# `reported_terms`; distillation reports its own, `stylecbn.training.distill`).
 REPORTED_TERMS = ("total_loss", "content_loss", "style_loss", "total_variation_loss")
 _SHORT_NAMES = {"total_loss": "loss", "content_loss": "content", "style_loss": "style",
-                "total_variation_loss": "tv"}
+                "total_variation_loss": "tv", "pixel_loss": "pixel", "gram_loss": "gram",
+                "feature_loss": "feature"}
 
 
 class _LatestValue(keras.metrics.Metric):
@@ -111,7 +113,9 @@ class StyleTrainer(keras.Model):
         self.label_offset = int(label_offset)
         self.freeze_statistics = bool(freeze_statistics)
         self.loss_scale = float(loss_scale)
-        self.term_trackers = [_LatestValue(name) for name in REPORTED_TERMS]
+        self.term_trackers = [_LatestValue(name) for name in self.reported_terms]
+
+    reported_terms = REPORTED_TERMS
 
     def call(self, inputs, training=None):
         training = bool(training) and not self.freeze_statistics
@@ -321,7 +325,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         finished_at = time.perf_counter()
         terms = {}
         try:
-            terms = {name: float(logs[name]) for name in REPORTED_TERMS if name in (logs or {})}
+            terms = {name: float(logs[name]) for name in _SHORT_NAMES if name in (logs or {})}
         finally:
             # Always recorded: the main thread waits for this step in `on_train_batch_begin`.
             with self._condition:
