@@ -41,13 +41,16 @@ HELD_OUT = ("kodak_kodim09", "set14_coastguard", "bsd68_241004")
 
 # name -> DistillConfig settings (the rest: DistillConfig's defaults)
 CANDIDATES = {
-    "pixel": dict(gram_weight=0.0),
-    "pixel+gram": dict(),
-    "pixel+gram+feature": dict(feature_weight=1.0),
-    "bf16 training: pixel+gram+feature": dict(feature_weight=1.0, precision="mixed_bfloat16"),
+    "pixel": dict(pixel_weight=10.0, gram_weight=0.0, feature_weight=0.0),
+    "pixel+gram": dict(pixel_weight=10.0, gram_weight=1.0, feature_weight=0.0),
+    "pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0, feature_weight=1.0),
+    "bf16 training: pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0,
+                                              feature_weight=1.0, precision="mixed_bfloat16"),
     "pixel+gram to relu3_3+feature": dict(
-        feature_weight=1.0, gram_layers="block1_conv2,block2_conv2,block3_conv3"),
-    "width 1.5: pixel+gram+feature": dict(feature_weight=1.0, width_multiplier=1.5),
+        pixel_weight=10.0, gram_weight=1.0, feature_weight=1.0,
+        gram_layers="block1_conv2,block2_conv2,block3_conv3"),
+    "width 1.5: pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0,
+                                          feature_weight=1.0, width_multiplier=1.5),
 }
 
 

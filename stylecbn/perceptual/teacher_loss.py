@@ -39,9 +39,9 @@ POOL = 4  # side of the average that the pixel term compares
 class TeacherLossWeights:
     """The weights and layers of a `TeacherLoss` (see the module docstring)."""
 
-    pixel: float = 1.0
-    gram: float = 0.2
-    feature: float = 0.0
+    pixel: float = 10.0
+    gram: float = 1.0
+    feature: float = 1.0
     gram_layers: tuple = ("block1_conv2", "block2_conv2")
     feature_layer: str = "block2_conv2"
 

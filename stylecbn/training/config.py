@@ -255,12 +255,12 @@ class DistillConfig(_Settings):
     width_multiplier: float = setting(1.0, "Width multiplier of the student network.",
                                       above=0, flags=("--width",), result=True)
     normalization: str = setting("instance", choices=NORMALIZATION_KINDS, result=True)
-    pixel_weight: float = setting(1.0, "Weight of the low-pass pixel distance.", minimum=0,
+    pixel_weight: float = setting(10.0, "Weight of the low-pass pixel distance.", minimum=0,
                                   result=True)
-    gram_weight: float = setting(0.2, "Weight of the Gram-matrix (texture) distance.",
+    gram_weight: float = setting(1.0, "Weight of the Gram-matrix (texture) distance.",
                                  minimum=0, result=True)
-    feature_weight: float = setting(0.0, "Weight of the VGG feature distance.", minimum=0,
-                                    shown="0", result=True)
+    feature_weight: float = setting(1.0, "Weight of the VGG feature distance.", minimum=0,
+                                    result=True)
     gram_layers: str = setting("block1_conv2,block2_conv2", "VGG-16 layers of the texture "
                                "distance, separated by commas.", metavar="LIST", result=True)
     feature_layer: str = setting("block2_conv2", "VGG-16 layer of the feature distance.",
