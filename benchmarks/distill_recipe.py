@@ -93,6 +93,7 @@ class StopAfter:
 
 def run_candidate(name, settings, args, work, content, log):
     """Distill one candidate for the time budget; return (model path, steps, seconds)."""
+    from stylecbn.cli.train import apply_painter
     from stylecbn.training.checkpoints import latest_checkpoint, read_checkpoint
     from stylecbn.training.config import DistillConfig
     from stylecbn.training.distill import distill
@@ -116,8 +117,8 @@ def run_candidate(name, settings, args, work, content, log):
             old.unlink()
     started = time.perf_counter()
     try:
-        distill(config, log=log, callbacks=[StopAfter(args.minutes * 60 * os.cpu_count())],
-                force=True)
+        distill(config, painter=apply_painter, log=log,
+                callbacks=[StopAfter(args.minutes * 60 * os.cpu_count())], force=True)
     except KeyboardInterrupt as stop:
         if str(stop) != "time budget":
             raise
@@ -127,7 +128,8 @@ def run_candidate(name, settings, args, work, content, log):
         for file in (run_dir / "teacher").iterdir():
             os.link(file, shared / file.name)
     steps = read_checkpoint(latest_checkpoint(run_dir)).step
-    distill(config.replace(resume=True, steps=steps), log=log, force=True)
+    distill(config.replace(resume=True, steps=steps), painter=apply_painter, log=log,
+            force=True)
     return output, steps, seconds
 
 

@@ -26,7 +26,8 @@ from stylecbn.perceptual.teacher_loss import TeacherLoss, TeacherLossWeights
 from stylecbn.training.config import DistillConfig
 from stylecbn.training.distill import distill, pick_styles
 from stylecbn.training.photos import ContentPhotos
-from stylecbn.training.teacher import TEACHER_FOLDER, TeacherOutputs
+from stylecbn.training.teacher import TEACHER_FOLDER, TeacherOutputs, keras_painter
+from stylecbn.cli.train import apply_painter
 from test_train import InterruptAt, SignalAt, fake_loss_network
 
 pytestmark = pytest.mark.usefixtures("plenty_of_memory")  # see conftest.py
@@ -180,8 +181,9 @@ def test_teacher_outputs_are_the_teachers_paintings_cut_like_the_photos(data, tm
     teacher = load_model(data["teacher"])
     photos = ContentPhotos(data["content"], crop=32, resize=36, holdout=1, seed=0)
     lines = []
-    outputs = TeacherOutputs(tmp_path, teacher, data["teacher"], [2, 0], photos, lines.append)
-    assert "painting 4 photo(s) x 2 styles with runtime keras" in lines[0]
+    outputs = TeacherOutputs(tmp_path, data["teacher"], [2, 0], photos, lines.append,
+                             apply_painter(teacher))
+    assert "painting 4 photo(s) x 2 styles with stylecbn apply (runtime keras)" in lines[0]
     for photo, array in zip(photos.training_photos, outputs.arrays):
         for slot, style in enumerate([2, 0]):
             # what `stylecbn apply` paints (tests run the Keras runtime, conftest.py)
@@ -202,15 +204,20 @@ def test_teacher_outputs_are_kept_repainted_when_damaged_and_redone_for_another_
         data, tmp_path):
     teacher = load_model(data["teacher"])
     photos = ContentPhotos(data["content"], crop=32, resize=36, holdout=1, seed=0)
-    first = TeacherOutputs(tmp_path, teacher, data["teacher"], [0], photos, lambda line: None)
+    first = TeacherOutputs(tmp_path, data["teacher"], [0], photos, lambda line: None,
+                           keras_painter(teacher))
     kept = [np.array(a) for a in first.arrays]
+    for photo, array in zip(photos.training_photos, kept):  # the network's float32 image
+        painted = ops.convert_to_numpy(teacher((photo[None], np.array([0]))))[0]
+        assert np.array_equal(array[0], np.clip(np.rint(painted * 255), 0, 255))
     lines = []
-    TeacherOutputs(tmp_path, teacher, data["teacher"], [0], photos, lines.append)
+    TeacherOutputs(tmp_path, data["teacher"], [0], photos, lines.append, keras_painter(teacher))
     assert lines == [f"teacher outputs: 4 photos x 1 styles, read from {tmp_path / TEACHER_FOLDER}"]
     damaged = tmp_path / TEACHER_FOLDER / "photo-00002.npy"
     damaged.write_bytes(damaged.read_bytes()[:100])
     lines = []
-    again = TeacherOutputs(tmp_path, teacher, data["teacher"], [0], photos, lines.append)
+    again = TeacherOutputs(tmp_path, data["teacher"], [0], photos, lines.append,
+                           keras_painter(teacher))
     assert "painting 1 photo(s)" in lines[0]
     assert all(np.array_equal(a, b) for a, b in zip(kept, again.arrays))
     other = tmp_path / "other.keras"
@@ -219,7 +226,10 @@ def test_teacher_outputs_are_kept_repainted_when_damaged_and_redone_for_another_
         ops.convert_to_numpy(changed.normalization_layers[0].beta) + 0.5)
     save_model(changed, other)
     lines = []
-    TeacherOutputs(tmp_path, changed, other, [0], photos, lines.append)
+    TeacherOutputs(tmp_path, other, [0], photos, lines.append, keras_painter(changed))
+    assert "painting 4 photo(s)" in lines[0]
+    lines = []  # another painter: painted again
+    TeacherOutputs(tmp_path, other, [0], photos, lines.append, apply_painter(changed))
     assert "painting 4 photo(s)" in lines[0]
 
 
@@ -237,12 +247,13 @@ def test_interrupted_painting_keeps_what_it_painted(data, tmp_path, monkeypatch)
 
     monkeypatch.setattr(TeacherOutputs, "_paint_one", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        TeacherOutputs(tmp_path, teacher, data["teacher"], [1], photos, lambda line: None)
+        TeacherOutputs(tmp_path, data["teacher"], [1], photos, lambda line: None,
+                       keras_painter(teacher))
     monkeypatch.setattr(TeacherOutputs, "_paint_one", original)
     assert sorted(p.name for p in (tmp_path / TEACHER_FOLDER).glob("*.npy")) == ["photo-00000.npy"]
     assert not list((tmp_path / TEACHER_FOLDER).glob("*.tmp.*"))
     lines = []
-    TeacherOutputs(tmp_path, teacher, data["teacher"], [1], photos, lines.append)
+    TeacherOutputs(tmp_path, data["teacher"], [1], photos, lines.append, keras_painter(teacher))
     assert "painting 3 photo(s)" in lines[0]
 
 

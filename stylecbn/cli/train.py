@@ -99,7 +99,19 @@ def distill(config_file, resume, force, **options):
     """
     from stylecbn.training.distill import distill as run_distill
 
-    run_distill(_settings(DistillConfig, config_file, resume, options), force=force)
+    run_distill(_settings(DistillConfig, config_file, resume, options), painter=apply_painter,
+                force=force)
+
+
+def apply_painter(teacher):
+    """(name, paint): the teacher paints as `stylecbn apply` does (its default runtime)."""
+    import numpy as np
+
+    from stylecbn.applying.stylize import Stylizer
+
+    stylizer = Stylizer(teacher)
+    return (f"stylecbn apply (runtime {stylizer.runtime.name})",
+            lambda photo, style: np.asarray(stylizer.stylize(photo, style, max_size=0)))
 
 
 @click.command("vgg-weights")

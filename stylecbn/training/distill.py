@@ -57,7 +57,7 @@ from stylecbn.training.run import (
     tensorboard_callbacks,
     write_model,
 )
-from stylecbn.training.teacher import TeacherOutputs
+from stylecbn.training.teacher import TeacherOutputs, keras_painter
 from stylecbn.training.trainer import (
     DenseAdam,
     StyleTrainer,
@@ -76,11 +76,15 @@ def _stderr(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def distill(config, *, loss_network=None, callbacks=None, log=None, force=False):
+def distill(config, *, painter=None, loss_network=None, callbacks=None, log=None,
+            force=False):
     """Distill a trained model into a student network and write the student's model file.
 
     Args:
         config: a `DistillConfig`.
+        painter: a function of the teacher network returning (name, paint), as
+            `stylecbn.training.teacher.keras_painter` (the default) does: what paints the
+            teacher's outputs. `stylecbn distill` paints as `stylecbn apply` does.
         loss_network: a model returning {VGG layer name: features} for RGB images in [0, 1],
             used instead of VGG-16 (tests use a small one); None builds VGG-16 with
             `config.vgg_weights` (when a term needs one).
@@ -98,7 +102,8 @@ def distill(config, *, loss_network=None, callbacks=None, log=None, force=False)
     log = log or _stderr
     check_config(config, DistillConfig)
     with RunFolderLock(config.resolved_run_dir(), log) as lock:
-        return _distill(config, lock, loss_network, callbacks, log, force)
+        return _distill(config, lock, painter or keras_painter, loss_network, callbacks, log,
+                        force)
 
 
 def pick_styles(selection, style_names):
@@ -129,7 +134,7 @@ def pick_styles(selection, style_names):
     return picked
 
 
-def _distill(config, lock, loss_network, callbacks, log, force):
+def _distill(config, lock, painter, loss_network, callbacks, log, force):
     startup = StartupLog(log)
     output = Path(config.output)
     check_output(output)
@@ -153,7 +158,7 @@ def _distill(config, lock, loss_network, callbacks, log, force):
     if not lock.held:
         lock.acquire()
         find_resume_checkpoint(config, run_dir)
-    outputs = TeacherOutputs(run_dir, teacher, teacher_path, styles, photos, log)
+    outputs = TeacherOutputs(run_dir, teacher_path, styles, photos, log, painter(teacher))
     startup.phase("teacher outputs: ready")
     coefficients = [1.0] * len(styles)
     weights = TeacherLossWeights(

@@ -1,10 +1,11 @@
 """Distillation's data: a teacher model's outputs for every training photo, computed once.
 
 `TeacherOutputs` paints each training photo of a `ContentPhotos` (as decoded: shorter side
-`resize`) in each style the student learns, as `stylecbn apply` would (a `Stylizer` on the
-teacher, its default runtime: on a CPU with bfloat16 instructions OpenVINO in bfloat16, within
-`stylecbn.applying.runtimes.TOLERANCE` of float32 and 2.4x as fast as Keras here), and keeps the
-results in the run folder (`teacher/`, one uint8 `.npy` per photo holding all its styles).
+`resize`) in each style the student learns, with a painter: by default `keras_painter`, the
+teacher network in float32; `stylecbn distill` passes one that paints as `stylecbn apply` does
+(its default runtime: on a CPU with bfloat16 instructions OpenVINO in bfloat16, within
+`stylecbn.applying.runtimes.TOLERANCE` of float32 and about 2.4x as fast as Keras here). It
+keeps the results in the run folder (`teacher/`, one uint8 `.npy` per photo holding all its styles).
 A run that starts again (resumed, or interrupted while painting) reads what is there and
 paints only what is missing; the folder's fingerprint (the teacher file's bytes, the styles,
 the photos' pixels) says whether what is there still holds. `crops` then cuts, for the crop
@@ -25,15 +26,28 @@ from stylecbn.backend import start_quietly
 start_quietly()  # Keras starts here, without TensorFlow's native chatter (stylecbn.backend)
 
 import numpy as np
+from keras import ops
 
 from stylecbn.errors import DataError
 from stylecbn.fileio import atomic_path, atomic_write_bytes
 
-__all__ = ["TEACHER_FOLDER", "TeacherOutputs", "teacher_fingerprint"]
+__all__ = ["TEACHER_FOLDER", "TeacherOutputs", "keras_painter", "teacher_fingerprint"]
 
 TEACHER_FOLDER = "teacher"
 _FORMAT = "stylecbn-teacher-outputs-v1"
 _FINGERPRINT_FILE = "fingerprint.json"
+
+
+def keras_painter(teacher):
+    """(name, paint): `paint(photo, style)` is the uint8 image of the teacher network (Keras,
+    float32) for a uint8 photo in one style."""
+
+    def paint(photo, style):
+        painted = ops.convert_to_numpy(teacher((photo[None], np.array([style], np.int32)),
+                                               training=False))[0]
+        return np.clip(np.rint(painted * 255), 0, 255).astype(np.uint8)
+
+    return "keras float32", paint
 
 
 def teacher_fingerprint(teacher_path, style_indices, photos, runtime):
@@ -54,29 +68,25 @@ class TeacherOutputs:
 
     Args:
         run_dir: the run folder (it exists).
-        teacher: the teacher `StyleTransferNetwork`.
-        teacher_path: its file (fingerprinted).
+        teacher_path: the teacher's file (fingerprinted).
         style_indices: the teacher's styles the student learns, in the student's order.
         photos: the `ContentPhotos` of the run.
         log: a function taking one line of text.
-        runtime: what runs the teacher (`Stylizer`'s `runtime`; None: its default).
+        painter: (name, paint) as `keras_painter` returns; the name is fingerprinted.
 
     Raises:
         DataError: a file of the folder cannot be written (disk full, permissions).
         KeyboardInterrupt: Ctrl-C while painting; what was painted is kept.
     """
 
-    def __init__(self, run_dir, teacher, teacher_path, style_indices, photos, log,
-                 runtime=None):
-        from stylecbn.applying.stylize import Stylizer
-
+    def __init__(self, run_dir, teacher_path, style_indices, photos, log, painter):
         self.folder = run_dir / TEACHER_FOLDER
         self.style_indices = [int(i) for i in style_indices]
         self.photos = photos
-        self.stylizer = Stylizer(teacher, runtime=runtime)
+        self.painter_name, self.paint = painter
         training = photos.training_photos
         fingerprint = teacher_fingerprint(teacher_path, self.style_indices, training,
-                                          self.stylizer.runtime.name)
+                                          self.painter_name)
         self._prepare_folder(fingerprint, len(training))
         self.arrays = []
         missing = []
@@ -128,7 +138,7 @@ class TeacherOutputs:
     def _paint(self, training, missing, log):
         count = len(missing)
         log(f"teacher outputs: painting {count} photo(s) x {len(self.style_indices)} styles "
-            f"with runtime {self.stylizer.runtime.name} (kept in {self.folder}; an interrupted "
+            f"with {self.painter_name} (kept in {self.folder}; an interrupted "
             "start keeps what it painted)")
         started = last_log = time.perf_counter()
         for done, index in enumerate(missing, 1):
@@ -154,7 +164,7 @@ class TeacherOutputs:
         """uint8 (styles, H, W, 3): `photo` painted by the teacher in each learnt style."""
         out = np.empty((len(self.style_indices), *photo.shape), np.uint8)
         for slot, style in enumerate(self.style_indices):
-            out[slot] = np.asarray(self.stylizer.stylize(photo, style, max_size=0))
+            out[slot] = self.paint(photo, style)
         return out
 
     def crops(self, windows, labels):
