@@ -92,10 +92,13 @@ def train(config_file, resume, force, **options):
 @handle_errors
 def distill(config_file, resume, force, **options):
     """Make a small, fast copy of a trained model: a student network learns its styles from
-    its outputs (the teacher paints each photo once; the run folder keeps the paintings).
+    its outputs (the teacher paints each photo once; the run folder keeps the paintings;
+    `--resume` continues a stopped run).
 
     \b
-    Example: stylecbn distill --teacher default --content photos/ -o fast.keras
+    Examples:
+      stylecbn distill --teacher default --content photos/ -o fast.keras
+      stylecbn distill -o fast.keras --resume
     """
     from stylecbn.training.distill import distill as run_distill
 
