@@ -199,7 +199,8 @@ def main():
     parser.add_argument("--photo-size", type=int, default=288)
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
                         choices=list(CANDIDATES))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[256, 512, 1024],
+                        help="latency sizes (none: skip the speeds); measured after training")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default=str(ROOT / "bundle" / "distill"))
     parser.add_argument("--results", default=str(ROOT / "bundle" / "distill" / "recipe.json"))
@@ -232,10 +233,19 @@ def main():
             log=lambda line: print("   " + line, flush=True) if not line.startswith("step ")
             or line.split()[1].split("/")[0].endswith("00") else None)
         rows = evaluate(path, teacher, photos, styles)
-        speed = latency(path, args.sizes, args.repeats)
         results[name] = {"settings": CANDIDATES[name], "steps": steps, "seconds": seconds,
-                         "rows": rows, "latency": {str(k): v for k, v in speed.items()},
+                         "rows": rows, "model": str(path), "latency": {},
                          "weights": load_model(path).count_params()}
+        atomic_write_bytes(results_path, json.dumps(results, indent=1).encode())
+    if args.sizes:
+        # Last, all together: the speeds of a quiet stretch (latency depends on the network,
+        # not on its weights: one measurement per student design would do; each is measured).
+        quiet = OtherWork().start()
+        for name, result in results.items():
+            if not result["latency"] and Path(result.get("model", "")).is_file():
+                speed = latency(result["model"], args.sizes, args.repeats)
+                result["latency"] = {str(k): v for k, v in speed.items()}
+        print(quiet.line())
         atomic_write_bytes(results_path, json.dumps(results, indent=1).encode())
     print_table(results, args.sizes)
     load_line("after (this run's own threads included)")
