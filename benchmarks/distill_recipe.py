@@ -16,7 +16,8 @@ matters here: what an hour of this CPU makes). Then, for each:
 Results go to --results as each candidate ends and a rerun skips what is there (resumable);
 each candidate's run folder is under --work (git-ignored `bundle/`), and an interrupted
 candidate starts again. The teacher paints the photos once: later
-candidates of the same photo size link the first one's `teacher/` folder. `--pictures`
+candidates of the same photo size link the first one's `teacher/` folder. The teacher is the
+Keras network in float32 (`keras_painter`), as the loss comparison runs it. `--pictures`
 writes one row per candidate (the first photo in each style) beside the teacher's row.
 
 The content photos are ../shared/data/content without the held-out ones, given to distill
@@ -93,7 +94,7 @@ class StopAfter:
 
 def run_candidate(name, settings, args, work, content, log):
     """Distill one candidate for the time budget; return (model path, steps, seconds)."""
-    from stylecbn.cli.train import apply_painter
+    from stylecbn.model.saving import load_model
     from stylecbn.training.checkpoints import latest_checkpoint, read_checkpoint
     from stylecbn.training.config import DistillConfig
     from stylecbn.training.distill import distill
@@ -111,14 +112,16 @@ def run_candidate(name, settings, args, work, content, log):
         (run_dir / "teacher").mkdir(parents=True)
         for file in shared.iterdir():
             os.link(file, run_dir / "teacher" / file.name)
+    if output.is_file():  # trained before the results were saved
+        return output, load_model(output).metadata["steps_trained"], None
     checkpoint = latest_checkpoint(run_dir) if run_dir.is_dir() else None
     if checkpoint is not None:  # an interrupted candidate: start it again
         for old in run_dir.glob("checkpoint-*.npz"):
             old.unlink()
     started = time.perf_counter()
     try:
-        distill(config, painter=apply_painter, log=log,
-                callbacks=[StopAfter(args.minutes * 60 * os.cpu_count())], force=True)
+        distill(config, log=log, callbacks=[StopAfter(args.minutes * 60 * os.cpu_count())],
+                force=True)
     except KeyboardInterrupt as stop:
         if str(stop) != "time budget":
             raise
@@ -128,8 +131,7 @@ def run_candidate(name, settings, args, work, content, log):
         for file in (run_dir / "teacher").iterdir():
             os.link(file, shared / file.name)
     steps = read_checkpoint(latest_checkpoint(run_dir)).step
-    distill(config.replace(resume=True, steps=steps), painter=apply_painter, log=log,
-            force=True)
+    distill(config.replace(resume=True, steps=steps), log=log, force=True)
     return output, steps, seconds
 
 
@@ -150,7 +152,7 @@ def evaluate(student_path, teacher, photos, styles, pictures=None):
         for style in styles:
             grams = {layer: targets.grams[layer][style] for layer in weights.style_layers}
             loss = ImageLoss(loss_network, weights, photo / 255.0, [(None, grams)])
-            local = student.network.style_names.index(teacher.style_names[style])
+            local = student.model.style_names.index(teacher.style_names[style])
             for who, stylizer, label in (("teacher", master, style), ("student", student, local)):
                 image = np.asarray(stylizer.stylize(photo, label, max_size=0), np.float32)
                 _, terms = loss(image[None] / 255.0)

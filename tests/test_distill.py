@@ -5,9 +5,11 @@ Runs use a quarter-width "fast" teacher with 3 styles, a 4-convolution stand-in 
 (`test_train.fake_loss_network`), 32 px crops and batch 2: seconds per run.
 """
 
+import importlib.util
 import json
 import os
 import signal
+import textwrap
 
 import keras
 import numpy as np
@@ -28,7 +30,7 @@ from stylecbn.training.distill import distill, pick_styles
 from stylecbn.training.photos import ContentPhotos
 from stylecbn.training.teacher import TEACHER_FOLDER, TeacherOutputs, keras_painter
 from stylecbn.cli.train import apply_painter
-from test_train import InterruptAt, SignalAt, fake_loss_network
+from test_train import InterruptAt, SignalAt, _run_python, fake_loss_network
 
 pytestmark = pytest.mark.usefixtures("plenty_of_memory")  # see conftest.py
 
@@ -373,3 +375,44 @@ def test_distill_runs_under_mixed_bfloat16(data, tmp_path):
     path, _ = run(tiny(data, tmp_path, precision="mixed_bfloat16", steps=2))
     assert all(np.all(np.isfinite(w)) for w in weights_of(path))
     assert os.path.getsize(path) > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_distill_on_jax_resumes_exactly_without_tensorflow(tmp_path):
+    """The GPU machine runs Keras on JAX without TensorFlow: distillation trains there too."""
+    # saved here: Keras' model saving imports TensorFlow wherever it is installed
+    save_model(seeded_network(2, preset="fast", width_multiplier=0.5, seed=3),
+               tmp_path / "teacher.keras")
+    out = _run_python(textwrap.dedent(
+        """
+        assert keras.backend.backend() == "jax"
+        from stylecbn.training.config import DistillConfig
+        from stylecbn.training.distill import distill
+
+        class NoTensorFlow(keras.callbacks.Callback):
+            def on_train_end(self, logs=None):
+                loaded = sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")
+                assert not loaded, loaded[:5]
+
+        def config(name, **changes):
+            (root / name).mkdir()
+            return DistillConfig(
+                teacher=str(root / "teacher.keras"), content=str(data["content"]),
+                output=str(root / name / "student.keras"), steps=3, batch_size=2,
+                crop_size=32, width_multiplier=0.25, checkpoint_every=100, holdout=0,
+                tensorboard=False, gram_layers="block1_conv2,block2_conv2", **changes)
+        a = config("a")
+        distill(a, loss_network=fake_loss_network(), log=quiet, callbacks=[NoTensorFlow()])
+        b = config("b")
+        try:
+            distill(b, loss_network=fake_loss_network(), log=quiet, callbacks=[InterruptAt(2)])
+            raise SystemExit("no interrupt")
+        except KeyboardInterrupt:
+            pass
+        distill(b.replace(resume=True), loss_network=fake_loss_network(), log=quiet)
+        for x, y in zip(weights(root / "a" / "student.keras"),
+                        weights(root / "b" / "student.keras")):
+            np.testing.assert_array_equal(x, y)
+        print("ok")
+        """), tmp_path, {"KERAS_BACKEND": "jax"})
+    assert out.strip().endswith("ok")

@@ -175,7 +175,7 @@ def test_resolve_model_path(assets, fast_file, tmp_path):
         modelfile.resolve_model_path("fast")
     message = str(error.value)
     assert "'fast' is not installed in this build" in message
-    assert "stylecbn train --preset fast" in message and "\n" not in message
+    assert "stylecbn distill --teacher default" in message and "\n" not in message
     with pytest.raises(ModelFileError, match="Unknown model 'fsat': give a built-in model name "
                                              r"\(default, fast\) or the path"):
         modelfile.resolve_model_path("fsat")

@@ -48,7 +48,7 @@ DEFAULT_MODEL = "default"
 # name -> what it is; the file is ASSETS_DIR / "<name>.keras" and may be absent from a build.
 BUILT_IN_MODELS = {
     "default": "the full network (preset full): the best quality",
-    "fast": "the fast network (preset fast): thin, for CPUs",
+    "fast": "the fast model: the default model's styles distilled into the thin fast network",
 }
 # Metadata keys renamed since files were written with them (old -> new); renamed on load.
 # "style_weights" held the styles manifest's per-style loss multipliers, not a blend.
@@ -105,8 +105,9 @@ def _not_installed(name, path):
             "or train one with `stylecbn train`."
         )
     return (
-        f"The built-in model {name!r} is not installed in this build (expected {path}); train "
-        f"one with `stylecbn train --preset {name} ...` and pass its file as `model`."
+        f"The built-in model {name!r} is not installed in this build (expected {path}); make "
+        f"one with `stylecbn distill --teacher default --content PHOTOS -o {name}.keras` and "
+        "pass its file as `model`."
     )
 
 
