@@ -52,6 +52,10 @@ CANDIDATES = {
         gram_layers="block1_conv2,block2_conv2,block3_conv3"),
     "width 1.5: pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0,
                                           feature_weight=1.0, width_multiplier=1.5),
+    # The teacher's own style loss (absolute Gram distances, its style weight 1e-3, relu1_2
+    # and relu2_2) against the teacher's image, feature matching as the content term.
+    "bf16, absolute gram": dict(pixel_weight=10.0, gram_weight=1e-3, feature_weight=100.0,
+                                gram_normalization="absolute", precision="mixed_bfloat16"),
 }
 
 
@@ -206,7 +210,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default=str(ROOT / "bundle" / "distill"))
     parser.add_argument("--results", default=str(ROOT / "bundle" / "distill" / "recipe.json"))
-    parser.add_argument("--pictures", default="", help="folder for a picture row per candidate")
+    parser.add_argument("--pictures", default="",
+                        help="folder for one `stylecbn sheet` per candidate (and the teacher)")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="train nothing; measure the speeds of every candidate again")
     args = parser.parse_args()
     needs_folders(CONTENT)
 
@@ -227,7 +234,7 @@ def main():
     photos = [center_square(read_image(next(CONTENT.glob(f"{stem}.*"))).frames[0], 256)
               for stem in HELD_OUT]
     for name in args.candidates:
-        if name in results:
+        if name in results or args.latency_only:
             continue
         print(f"\n== {name}: {CANDIDATES[name]}", flush=True)
         path, steps, seconds = run_candidate(
@@ -244,14 +251,39 @@ def main():
         # not on its weights: one measurement per student design would do; each is measured).
         quiet = OtherWork().start()
         for name, result in results.items():
-            if not result["latency"] and Path(result.get("model", "")).is_file():
+            if (args.latency_only or not result["latency"]) and \
+                    Path(result.get("model", "")).is_file():
                 speed = latency(result["model"], args.sizes, args.repeats)
                 result["latency"] = {str(k): v for k, v in speed.items()}
         print(quiet.line())
         atomic_write_bytes(results_path, json.dumps(results, indent=1).encode())
+    if args.pictures:
+        write_sheets(Path(args.pictures), results, teacher, styles)
     print_table(results, args.sizes)
     load_line("after (this run's own threads included)")
     print(others.line())
+
+
+def write_sheets(folder, results, teacher, styles):
+    """`stylecbn sheet` of the first held-out photo: the teacher's styles, then each
+    candidate's (made by the project's own command)."""
+    import subprocess
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = str(next(CONTENT.glob(f"{HELD_OUT[0]}.*")))
+    names = ",".join(teacher.style_names[i] for i in styles)
+    jobs = [("teacher", "default", ["--styles", names])]
+    jobs += [(name, result["model"], ["--no-original"]) for name, result in results.items()
+             if Path(result.get("model", "")).is_file()]
+    for name, model, extra in jobs:
+        slug = "".join(c if c.isalnum() else "-" for c in name)
+        target = folder / f"{slug}.png"
+        if not target.exists():
+            subprocess.run([sys.executable, "-m", "stylecbn", "sheet", photo, "--model", model,
+                            "--tile-size", "192", *extra, "-o", str(target)], check=True,
+                           capture_output=True)
+        print(f"sheet: {target}")
 
 
 def print_table(results, sizes):

@@ -115,6 +115,14 @@ def test_teacher_loss_matches_numpy():
                            ("feature_loss", feature)):
         assert float(terms[name]) == pytest.approx(expected, rel=1e-4)
     assert float(total) == pytest.approx(0.7 * pixel + 0.3 * grams + 2.0 * feature, rel=1e-4)
+    absolute = TeacherLossWeights(pixel=0.0, gram=1.0, feature=0.0,
+                                  gram_layers=("block1_conv2", "block2_conv2"),
+                                  gram_normalization="absolute")
+    _, terms = TeacherLoss(network, absolute)(teacher, student)
+    expected = sum(np.mean((gram(learnt[k]) - gram(taught[k])) ** 2) for k in absolute.gram_layers)
+    assert float(terms["gram_loss"]) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ConfigError, match="gram_normalization must be one of relative"):
+        TeacherLossWeights(gram_normalization="squared")
     # gram_matrix is the project's; the reference above is independent of it
     assert np.allclose(ops.convert_to_numpy(gram_matrix(taught["block1_conv2"])),
                        gram(taught["block1_conv2"]), rtol=1e-4, atol=1e-6)

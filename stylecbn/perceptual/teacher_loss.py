@@ -7,9 +7,12 @@ the loss asks for what a person sees of a painting's texture, not its exact pixe
 - pixel: mean |A(student) - A(teacher)| with A a 4x4 average (colours and shapes, in [0, 1]
   units);
 - gram: per VGG-16 layer, the mean squared difference of the two images' Gram matrices
-  (the texture statistics the style loss also compares), relative to the mean square of the
-  teacher's own, summed over layers (scale-free: each layer counts alike whatever its
-  magnitude);
+  (the texture statistics the style loss also compares), summed over layers; "relative"
+  divides each layer's by the mean square of the teacher's own Gram matrices (scale-free:
+  each layer counts alike whatever its magnitude), "absolute" keeps it as the style loss does
+  (then relu1_2's term, the largest, counts most, as in the teacher's training loss: with
+  `gram` equal to the teacher's style weight it is the teacher's style loss with the
+  teacher's image as the target);
 - feature: the mean squared difference of the VGG features at one layer, relative to the
   mean square of the teacher's (Wang et al., "Collaborative Distillation", CVPR 2020, match
   features rather than pixels).
@@ -29,9 +32,10 @@ from keras import ops
 from stylecbn.errors import ConfigError, check_number
 from stylecbn.perceptual.losses import gram_matrix
 
-__all__ = ["DISTILL_TERMS", "TeacherLoss", "TeacherLossWeights"]
+__all__ = ["DISTILL_TERMS", "GRAM_NORMALIZATIONS", "TeacherLoss", "TeacherLossWeights"]
 
 DISTILL_TERMS = ("total_loss", "pixel_loss", "gram_loss", "feature_loss")
+GRAM_NORMALIZATIONS = ("relative", "absolute")
 POOL = 4  # side of the average that the pixel term compares
 
 
@@ -44,11 +48,16 @@ class TeacherLossWeights:
     feature: float = 1.0
     gram_layers: tuple = ("block1_conv2", "block2_conv2")
     feature_layer: str = "block2_conv2"
+    gram_normalization: str = "relative"
 
     def __post_init__(self):
         for name in ("pixel", "gram", "feature"):
             object.__setattr__(self, name, check_number(name, getattr(self, name), minimum=0))
         object.__setattr__(self, "gram_layers", tuple(self.gram_layers))
+        if self.gram_normalization not in GRAM_NORMALIZATIONS:
+            raise ConfigError(f"gram_normalization must be one of "
+                              f"{', '.join(GRAM_NORMALIZATIONS)}. Received: "
+                              f"{self.gram_normalization!r}")
 
     @property
     def layers(self):
@@ -101,9 +110,12 @@ class TeacherLoss:
             learnt = {name: ops.cast(value, "float32")
                       for name, value in self.loss_network(student).items()}
             if weights.gram:
+                relative = weights.gram_normalization == "relative"
                 for layer in weights.gram_layers:
                     target = gram_matrix(taught[layer])
-                    gram = gram + _relative(gram_matrix(learnt[layer]), target)
+                    learnt_gram = gram_matrix(learnt[layer])
+                    gram = gram + (_relative(learnt_gram, target) if relative
+                                   else ops.mean(ops.square(learnt_gram - target)))
             if weights.feature:
                 layer = weights.feature_layer
                 feature = _relative(learnt[layer], taught[layer])

@@ -223,7 +223,9 @@ class DistillConfig(_Settings):
         pixel_weight: L1 distance of the student's and the teacher's images after a 4x4
             average (their colours and shapes, not the exact texture).
         gram_weight: distance of the Gram matrices (texture statistics) of the student's and
-            the teacher's images at `gram_layers`, each layer's relative to the photo's own.
+            the teacher's images at `gram_layers`; `gram_normalization` "relative" divides
+            each layer's by the teacher's Gram magnitude, "absolute" keeps it as the style
+            loss does.
         feature_weight: squared distance of their VGG features at `feature_layer`, relative
             to the teacher's.
         vgg_weights: the loss network's weights, as in `TrainingConfig`.
@@ -263,6 +265,9 @@ class DistillConfig(_Settings):
                                     result=True)
     gram_layers: str = setting("block1_conv2,block2_conv2", "VGG-16 layers of the texture "
                                "distance, separated by commas.", metavar="LIST", result=True)
+    gram_normalization: str = setting("relative", "relative: each layer's distance divided by "
+                                      "the teacher's Gram magnitude; absolute: as the style "
+                                      "loss.", choices=("relative", "absolute"), result=True)
     feature_layer: str = setting("block2_conv2", "VGG-16 layer of the feature distance.",
                                  metavar="LAYER", result=True)
     vgg_weights: str = setting("auto", "auto, imagenet, hed, or a .h5/.npz file.",

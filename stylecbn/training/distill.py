@@ -163,7 +163,8 @@ def _distill(config, lock, painter, loss_network, callbacks, log, force):
     coefficients = [1.0] * len(styles)
     weights = TeacherLossWeights(
         pixel=config.pixel_weight, gram=config.gram_weight, feature=config.feature_weight,
-        gram_layers=tuple(config.layer_list("gram_layers")), feature_layer=config.feature_layer)
+        gram_layers=tuple(config.layer_list("gram_layers")), feature_layer=config.feature_layer,
+        gram_normalization=config.gram_normalization)
 
     with dtype_policy(config.precision), compile_cache(run_dir):
         seed_initial_weights(config.seed)
