@@ -91,7 +91,7 @@ def test_teacher_loss_matches_numpy():
     student = rng.random((2, 16, 20, 3)).astype("float32")
     weights = TeacherLossWeights(pixel=0.7, gram=0.3, feature=2.0,
                                  gram_layers=("block1_conv2", "block2_conv2"),
-                                 feature_layer="block2_conv2")
+                                 feature_layer="block2_conv2", gram_normalization="relative")
     total, terms = TeacherLoss(network, weights)(teacher, student)
 
     def pooled(x):

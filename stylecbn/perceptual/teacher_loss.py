@@ -44,11 +44,11 @@ class TeacherLossWeights:
     """The weights and layers of a `TeacherLoss` (see the module docstring)."""
 
     pixel: float = 10.0
-    gram: float = 1.0
-    feature: float = 1.0
+    gram: float = 1e-3
+    feature: float = 100.0
     gram_layers: tuple = ("block1_conv2", "block2_conv2")
     feature_layer: str = "block2_conv2"
-    gram_normalization: str = "relative"
+    gram_normalization: str = "absolute"
 
     def __post_init__(self):
         for name in ("pixel", "gram", "feature"):

@@ -217,8 +217,9 @@ class DistillConfig(_Settings):
         styles: the teacher's styles to learn, as names or indices separated by commas; ""
             learns all of them.
         steps, batch_size, learning_rate, crop_size, precision, seed: as in `TrainingConfig`.
-        photo_size: shorter side of the photos the teacher paints (0: `crop_size` * 1.125);
-            the random crops are cut from them and from the teacher's outputs alike.
+        photo_size: shorter side of the photos the teacher paints (0: `crop_size` * 1.8, 288
+            px for 160 px crops); the random crops are cut from them and from the teacher's
+            outputs alike.
         preset, width_multiplier, normalization: the student network.
         pixel_weight: L1 distance of the student's and the teacher's images after a 4x4
             average (their colours and shapes, not the exact texture).
@@ -249,7 +250,7 @@ class DistillConfig(_Settings):
                                    shown="2e-3", result=True)
     crop_size: int = setting(160, "Training crop side in px.", minimum=16, result=True)
     photo_size: int = setting(0, "Shorter side of the photos the teacher paints.", minimum=0,
-                              shown="crop x 1.125", result=True)
+                              shown="crop x 1.8", result=True)
     precision: str = setting("float32", choices=PRECISIONS, result=True)
     seed: int = setting(0, minimum=0, result=True)
     preset: str = setting("fast", "The student network: fast (thin, for CPUs) or full.",
@@ -259,13 +260,13 @@ class DistillConfig(_Settings):
     normalization: str = setting("instance", choices=NORMALIZATION_KINDS, result=True)
     pixel_weight: float = setting(10.0, "Weight of the low-pass pixel distance.", minimum=0,
                                   result=True)
-    gram_weight: float = setting(1.0, "Weight of the Gram-matrix (texture) distance.",
-                                 minimum=0, result=True)
-    feature_weight: float = setting(1.0, "Weight of the VGG feature distance.", minimum=0,
+    gram_weight: float = setting(1e-3, "Weight of the Gram-matrix (texture) distance.",
+                                 minimum=0, shown="1e-3", result=True)
+    feature_weight: float = setting(100.0, "Weight of the VGG feature distance.", minimum=0,
                                     result=True)
     gram_layers: str = setting("block1_conv2,block2_conv2", "VGG-16 layers of the texture "
                                "distance, separated by commas.", metavar="LIST", result=True)
-    gram_normalization: str = setting("relative", "relative: each layer's distance divided by "
+    gram_normalization: str = setting("absolute", "relative: each layer's distance divided by "
                                       "the teacher's Gram magnitude; absolute: as the style "
                                       "loss.", choices=("relative", "absolute"), result=True)
     feature_layer: str = setting("block2_conv2", "VGG-16 layer of the feature distance.",
@@ -301,8 +302,8 @@ class DistillConfig(_Settings):
 
     @property
     def resolved_photo_size(self):
-        """The shorter side of the cached photos: `photo_size`, or `crop_size` * 1.125."""
-        return max(self.crop_size, self.photo_size or round(self.crop_size * 1.125))
+        """The shorter side of the cached photos: `photo_size`, or `crop_size` * 1.8."""
+        return max(self.crop_size, self.photo_size or round(self.crop_size * 1.8))
 
 
 def _checked(field, value):
