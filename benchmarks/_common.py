@@ -120,3 +120,30 @@ def _own_seconds():
 
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
+
+
+def cap_memory(limit_gb, advice):
+    """Stop this process (with one line saying so) once its resident memory passes
+    `limit_gb`, checked every half second on a daemon thread: a benchmark that holds many
+    runtimes at once must not push the machine's other work out of memory. Linux only (no
+    /proc/self/statm elsewhere: no cap)."""
+    import os
+    import sys
+    import threading
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    limit = limit_gb * 1e9
+
+    def watch():
+        while True:
+            try:
+                resident = int(Path("/proc/self/statm").read_text().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                return
+            if resident > limit:
+                print(f"\nstopped: this process holds {resident / 1e9:.1f} GB, over the "
+                      f"{limit_gb:g} GB cap (--max-rss); {advice}", file=sys.stderr, flush=True)
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="memory-cap").start()

@@ -51,7 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    OtherWork, make_lite, random_network, rounds_at, synthetic_photo,
+    OtherWork, cap_memory, make_lite, random_network, rounds_at, synthetic_photo,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,7 +262,14 @@ def main():
                         help="held-out photos for the perceptual-loss change (full network)")
     parser.add_argument("--vgg-weights", default="auto",
                         help="loss-network weights (stylecbn.perceptual.vgg); default: auto")
+    parser.add_argument("--max-rss", type=float, default=9.0,
+                        help="stop (with a message) above this many GB of resident memory")
     args = parser.parse_args()
+    # Every candidate keeps its converted network and its buffers for each size while the
+    # others run: all nine at once held 10.6 GB at 512 px here (and 15-17 GB in other runs).
+    cap_memory(args.max_rss, "time fewer candidates per run (--candidates), e.g. keras "
+               "keras-bf16 openvino openvino-bf16, then ort ort-int8 openvino-int8, then tflite "
+               "tflite-fixed")
 
     import keras
     import tensorflow as tf
