@@ -372,6 +372,12 @@ def test_cli_distill_end_to_end_and_its_errors(data, tmp_path):
                                    "--force"])
     assert resumed.exit_code == 0, resumed.output
     assert load_model(output).metadata["steps_trained"] == 3
+    # a resume that trains nothing (to write the model) keeps the checkpoint's last losses
+    again = runner.invoke(main, ["distill", "-o", str(output), "--resume", "--steps", "3",
+                                 "--force"])
+    assert again.exit_code == 0, again.output
+    assert "nothing to train" in again.output
+    assert set(load_model(output).metadata["final_losses"]) >= {"total_loss", "pixel_loss"}
     bad = runner.invoke(main, [*args[:-3], "--styles", "sky", "-o", str(tmp_path / "z.keras")])
     assert bad.exit_code != 0 and "no style 'sky'" in bad.output
     assert len(bad.output.strip().splitlines()) == 1

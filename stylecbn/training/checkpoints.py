@@ -222,11 +222,14 @@ def variable_arrays(variables):
     return [np.array(ops.convert_to_numpy(variable)) for variable in variables]
 
 
-def save_checkpoint(run_dir, step, trainer, config, style_names, style_coefficients):
+def save_checkpoint(run_dir, step, trainer, config, style_names, style_coefficients,
+                    losses=None):
     """Write checkpoint-<step>.npz atomically and keep only the newest KEEP_CHECKPOINTS.
 
     Args:
         trainer: a compiled model with `network` (whose weights are saved) and `optimizer`.
+        losses: the loss terms of the last step logged before it ({name: value}), which a
+            model written from this checkpoint alone records as its last losses.
     """
     network_variables = trainer.network.weights
     optimizer_variables = trainer.optimizer.variables
@@ -236,6 +239,7 @@ def save_checkpoint(run_dir, step, trainer, config, style_names, style_coefficie
         "config": config.to_dict(),
         "style_names": list(style_names),
         "style_coefficients": list(style_coefficients),
+        "losses": dict(losses or {}),
         "network": [[v.path, list(v.shape)] for v in network_variables],
         "optimizer": [[v.path, list(v.shape)] for v in optimizer_variables],
     }

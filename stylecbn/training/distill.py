@@ -53,6 +53,7 @@ from stylecbn.training.run import (
     Run,
     StartupLog,
     fit_run,
+    last_losses,
     seed_initial_weights,
     tensorboard_callbacks,
     write_model,
@@ -197,7 +198,7 @@ def _distill(config, lock, painter, loss_network, callbacks, log, force):
             f"{network.count_params():,} weights) on {len(photos)} photos, backend "
             f"{keras.backend.backend()}, {config.precision}; run folder {run_dir}")
         first_step = checkpoint.step if checkpoint is not None else 0
-        monitor = TrainingMonitor(run, first_step, started=startup.started)
+        monitor = run.monitor = TrainingMonitor(run, first_step, started=startup.started)
         fit_run(run, monitor, first_step,
                 lambda: DistillBatches(photos, outputs, first_step, config.steps,
                                        config.batch_size, len(styles)),
@@ -207,7 +208,7 @@ def _distill(config, lock, painter, loss_network, callbacks, log, force):
         values = variable_arrays(network.weights)
 
     metadata = _metadata(config, teacher, teacher_path, styles, description, steps_done,
-                         monitor.last_terms)
+                         last_losses(monitor, checkpoint))
     targets = _targets(teacher, styles, log)
     write_model(network, values, metadata, targets, output, run_dir)
     log(f"wrote {output} ({network.num_styles} styles, {steps_done} steps)")

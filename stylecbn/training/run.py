@@ -85,7 +85,7 @@ from stylecbn.training.trainer import (
 )
 from stylecbn.perceptual.vgg import build_loss_network
 
-__all__ = ["Run", "StartupLog", "fit_run", "seed_initial_weights",
+__all__ = ["Run", "StartupLog", "fit_run", "last_losses", "seed_initial_weights",
            "tensorboard_callbacks", "train", "write_model"]
 
 
@@ -192,7 +192,7 @@ def _train(config, lock, loss_network, callbacks, log, force):
             f"previews), {devices} device(s), backend "
             f"{keras.backend.backend()}, {config.precision}; run folder {run_dir}")
         first_step = checkpoint.step if checkpoint is not None else 0
-        monitor = TrainingMonitor(run, first_step, started=startup.started)
+        monitor = run.monitor = TrainingMonitor(run, first_step, started=startup.started)
         fit_run(run, monitor, first_step,
                 lambda: TrainingBatches(photos, first_step, config.steps, config.batch_size,
                                         len(specs), label_offset),
@@ -202,7 +202,7 @@ def _train(config, lock, loss_network, callbacks, log, force):
         values = variable_arrays(network.weights)
 
     metadata = _model_metadata(config, base, init, weights, coefficients, description,
-                               steps_done, monitor.last_terms)
+                               steps_done, last_losses(monitor, checkpoint))
     write_model(network, values, metadata, targets, output, run_dir)
     log(f"wrote {output} ({network.num_styles} styles, {steps_done} steps)")
     return output
@@ -317,11 +317,13 @@ class Run:
         self.trainer = trainer
         self.style_coefficients = style_coefficients
         self.log = log
+        self.monitor = None  # the run's TrainingMonitor, once made: its last loss terms
         self.preview_photos = photos.preview_photos(config.preview_size) if photos.holdout_paths else None
 
     def checkpoint(self, trainer, step):
         path = save_checkpoint(self.run_dir, step, trainer, self.config,
-                               trainer.network.style_names, self.style_coefficients)
+                               trainer.network.style_names, self.style_coefficients,
+                               losses=self.monitor.last_terms if self.monitor else None)
         self.log(f"checkpoint: {path}")
         return path
 
@@ -331,6 +333,14 @@ class Run:
         path = self.run_dir / f"preview-{step:08d}.png"
         write_preview(path, self.trainer.network, self.preview_photos)
         self.log(f"preview: {path}")
+
+
+def last_losses(monitor, checkpoint):
+    """The loss terms of the run's last logged step: this part's, or, where it trained no
+    step (a resume at its last step, to write the model), the checkpoint's."""
+    if monitor.last_terms or checkpoint is None:
+        return monitor.last_terms
+    return checkpoint.meta.get("losses", {})
 
 
 def tensorboard_callbacks(config, run_dir, log):
