@@ -41,17 +41,20 @@ CONTENT = ROOT.parent / "shared" / "data" / "content"
 HELD_OUT = ("kodak_kodim09", "set14_coastguard", "bsd68_241004")
 
 # name -> DistillConfig settings (the rest: DistillConfig's defaults)
+RELATIVE = dict(gram_normalization="relative")
 CANDIDATES = {
     "pixel": dict(pixel_weight=10.0, gram_weight=0.0, feature_weight=0.0),
-    "pixel+gram": dict(pixel_weight=10.0, gram_weight=1.0, feature_weight=0.0),
-    "pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0, feature_weight=1.0),
+    "pixel+gram": dict(pixel_weight=10.0, gram_weight=1.0, feature_weight=0.0, **RELATIVE),
+    "pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0, feature_weight=1.0,
+                               **RELATIVE),
     "bf16 training: pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0,
-                                              feature_weight=1.0, precision="mixed_bfloat16"),
+                                              feature_weight=1.0, precision="mixed_bfloat16",
+                                              **RELATIVE),
     "pixel+gram to relu3_3+feature": dict(
         pixel_weight=10.0, gram_weight=1.0, feature_weight=1.0,
-        gram_layers="block1_conv2,block2_conv2,block3_conv3"),
+        gram_layers="block1_conv2,block2_conv2,block3_conv3", **RELATIVE),
     "width 1.5: pixel+gram+feature": dict(pixel_weight=10.0, gram_weight=1.0,
-                                          feature_weight=1.0, width_multiplier=1.5),
+                                          feature_weight=1.0, width_multiplier=1.5, **RELATIVE),
     # The teacher's own style loss (absolute Gram distances, its style weight 1e-3, relu1_2
     # and relu2_2) against the teacher's image, feature matching as the content term.
     "bf16, absolute gram": dict(pixel_weight=10.0, gram_weight=1e-3, feature_weight=100.0,
@@ -271,7 +274,8 @@ def main():
 
 def write_sheets(folder, results, teacher, styles):
     """`stylecbn sheet` of the first held-out photo: the teacher's styles, then each
-    candidate's (made by the project's own command)."""
+    candidate's (made by the project's own command; without the photo itself, which is one
+    of ../shared/data's and stays out of the repository)."""
     import subprocess
     import sys
 
@@ -279,14 +283,15 @@ def write_sheets(folder, results, teacher, styles):
     photo = str(next(CONTENT.glob(f"{HELD_OUT[0]}.*")))
     names = ",".join(teacher.style_names[i] for i in styles)
     jobs = [("teacher", "default", ["--styles", names])]
-    jobs += [(name, result["model"], ["--no-original"]) for name, result in results.items()
+    jobs += [(name, result["model"], []) for name, result in results.items()
              if Path(result.get("model", "")).is_file()]
     for name, model, extra in jobs:
         slug = "".join(c if c.isalnum() else "-" for c in name)
         target = folder / f"{slug}.png"
         if not target.exists():
             subprocess.run([sys.executable, "-m", "stylecbn", "sheet", photo, "--model", model,
-                            "--tile-size", "192", *extra, "-o", str(target)], check=True,
+                            "--tile-size", "192", "--no-original", *extra, "-o", str(target)],
+                           check=True,
                            capture_output=True)
         print(f"sheet: {target}")
 
