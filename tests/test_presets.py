@@ -213,7 +213,7 @@ def test_cli_model_fast_not_installed(assets, tmp_path):
         errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
         assert len(errors) == 1 and "Traceback" not in result.output
         assert "'fast' is not installed in this build" in errors[0]
-        assert "stylecbn train --preset fast" in errors[0]
+        assert "stylecbn distill --teacher default" in errors[0]
     assert not list(tmp_path.glob("photo_*"))
 
 

@@ -23,6 +23,7 @@ from stylecbn.cli.root import (
     fail,
     handle_errors,
     raise_if_terminated,
+    signals_deferred,
 )
 from stylecbn.errors import StylecbnError
 from stylecbn.media.reading import read_image
@@ -404,8 +405,9 @@ def _apply_video(stylizer, job, blend, options, show_bar):
             if bar is not None:
                 bar(done, total)
 
-        return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
-                                      **options)
+        with signals_deferred():  # stopped between two frames, not inside a library
+            return stylizer.stylize_video(job.source, job.output, blend, progress=progress,
+                                          **options)
 
 
 def _video_record(video, options):

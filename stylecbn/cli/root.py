@@ -95,6 +95,33 @@ def _raise_signalled(signum, frame):
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
+def _record_signal(signum, frame):
+    _SIGNALLED.append(signum)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """For a loop that calls `check_signals` between its items (a video's frames): SIGINT and
+    SIGTERM are only recorded while it runs, and the loop stops at its next item.
+
+    Raised by the handler, the signal's exception lands wherever the main thread is, and
+    inside a C library's callback (TensorFlow's `nest` flattening calls back into Python)
+    it becomes a SystemError that the library may print as a traceback before the command
+    stops. An item of a loop takes well under a second, so deferring costs no
+    responsiveness. Only the handlers `handle_errors` set are replaced."""
+    replaced = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is _raise_signalled:
+                replaced[signum] = signal.signal(signum, _record_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+    check_signals()
+
+
 def check_signals():
     """Raise again for a SIGINT or SIGTERM that arrived: an exception raised by the handler
     inside a C library's callback (PyAV's) can be lost there or turned into another error,
