@@ -340,9 +340,13 @@ def main():
                       f"{name} {change:+.2f}%" for name, change in changes.items()))
     load_after = load_line("after (this run's own threads included)")
     print(others.line())
-    if load_before > LOADED:
-        print(f"This run was LOADED (load average above {LOADED} before it): rerun on a quiet "
-              "machine before quoting its timings.")
+    # The load average counts this run's own threads and, for a while, those of a benchmark
+    # run just before it; the other processes' share of the CPU is what says "quiet".
+    other = others.stop()
+    if (other is not None and other > OtherWork.QUIET_CORES) or (other is None
+                                                                 and load_before > LOADED):
+        print("This run was LOADED (other work shared the CPU): rerun on a quiet machine "
+              "before quoting its timings.")
     sys.stdout.flush()
 
 
