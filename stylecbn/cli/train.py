@@ -51,6 +51,23 @@ def _setting_options(config_class):
     return decorate
 
 
+def _run_command(config_class):
+    """The command of a run whose settings are `config_class`'s: `--config FILE`, one option
+    per setting, `--resume` and `--force`, and errors as one line (`handle_errors`)."""
+    def decorate(function):
+        function = handle_errors(function)
+        function = click.option("--force", is_flag=True,
+                                help="Replace an existing output file.")(function)
+        function = click.option("--resume", is_flag=True, help="Continue from the last "
+                                "checkpoint in the run folder.")(function)
+        function = _setting_options(config_class)(function)
+        function = click.option("--config", "config_file", type=click.Path(path_type=str),
+                                default=None, help="A toml or json file of settings; options "
+                                "given here override it.")(function)
+        return click.command()(function)
+    return decorate
+
+
 def _settings(config_class, config_file, resume, options):
     """The settings of a run: the config file's, then the options given; on `resume`, the
     run's own settings (from its last checkpoint) under both."""
@@ -69,13 +86,7 @@ def _settings(config_class, config_file, resume, options):
     return config_class.from_dict(settings, source=source)
 
 
-@click.command()
-@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
-              help="A toml or json file of settings; options given here override it.")
-@_setting_options(TrainingConfig)
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
-@click.option("--force", is_flag=True, help="Replace an existing output file.")
-@handle_errors
+@_run_command(TrainingConfig)
 def train(config_file, resume, force, **options):
     """Train one network on many styles (or add styles to a trained one)."""
     from stylecbn.training.run import train as run_training
@@ -83,13 +94,7 @@ def train(config_file, resume, force, **options):
     run_training(_settings(TrainingConfig, config_file, resume, options), force=force)
 
 
-@click.command()
-@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
-              help="A toml or json file of settings; options given here override it.")
-@_setting_options(DistillConfig)
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
-@click.option("--force", is_flag=True, help="Replace an existing output file.")
-@handle_errors
+@_run_command(DistillConfig)
 def distill(config_file, resume, force, **options):
     """Make a small, fast copy of a trained model: a student network learns its styles from
     its outputs (the teacher paints each photo once; the run folder keeps the paintings;
