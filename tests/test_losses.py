@@ -162,7 +162,9 @@ def numpy_loss(network, weights, grams, coefficients, content, stylized, labels)
             coefficients[label] * np.mean((gram[i] - grams[layer][label]) ** 2)
             for i, label in enumerate(labels)
         ])
-        terms[f"style_loss/{layer}"] = weights.style * per_sample.mean()
+        multiplier = (1.0 if weights.style_layer_weights is None
+                      else weights.style_layer_weights[weights.style_layers.index(layer)])
+        terms[f"style_loss/{layer}"] = weights.style * multiplier * per_sample.mean()
         style_total += terms[f"style_loss/{layer}"]
     tv = (np.mean((stylized[:, 1:] - stylized[:, :-1]) ** 2)
           + np.mean((stylized[:, :, 1:] - stylized[:, :, :-1]) ** 2))
@@ -173,10 +175,12 @@ def numpy_loss(network, weights, grams, coefficients, content, stylized, labels)
     return terms
 
 
-def test_every_term_matches_numpy_reference(network, batch):
+@pytest.mark.parametrize("layer_weights", [None, (2.0, 0.25)])
+def test_every_term_matches_numpy_reference(network, batch, layer_weights):
     content, stylized, styles, labels = batch
     weights = LossWeights(content=1.5, style=0.7, total_variation=0.3,
-                          content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS)
+                          content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS,
+                          style_layer_weights=layer_weights)
     grams = compute_style_grams(network, styles, STYLE_LAYERS)
     coefficients = np.array([1.0, 2.5])
     loss = PerceptualLoss(network, weights, grams, coefficients)
@@ -283,6 +287,43 @@ def test_loss_weights_defaults_and_validation():
                 {"style": "1e-3"}, {"content": True}, {"style_layers": ()}):
         with pytest.raises(ConfigError):
             LossWeights(**bad)
+
+
+def test_per_layer_style_weights():
+    layers = ("block1_conv2", "block2_conv2")
+    weights = LossWeights(style=0.5, style_layers=layers, style_layer_weights=[1, 4])
+    assert weights.style_layer_weights == (1.0, 4.0)
+    assert weights.layer_style_weights() == {"block1_conv2": 0.5, "block2_conv2": 2.0}
+    # a mapping names the layers; its order does not matter
+    mapping = LossWeights(style=0.5, style_layers=layers,
+                          style_layer_weights={"block2_conv2": 4, "block1_conv2": 1})
+    assert mapping.style_layer_weights == (1.0, 4.0)
+    assert LossWeights(style=0.5, style_layers=layers).layer_style_weights() == {
+        "block1_conv2": 0.5, "block2_conv2": 0.5}
+    bad = [([1.0], "has 1 values for 2 style layers"),
+           ([1.0, -2.0], r"style_layer_weights\[block2_conv2\]"),
+           ([1.0, float("nan")], r"style_layer_weights\[block2_conv2\]"),
+           ("1,2", "must be a list of numbers"),
+           ({"block1_conv2": 1.0}, "missing: block2_conv2"),
+           ({"block1_conv2": 1, "block2_conv2": 1, "block9_conv9": 1}, "unknown: block9_conv9")]
+    for value, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            LossWeights(style_layers=layers, style_layer_weights=value)
+
+
+def test_recorded_weights_of_older_files_weigh_every_layer_the_same():
+    layers = ["block1_conv2", "block2_conv2"]
+    old = {"loss_weights": {"content": 1.0, "style": 0.002, "total_variation": 0.0,
+                            "content_layer": "block2_conv2", "style_layers": layers}}
+    weights = LossWeights.recorded(old)
+    assert weights.style_layer_weights is None
+    assert weights.layer_style_weights() == {"block1_conv2": 0.002, "block2_conv2": 0.002}
+    new = LossWeights(style=0.002, style_layers=layers, style_layer_weights=[1.0, 8.0])
+    # what a model file records (JSON) reads back the same
+    import json
+
+    again = LossWeights.recorded({"loss_weights": json.loads(json.dumps(new.recordable()))})
+    assert again == new
 
 
 def test_perceptual_loss_configuration_errors(network, batch):

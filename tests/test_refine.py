@@ -237,6 +237,24 @@ def test_the_nearest_blend_is_found():
     assert distance < 1e-3 * single_distance and single == 2
 
 
+def test_the_nearest_style_follows_the_per_layer_weights():
+    """Style 0 matches the goal at the first layer and style 1 at the second: which single
+    style is nearest depends on which layer weighs more."""
+    rng = np.random.default_rng(5)
+    layers = ("block1_conv2", "block2_conv2")
+    grams = {layer: rng.random((2, 3, 3)) for layer in layers}
+    goal = {layers[0]: grams[layers[0]][0], layers[1]: grams[layers[1]][1]}
+    targets = StyleTargets(grams, {"weights": "hed", "fingerprint": ""}, ("a", "b"), (1, 1))
+    for multipliers, nearest in (([1.0, 1e-3], 0), ([1e-3, 1.0], 1)):
+        weights = LossWeights(style=1.0, style_layers=layers, style_layer_weights=multipliers)
+        _, _, (single, distance) = targets.nearest(goal, weights.layer_style_weights())
+        assert single == nearest
+        # the distance is the weighted style loss of that single style
+        expected = sum(w * np.mean((grams[layer][nearest] - goal[layer]) ** 2)
+                       for layer, w in weights.layer_style_weights().items())
+        np.testing.assert_allclose(distance, expected, rtol=1e-9)
+
+
 @needs_hed
 def test_image_style_errors(stylizer, tmp_path):
     with pytest.raises(ConfigError, match="weights must be 2 numbers"):

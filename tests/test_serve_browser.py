@@ -16,6 +16,7 @@ Set STYLECBN_SCREENSHOT=docs/images/serve.png to write README's screenshot (take
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ playwright_api = pytest.importorskip(
     "playwright.sync_api", reason='Playwright is not installed: pip install -e ".[dev]"'
 )
 
-from serve_helpers import STYLE_NAMES, running_server, save_tiny_model  # noqa: E402
+from serve_helpers import STYLE_NAMES, decode, running_server, save_tiny_model  # noqa: E402
 
 from stylecbn.model.saving import default_model_path  # noqa: E402
 from stylecbn.serve import UploadLimits, create_app  # noqa: E402
@@ -43,6 +44,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # a fake camera (a moving test pattern) that the page may use without asking
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 if not Path(CHROMIUM).is_file():
     pytest.skip(
@@ -64,8 +68,13 @@ def stylizer(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(stylizer):
-    with running_server(create_app(stylizer, LIMITS)) as url:
+def app(stylizer):
+    return create_app(stylizer, LIMITS)
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    with running_server(app) as url:
         yield url
 
 
@@ -473,3 +482,107 @@ def test_built_in_model_and_readme_screenshot(browser, tmp_path):
     destination = os.environ.get("STYLECBN_SCREENSHOT")
     if destination:
         shutil.copyfile(shot, destination)
+
+
+# --- the camera -----------------------------------------------------------------------------
+
+
+def camera_frames(page):
+    return int(page.evaluate("() => Number(document.getElementById('app').dataset.cameraFrames || 0)"))
+
+
+def last_camera_pair(page):
+    """(photo frame, stylized frame) last shown, both as the server and the page see them."""
+    sent, shown = page.evaluate(
+        """async () => {
+            const read = async (blob) => Array.from(new Uint8Array(await blob.arrayBuffer()));
+            const [sent, shown] = camera.lastPair;
+            return [await read(sent), await read(shown)];
+        }"""
+    )
+    return decode(bytes(sent)), decode(bytes(shown))
+
+
+def wait_until_freed(app):
+    deadline = time.monotonic() + 30
+    while app.state.cameras and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not app.state.cameras
+
+
+def test_the_camera_streams_stylized_frames(page, app, stylizer, tmp_path):
+    page.uncheck("#steady")  # every frame painted on its own: comparable with the Stylizer
+    card(page, 2).locator(".use").click()
+    page.click("#camera")
+    page.wait_for_function(
+        "() => Number(document.getElementById('app').dataset.cameraFrames || 0) >= 4")
+    assert page.locator("#error").is_hidden()
+    assert float(page.get_attribute("#app", "data-camera-fps")) > 0
+    assert page.locator("#camera-fps").inner_text().endswith("frames/s")
+    assert len(app.state.cameras) == 1
+
+    photo, shown = last_camera_pair(page)
+    assert photo.shape == shown.shape and photo.shape[:2] == (480, 640)  # the fake camera's
+    right = np.asarray(stylizer.stylize(photo, style=2, max_size=0), np.float32)
+    wrong = np.asarray(stylizer.stylize(photo, style=0, max_size=0), np.float32)
+    # The answer is a JPEG of `right`: its error is a few levels, while another style is
+    # tens of levels away on average (the random styles differ in colour everywhere).
+    error = np.abs(shown - right).mean()
+    assert error < 0.25 * np.abs(shown - wrong).mean(), error
+
+    with page.expect_download() as info:
+        page.click("#snapshot")
+    saved = tmp_path / "snapshot.jpg"
+    info.value.save_as(saved)
+    assert info.value.suggested_filename == "camera_stylized.jpg"
+    assert decode(saved.read_bytes()).shape == (480, 640, 3)
+
+    # A change of style reaches the next frames.
+    card(page, 0).locator(".use").click()
+    count = camera_frames(page)
+    page.wait_for_function(
+        f"() => Number(document.getElementById('app').dataset.cameraFrames) >= {count + 3}")
+    photo, shown = last_camera_pair(page)
+    right = np.asarray(stylizer.stylize(photo, style=0, max_size=0), np.float32)
+    wrong = np.asarray(stylizer.stylize(photo, style=2, max_size=0), np.float32)
+    assert np.abs(shown - right).mean() < 0.25 * np.abs(shown - wrong).mean()
+
+    page.click("#camera")  # stop: the server lets the stream go
+    assert page.get_attribute("#app", "data-camera") == "off"
+    assert wait_until_freed(app)
+
+
+def test_a_closed_tab_frees_the_camera_stream(browser, server, app):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("#app[data-ready='true']")
+    page.click("#camera")
+    page.wait_for_function(
+        "() => Number(document.getElementById('app').dataset.cameraFrames || 0) >= 1")
+    assert len(app.state.cameras) == 1
+    context.close()
+    assert wait_until_freed(app)
+
+
+@pytest.mark.parametrize("failure, words", [
+    ("NotAllowedError", "The camera was refused"),
+    ("NotFoundError", "No camera was found"),
+    (None, "browsers give the camera only to pages on https or on this computer"),
+])
+def test_a_refused_or_missing_camera_is_explained(browser, server, failure, words):
+    context = browser.new_context()
+    page = context.new_page()
+    if failure is None:  # a page served over plain http from another address has none
+        page.add_init_script("Object.defineProperty(navigator, 'mediaDevices', {value: undefined})")
+    else:
+        page.add_init_script(
+            "navigator.mediaDevices.getUserMedia = () => Promise.reject("
+            f"new DOMException('no', '{failure}'))")
+    page.goto(server)
+    page.wait_for_selector("#app[data-ready='true']")
+    page.click("#camera")
+    page.wait_for_selector("#error:not([hidden])")
+    assert words in page.locator("#error").inner_text()
+    assert page.get_attribute("#app", "data-camera") in (None, "off")
+    context.close()

@@ -22,7 +22,8 @@ from keras import ops
 from PIL import Image
 
 from stylecbn.training.checkpoints import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint
-from stylecbn.training.config import TrainingConfig, read_config_file
+from stylecbn.training.config import DEFAULT_STYLE_LAYER_WEIGHTS, TrainingConfig, read_config_file
+from stylecbn.perceptual.losses import LossWeights
 from stylecbn.errors import ConfigError, DataError, ModelFileError
 from stylecbn.model.saving import load_model, save_model
 from stylecbn.model.network import build_network
@@ -124,6 +125,49 @@ def uninterrupted(data, tmp_path_factory, plenty_of_memory):
     lines = []
     path = train(tiny_config(data, tmp), loss_network=fake_loss_network(), log=lines.append)
     return path, lines
+
+
+def test_the_style_terms_follow_the_per_layer_weights(data, tmp_path):
+    """One step from the same initial weights and batch (same seed): doubling every layer's
+    multiplier doubles the style loss exactly (a power of two scales float32 exactly) and
+    leaves the content loss as it was. The model records the multipliers."""
+
+    def first_step(name, layer_weights):
+        (tmp_path / name).mkdir()
+        config = tiny_config(data, tmp_path / name, steps=1, checkpoint_every=1,
+                             preview_every=100, style_layer_weights=layer_weights)
+        path = train(config, loss_network=fake_loss_network(), log=lambda line: None)
+        return load_model(path).metadata
+
+    equal = first_step("equal", "equal")
+    double = first_step("double", "2, 2,2,2")
+    assert double["final_losses"]["style_loss"] == 2 * equal["final_losses"]["style_loss"]
+    assert double["final_losses"]["content_loss"] == equal["final_losses"]["content_loss"]
+    assert equal["loss_weights"]["style_layer_weights"] is None
+    assert double["loss_weights"]["style_layer_weights"] == [2.0, 2.0, 2.0, 2.0]
+    assert LossWeights.recorded(double).layer_style_weights()["block2_conv2"] == 200.0
+    assert TrainingConfig.from_dict(double["training"]).layer_multipliers() == (2.0,) * 4
+    for bad in ("1,2,3", "1,2,x,4", "1,2,3,-4", "", "nan,1,1,1"):
+        with pytest.raises(ConfigError, match="`style_layer_weights` must be 4 numbers"):
+            tiny_config(data, tmp_path, style_layer_weights=bad)
+
+
+def test_a_run_saved_before_layer_weights_resumes_only_as_equal(data, tmp_path):
+    config = tiny_config(data, tmp_path, steps=2, checkpoint_every=1, preview_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, loss_network=fake_loss_network(), callbacks=[SignalAt(1, signal.SIGINT)],
+              log=lambda line: None)
+    checkpoint = latest_checkpoint(tmp_path / "runs" / "model")
+    rewrite_checkpoint_meta(checkpoint, lambda meta: meta["config"].pop("style_layer_weights"))
+    if DEFAULT_STYLE_LAYER_WEIGHTS != "equal":
+        with pytest.raises(ConfigError, match="style_layer_weights .checkpoint: 'equal'"):
+            train(config.replace(resume=True), loss_network=fake_loss_network(),
+                  log=lambda line: None)
+    train(config.replace(resume=True, style_layer_weights="equal"),
+          loss_network=fake_loss_network(), log=lambda line: None)
+    with pytest.raises(ConfigError, match="style_layer_weights .checkpoint: 'equal', now: '1,2,3,4'"):
+        train(config.replace(resume=True, steps=3, style_layer_weights="1,2,3,4"),
+              loss_network=fake_loss_network(), log=lambda line: None)
 
 
 def test_training_writes_model_checkpoints_previews_and_metadata(uninterrupted, data,

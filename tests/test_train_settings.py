@@ -13,7 +13,7 @@ from stylecbn.cli.root import main
 from stylecbn.cli.train import train
 from stylecbn.errors import ConfigError
 from stylecbn.model.presets import NORMALIZATION_KINDS
-from stylecbn.training.config import RESULT_SETTINGS, TrainingConfig
+from stylecbn.training.config import DEFAULT_STYLE_LAYER_WEIGHTS, RESULT_SETTINGS, TrainingConfig
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "stylecbn" / "assets" / "default.keras"
 
@@ -42,6 +42,9 @@ OPTIONS_BEFORE = [
     (["--content-weight"], "[1.0]"),
     (["--style-weight"], "[calibrated default]"),
     (["--tv-weight"], "Total-variation weight. [0]"),
+    (["--style-layer-weights"], "Multipliers of the style weight at relu1_2, relu2_2, relu3_3, "
+                                f"relu4_3, separated by commas, or `equal` (1 each). "
+                                f"[{DEFAULT_STYLE_LAYER_WEIGHTS}]"),
     (["--vgg-weights"], "auto, imagenet, hed, or a .h5/.npz file. [auto]"),
     (["--checkpoint-every"], "[500]"),
     (["--preview-every"], "[500]"),
@@ -101,7 +104,8 @@ def test_result_settings_are_the_same():
     assert RESULT_SETTINGS == (
         "styles", "content", "base_model", "init_model", "batch_size", "learning_rate",
         "crop_size", "precision", "seed", "normalization", "preset", "width_multiplier",
-        "content_weight", "style_weight", "total_variation_weight", "vgg_weights", "holdout",
+        "content_weight", "style_weight", "total_variation_weight", "style_layer_weights",
+        "vgg_weights", "holdout",
     )
 
 

@@ -95,9 +95,13 @@ class Refiner:
                 "the styles folder it was trained on (`stylecbn add-targets`, or "
                 "`stylecbn.training.style_targets.add_targets`)")
         recorded = LossWeights.recorded(model.metadata)
+        multipliers = dict(zip(recorded.style_layers, recorded.style_layer_weights
+                               or (1.0,) * len(recorded.style_layers)))
         self.weights = LossWeights(content=recorded.content, style=recorded.style,
                                    content_layer=recorded.content_layer,
-                                   style_layers=targets.layers)
+                                   style_layers=targets.layers,
+                                   style_layer_weights=[multipliers.get(layer, 1.0)
+                                                        for layer in targets.layers])
         kind = targets.loss_network["weights"]
         if vgg_weights is None and kind == "file":
             raise ConfigError(
@@ -167,7 +171,7 @@ class Refiner:
         """(Blend, distance, (index, distance)): the blend of the model's styles whose Gram
         matrices are nearest to `grams` by the style loss, and the nearest single style
         (`StyleTargets.nearest`)."""
-        weights, distance, single = self.targets.nearest(grams, self.weights.style)
+        weights, distance, single = self.targets.nearest(grams, self.weights.layer_style_weights())
         return Blend.from_weights(weights, self.targets.style_names), distance, single
 
 

@@ -47,7 +47,7 @@ from stylecbn.applying.strips import run_in_strips
 from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
 from stylecbn.media.video import probe_video, stream_video
 
-__all__ = ["Stylizer", "StylizeOptions", "DEFAULT_MAX_SIZE", "NO_REFINED_FRAMES",
+__all__ = ["Stylizer", "StylizeOptions", "LiveStream", "DEFAULT_MAX_SIZE", "NO_REFINED_FRAMES",
            "check_max_size"]
 
 DEFAULT_MAX_SIZE = 1024
@@ -128,6 +128,71 @@ NO_REFINED_FRAMES = (
     "frame would be optimized on its own, a minute or more per frame on a CPU, and the "
     "independent optimizations would flicker; use a trained style (train the painting in with "
     "`stylecbn train --base`)")
+
+
+class LiveStream:
+    """Frames of a live source (a camera), stylized one at a time as they arrive.
+
+    Unlike a video file, the clip's length is unknown and the settings may change from one
+    frame to the next (the page's style mix, strength or mask). One flicker reducer follows
+    the frames (none with `stabilize=False`); a frame of another size starts it afresh, as a
+    scene cut does. Make one with `Stylizer.live()`; one per camera, used by one thread at a
+    time.
+    """
+
+    def __init__(self, stylizer, reducer):
+        self.stylizer = stylizer
+        self.reducer = reducer
+        self.frames = 0
+        self._mask = None  # (mask source, (width, height), map): the last mask, resized
+
+    def paint(self, frame, style=0, strength=1.0, preserve_color=False, max_size=640,
+              mask=None, mask_style=None):
+        """Stylize the next frame.
+
+        Args:
+            frame: an (H, W, 3) uint8 array (or anything `stylize` takes as one image).
+            style, strength, preserve_color, max_size, mask, mask_style: as in `stylize`;
+                a painting's style (`ImageStyle`) is refused (it needs minutes of
+                refining per frame). A mask may also be an (H, W) float array in [0, 1].
+
+        Returns:
+            The stylized frame, an (h, w, 3) uint8 array at the frame's size after `max_size`.
+        """
+        options = StylizeOptions(strength, preserve_color, max_size, mask, mask_style,
+                                 stabilize=False)
+        if any(isinstance(s, ImageStyle) for s in (style, mask_style)):
+            raise ConfigError(NO_REFINED_FRAMES)
+        if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3):
+            frame = read_image(frame, name="the frame").frames[0]
+        photo = resize_to_max(frame, options.max_size)
+        height, width = photo.shape[:2]
+        mask_map = None if mask is None else self._mask_map(mask, (width, height))
+        inside = None if mask_style is None else self.stylizer.blend(mask_style)
+        field = StyleField(self.stylizer.blend(style), inside, mask_map)
+        painted = self.stylizer._stylize_array(photo, field, options.strength,
+                                               options.preserve_color, self.reducer)
+        self.frames += 1
+        return painted
+
+    def reset(self):
+        """Forget the previous frames (the next one is painted afresh)."""
+        if self.reducer is not None:
+            self.reducer.reset()
+
+    def _mask_map(self, mask, size):
+        if self._mask is not None and self._mask[0] is mask and self._mask[1] == size:
+            return self._mask[2]
+        if isinstance(mask, np.ndarray) and mask.ndim == 2:
+            values = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
+            image = Image.fromarray(values, mode="F")
+            if image.size != size:
+                image = image.resize(size, Image.Resampling.BILINEAR)
+            result = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+        else:
+            result = load_mask(mask, size)
+        self._mask = (mask, size, result)
+        return result
 
 
 def _flicker_reducer(stabilize):
@@ -458,6 +523,12 @@ class Stylizer:
         process = self._frame_painter(style, options, mask_map, info.frames)
         return stream_video(source, output, process, (width, height), info=info,
                             progress=progress)
+
+    def live(self, stabilize=True):
+        """A `LiveStream`: frames that arrive one at a time (a camera), each stylized with the
+        settings it comes with, flicker reduced across them (`stabilize`, as in
+        `stylize_video`)."""
+        return LiveStream(self, _flicker_reducer(stabilize))
 
     # --- many stylizations of one photo (`stylecbn.applying.overviews`) -------------------
 

@@ -69,13 +69,14 @@ class StyleTargets:
     def nearest(self, grams, style_weight=1.0):
         """The blend of these styles whose Gram matrices come nearest to `grams`.
 
-        The distance is the style loss `style_weight * sum over layers of mean((G - P)^2)`,
+        The distance is the style loss `sum over layers of weight_l * mean((G - P)^2)`,
         a quadratic in the blend's weights w, `w^T A w - 2 b^T w + c`, minimized over the
         simplex (w >= 0, sum 1) by projected gradient descent from the nearest single style.
 
         Args:
             grams: {layer: (C, C)} for every layer of these targets.
-            style_weight: the loss's style weight (the distances' unit).
+            style_weight: the loss's style weight (the distances' unit): one number for every
+                layer, or {layer: weight} (`LossWeights.layer_style_weights()`).
 
         Returns:
             (weights, distance, (index, single_distance)): the blend's weights (float64
@@ -86,7 +87,8 @@ class StyleTargets:
         for layer, value in self.grams.items():
             styles = value.reshape(count, -1).astype(np.float64)
             target = np.asarray(grams[layer], np.float64).reshape(-1)
-            scale = style_weight / target.size
+            weight = style_weight[layer] if isinstance(style_weight, dict) else style_weight
+            scale = weight / target.size
             a += scale * styles @ styles.T
             b += scale * styles @ target
             c += scale * target @ target

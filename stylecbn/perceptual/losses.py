@@ -7,7 +7,7 @@ Definitions (F: features of shape (B, H, W, C) at one VGG-16 layer):
 - Gram matrix: G = F^T F / (H * W), one (C, C) matrix per image.
 - content loss: mean((F_stylized - F_content)^2) at the content layer.
 - style loss of a layer: mean over the batch of coefficient[label] *
-  mean((G(F_stylized) - G_style[label])^2).
+  mean((G(F_stylized) - G_style[label])^2), times the style weight and the layer's multiplier.
 - total variation: mean of squared differences between vertically and horizontally
   neighbouring pixels of the stylized images.
 """
@@ -75,10 +75,14 @@ class LossWeights:
 
     Args:
         content: weight of the content loss.
-        style: weight of each style layer's loss (the same for every layer).
+        style: weight of the style loss.
         total_variation: weight of the total-variation loss (0: not part of the total).
         content_layer: loss-network layer of the content loss.
         style_layers: loss-network layers of the style loss.
+        style_layer_weights: one multiplier per style layer, in `style_layers`' order (a
+            sequence, or a {layer: multiplier} mapping naming every style layer): layer l's
+            term is `style * style_layer_weights[l] * mean((G - P)^2)`. None: 1 for every
+            layer (what every model before them was trained with).
     """
 
     content: float = 1.0
@@ -86,6 +90,7 @@ class LossWeights:
     total_variation: float = 0.0
     content_layer: str = CONTENT_LAYER
     style_layers: tuple = DEFAULT_LAYERS
+    style_layer_weights: tuple | None = None
 
     def __post_init__(self):
         for field in ("content", "style", "total_variation"):
@@ -96,12 +101,53 @@ class LossWeights:
         )
         if not self.style_layers:
             raise ConfigError("style_layers must name at least one loss-network layer")
+        multipliers = self.style_layer_weights
+        if multipliers is None:
+            return
+        if isinstance(multipliers, dict):
+            unknown = [layer for layer in multipliers if layer not in self.style_layers]
+            missing = [layer for layer in self.style_layers if layer not in multipliers]
+            if unknown or missing:
+                raise ConfigError(
+                    "style_layer_weights must give one multiplier per style layer "
+                    f"({', '.join(self.style_layers)}); "
+                    + (f"unknown: {', '.join(map(str, unknown))}" if unknown
+                       else f"missing: {', '.join(missing)}"))
+            multipliers = [multipliers[layer] for layer in self.style_layers]
+        elif isinstance(multipliers, (str, bytes)) or not hasattr(multipliers, "__len__"):
+            raise ConfigError(
+                "style_layer_weights must be a list of numbers or a {layer: number} mapping. "
+                f"Received: {multipliers!r}")
+        if len(multipliers) != len(self.style_layers):
+            raise ConfigError(
+                f"style_layer_weights has {len(multipliers)} values for "
+                f"{len(self.style_layers)} style layers ({', '.join(self.style_layers)})")
+        self.style_layer_weights = tuple(
+            check_number(f"style_layer_weights[{layer}]", value, minimum=0)
+            for layer, value in zip(self.style_layers, multipliers))
 
     @classmethod
     def recorded(cls, metadata):
-        """The weights a model's metadata records ("loss_weights"), else the defaults."""
+        """The weights a model's metadata records ("loss_weights"), else the defaults.
+
+        Older files record no `style_layer_weights`: theirs were 1 for every layer."""
         recorded = dict(metadata.get("loss_weights") or {})
-        return cls(**recorded) if recorded else cls()
+        if not recorded:
+            return cls()
+        recorded.setdefault("style_layer_weights", None)
+        return cls(**recorded)
+
+    def layer_style_weights(self):
+        """{style layer: its term's weight}, `style` times the layer's multiplier."""
+        multipliers = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        return {layer: self.style * multiplier
+                for layer, multiplier in zip(self.style_layers, multipliers)}
+
+    def recordable(self):
+        """The weights as model metadata records them (JSON types)."""
+        return {**dataclasses.asdict(self), "style_layers": list(self.style_layers),
+                "style_layer_weights": None if self.style_layer_weights is None
+                else list(self.style_layer_weights)}
 
     @property
     def layers(self):
@@ -279,6 +325,7 @@ class PerceptualLoss:
         self.loss_network = loss_network
         self.weights = weights
         self.num_styles = int(coefficients.shape[0])
+        self._layer_weights = weights.layer_style_weights()
         self._style_grams = grams
         self._style_coefficients = ops.convert_to_tensor(coefficients)
 
@@ -301,11 +348,11 @@ class PerceptualLoss:
         terms[f"content_loss/{layer}"] = content_loss
 
         style_loss = ops.convert_to_tensor(0.0, dtype="float32")
-        for layer in self.weights.style_layers:
+        for layer, layer_weight in self._layer_weights.items():
             gram = gram_matrix(features[layer][:batch])
             target = ops.take(self._style_grams[layer], labels, axis=0)
             per_sample = ops.mean(ops.square(gram - target), axis=(1, 2))
-            layer_loss = self.weights.style * ops.mean(coefficients * per_sample)
+            layer_loss = layer_weight * ops.mean(coefficients * per_sample)
             terms[f"style_loss/{layer}"] = layer_loss
             style_loss = style_loss + layer_loss
 

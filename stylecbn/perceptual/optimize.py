@@ -55,6 +55,7 @@ class ImageLoss:
         features = loss_network(photo[None])
         self.loss_network = loss_network
         self.weights = weights
+        self._layer_weights = weights.layer_style_weights()
         self._content = ops.stop_gradient(ops.cast(features[weights.content_layer], "float32"))
         self._regions = []
         for region_map, grams in regions:
@@ -81,6 +82,7 @@ class ImageLoss:
         content = self.weights.content * ops.mean(
             ops.square(ops.cast(features[layer], "float32") - self._content))
         style = ops.convert_to_tensor(0.0, "float32")
+        layer_weights = self._layer_weights
         for share, maps, targets in self._regions:
             for layer in maps:
                 values = ops.cast(features[layer], "float32")
@@ -89,7 +91,7 @@ class ImageLoss:
                     gram = gram_matrix(values)
                 else:  # sum of m * F^T F over the region, divided by the sum of m
                     gram = gram_matrix(values * ops.sqrt(weight_map), weight_map)
-                style = style + share * self.weights.style * ops.mean(
+                style = style + share * layer_weights[layer] * ops.mean(
                     ops.square(gram - targets[layer]))
         total = content + style
         return total, {"content_loss": content, "style_loss": style, "total_loss": total}

@@ -14,6 +14,8 @@ import h11
 from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from stylecbn.serve.app import CAMERA_MAX_BYTES
+
 __all__ = ["MAX_CONNECTIONS", "READ_TIMEOUT", "server_config"]
 
 MAX_CONNECTIONS = 32
@@ -26,6 +28,8 @@ def server_config(app, *, read_timeout=READ_TIMEOUT, max_connections=MAX_CONNECT
         app,
         http=functools.partial(ReadDeadlineProtocol, read_timeout=read_timeout),
         limit_concurrency=max_connections,
+        # a camera frame (JPEG, at most CAMERA_MAX_BYTES) is the largest message the page sends
+        ws_max_size=CAMERA_MAX_BYTES + 64 * 1024,
         log_level="warning",
         access_log=False,
     )

@@ -25,7 +25,7 @@ start_quietly()  # Keras starts here, without TensorFlow's native chatter (style
 
 from keras import ops
 
-from stylecbn.training.config import result_settings
+from stylecbn.training.config import LEGACY_SETTINGS, result_settings
 from stylecbn.errors import ConfigError, shorten
 from stylecbn.fileio import atomic_path, same_file
 
@@ -173,8 +173,9 @@ def find_resume_checkpoint(config, run_dir):
 def _check_resume_settings(saved, config, path):
     """Raise ConfigError when a setting that changes the result differs from the checkpoint's."""
     # A setting added since the checkpoint was written (init_model) has its default there:
-    # that is what the run did.
-    defaults = {field.name: field.default for field in dataclasses.fields(config)}
+    # that is what the run did, unless the default has changed since (LEGACY_SETTINGS).
+    defaults = {field.name: LEGACY_SETTINGS.get(field.name, field.default)
+                for field in dataclasses.fields(config)}
     differences = [
         f"{name} (checkpoint: {saved.get(name, defaults[name])!r}, now: {getattr(config, name)!r})"
         for name in result_settings(type(config))

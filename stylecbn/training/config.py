@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -18,6 +19,13 @@ __all__ = ["DistillConfig", "TrainingConfig", "read_config_file", "RESULT_SETTIN
            "result_settings", "setting", "setting_kind"]
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# The style loss's layers (`stylecbn.perceptual.vgg.DEFAULT_LAYERS`: relu1_2, relu2_2, relu3_3,
+# relu4_3) and the multipliers of the style weight at each that `stylecbn train` uses unless
+# told otherwise (docs/loss_calibration.md).
+STYLE_LAYER_COUNT = 4
+DEFAULT_STYLE_LAYER_WEIGHTS = "equal"
+# What a run saved before a setting existed did (a checkpoint's config without the key).
+LEGACY_SETTINGS = {"style_layer_weights": "equal"}
 
 
 def setting(default, help="", *, minimum=None, above=None, choices=None, flags=None,
@@ -138,6 +146,8 @@ class TrainingConfig(_Settings):
             name in `stylecbn.model.presets.PRESETS` ("full" or "fast").
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
             the calibrated default of `stylecbn.perceptual.losses`).
+        style_layer_weights: the multipliers of the style weight at each style layer, as
+            text: numbers separated by commas, or `equal`.
         vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
         checkpoint_every, preview_every, log_every: intervals in steps.
         holdout: content photos kept out of training for previews.
@@ -179,6 +189,10 @@ class TrainingConfig(_Settings):
                                          result=True)
     total_variation_weight: float = setting(0.0, "Total-variation weight.", minimum=0,
                                             flags=("--tv-weight",), shown="0", result=True)
+    style_layer_weights: str = setting(DEFAULT_STYLE_LAYER_WEIGHTS, "Multipliers of the style "
+                                       "weight at relu1_2, relu2_2, relu3_3, relu4_3, "
+                                       "separated by commas, or `equal` (1 each).",
+                                       metavar="LIST", result=True)
     vgg_weights: str = setting("auto", "auto, imagenet, hed, or a .h5/.npz file.",
                                result=True)
     checkpoint_every: int = setting(500, minimum=1)
@@ -194,8 +208,27 @@ class TrainingConfig(_Settings):
 
     MODELS_READ = ("base_model", "init_model")
 
+    def layer_multipliers(self):
+        """The style layers' multipliers `style_layer_weights` gives: a tuple of floats, one
+        per style layer (relu1_2, relu2_2, relu3_3, relu4_3), or None for `equal`."""
+        text = self.style_layer_weights.strip()
+        if text == "equal":
+            return None
+        try:
+            values = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != STYLE_LAYER_COUNT or not all(
+                math.isfinite(v) and v >= 0 for v in values):
+            raise ConfigError(
+                f"`style_layer_weights` must be {STYLE_LAYER_COUNT} numbers >= 0 separated by "
+                "commas (relu1_2, relu2_2, relu3_3, relu4_3), or `equal`. Received: "
+                f"style_layer_weights={shorten(self.style_layer_weights)}")
+        return values
+
     def validate(self):
         super().validate()
+        self.layer_multipliers()
         if self.base_model and self.init_model:
             raise ConfigError(
                 "`base_model` (add styles to a model) and `init_model` (continue training a "

@@ -170,7 +170,7 @@ def _train(config, lock, loss_network, callbacks, log, force):
                           + (f", read from {GRAMS_FILE}" if reused else ""))
             new_targets = model_targets(specs, grams, loss_network, description)
             if base is not None and checkpoint is None:
-                _start_from_nearest(network, base, new_targets, weights.style, log)
+                _start_from_nearest(network, base, new_targets, weights.layer_style_weights(), log)
             targets = _style_targets(base, new_targets, log)
             perceptual = PerceptualLoss(loss_network, weights, grams,
                                         [spec.coefficient for spec in specs])
@@ -226,6 +226,7 @@ def _loss_weights(config):
         content=config.content_weight,
         style=DEFAULT_STYLE_WEIGHT if config.style_weight is None else config.style_weight,
         total_variation=config.total_variation_weight,
+        style_layer_weights=config.layer_multipliers(),
     )
 
 
@@ -413,7 +414,7 @@ def _model_metadata(config, base, init, weights, style_coefficients, description
         "training": {**config.to_dict(), **{name: Path(getattr(config, name)).name
                                             for name in _PATH_SETTINGS}},
         "vgg_weights": description,
-        "loss_weights": {**dataclasses.asdict(weights), "style_layers": list(weights.style_layers)},
+        "loss_weights": weights.recordable(),
         "style_coefficients": list(style_coefficients),
         "steps_trained": steps_done,
         "final_losses": final_losses,

@@ -1,5 +1,6 @@
-// The stylecbn page: choose a photo, mix styles, paint a mask, download the result.
-// Everything goes through the server's JSON API (GET /api/styles, POST /api/stylize).
+// The stylecbn page: choose a photo, mix styles, paint a mask, download the result; or
+// stylize the camera live. Everything goes through the server's API (GET /api/styles,
+// POST /api/stylize, and the WebSocket /api/camera for the camera).
 "use strict";
 
 const app = {
@@ -16,6 +17,8 @@ const app = {
   controller: null, // aborts the preview request in flight
   timer: null,
   previewUrl: null,
+  photoSize: null, // [width, height] of the preview photo (the mask's size without the camera)
+  maskVersion: 0, // counts the brush's changes, so the camera resends the mask only then
 };
 
 const $ = (id) => document.getElementById(id);
@@ -129,8 +132,10 @@ async function loadPhoto(file) {
     return;
   }
   const bitmap = await createImageBitmap(photo);
+  if (camera.stream) stopCamera();
   app.photoFile = file;
   app.previewPhoto = photo;
+  app.photoSize = [bitmap.width, bitmap.height];
   mask.width = bitmap.width;
   mask.height = bitmap.height;
   clearMask();
@@ -166,6 +171,7 @@ function fitStage() {
 // --- the live preview -----------------------------------------------------------------------
 
 function schedulePreview(delay = 150) {
+  if (camera.stream) return; // the camera's next frame takes the new settings
   if (!app.previewPhoto) return;
   main.dataset.pending = "true"; // until the newest preview is answered
   clearTimeout(app.timer);
@@ -327,6 +333,7 @@ async function loadStyles() {
 // --- the brush ------------------------------------------------------------------------------
 
 function clearMask() {
+  app.maskVersion += 1;
   maskContext.fillStyle = "#000";
   maskContext.fillRect(0, 0, mask.width, mask.height);
   app.maskPainted = false;
@@ -341,6 +348,7 @@ function canvasPoint(event) {
 }
 
 function dab([x, y]) {
+  app.maskVersion += 1;
   // A soft round dab: full strength inside half the radius, fading to nothing at the edge.
   // The mask is gray levels, white = the painted region's mix (what `--mask` reads).
   const radius = Number($("brush-size").value) / 2;
@@ -416,7 +424,207 @@ async function download() {
   }
 }
 
+// --- the camera -------------------------------------------------------------------------------
+// Frames go to the server over a WebSocket, one at a time: the next is sent when the previous
+// one comes back stylized, so frames are dropped at the camera rather than queued, and what
+// is shown is never more than one frame behind.
+
+const camera = {
+  stream: null,
+  socket: null,
+  canvas: document.createElement("canvas"),
+  busy: false, // a frame is on its way to the server or back
+  settings: "", // the settings last sent, as JSON
+  maskVersion: -1, // the brush's version last sent
+  received: [], // arrival times of the last frames (for frames per second)
+  shown: 0,
+  lastFrame: null, // the newest stylized frame (the snapshot)
+  sent: null, // the frame on its way
+  lastPair: null, // [the photo frame, its stylized frame] last shown (the tests compare them)
+  retry: null,
+};
+
+const CAMERA_ERRORS = {
+  NotAllowedError: "The camera was refused: allow it for this page in the browser's site " +
+    "settings, then press Start the camera again.",
+  SecurityError: "The browser refused the camera to this page.",
+  NotFoundError: "No camera was found: connect one, then press Start the camera again.",
+  OverconstrainedError: "No camera was found: connect one, then press Start the camera again.",
+  NotReadableError: "The camera is busy in another program (or was unplugged).",
+};
+
+async function startCamera() {
+  hideError();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showError("This browser offers no camera to this page: browsers give the camera only to " +
+      "pages on https or on this computer (open http://localhost:PORT or 127.0.0.1).");
+    return;
+  }
+  const button = $("camera");
+  button.disabled = true;
+  setStatus("Asking for the camera…");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 } },
+      audio: false,
+    });
+  } catch (error) {
+    button.disabled = false;
+    showError(CAMERA_ERRORS[error.name] || `The camera could not start (${error.name}: ${error.message}).`);
+    setStatus("No camera.");
+    return;
+  }
+  cancelPreview();
+  camera.stream = stream;
+  const video = $("camera-video");
+  video.srcObject = stream;
+  await video.play();
+  if (!video.videoWidth) {
+    await new Promise((resolve) => video.addEventListener("resize", resolve, { once: true }));
+  }
+  camera.canvas.width = video.videoWidth;
+  camera.canvas.height = video.videoHeight;
+  mask.width = video.videoWidth;
+  mask.height = video.videoHeight;
+  clearMask();
+  $("stage").hidden = false;
+  fitStage();
+  camera.settings = "";
+  camera.maskVersion = -1;
+  camera.received = [];
+  camera.busy = false;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = (camera.socket = new WebSocket(`${scheme}://${location.host}/api/camera`));
+  socket.binaryType = "blob";
+  socket.addEventListener("open", sendFrame);
+  socket.addEventListener("message", (event) => cameraMessage(socket, event));
+  socket.addEventListener("close", (event) => {
+    if (camera.socket !== socket) return; // stopped by the page
+    stopCamera();
+    showError(event.reason || "The server closed the camera stream: is `stylecbn serve` still running?");
+  });
+  button.disabled = false;
+  button.textContent = "Stop the camera";
+  button.setAttribute("aria-pressed", "true");
+  $("snapshot").disabled = false;
+  main.dataset.camera = "on";
+  setStatus("Camera on.");
+}
+
+function stopCamera() {
+  const socket = camera.socket;
+  camera.socket = null;
+  if (socket) socket.close();
+  if (camera.stream) for (const track of camera.stream.getTracks()) track.stop();
+  camera.stream = null;
+  clearTimeout(camera.retry);
+  $("camera-video").srcObject = null;
+  $("camera").textContent = "Start the camera";
+  $("camera").setAttribute("aria-pressed", "false");
+  $("snapshot").disabled = true;
+  $("camera-fps").textContent = "";
+  main.dataset.camera = "off";
+  if (app.previewPhoto) {
+    [mask.width, mask.height] = app.photoSize;
+    clearMask();
+    fitStage();
+    showPicture(app.previewPhoto);
+    schedulePreview(0);
+  } else {
+    $("stage").hidden = true;
+  }
+  setStatus("Camera off.");
+}
+
+function cameraSettings() {
+  // Everything the server paints a frame with; the mask only when the brush changed it.
+  const settings = {
+    style: blendSpec("outside"),
+    strength: Number($("strength").value) / 100,
+    preserve_color: $("preserve-color").checked,
+    steady: $("steady").checked,
+    mask_style: app.maskPainted ? blendSpec("inside") : null,
+  };
+  const text = JSON.stringify(settings);
+  const changes = text === camera.settings ? {} : settings;
+  camera.settings = text;
+  if (camera.maskVersion !== app.maskVersion) {
+    camera.maskVersion = app.maskVersion;
+    Object.assign(changes, settings, { mask: app.maskPainted ? mask.toDataURL("image/png") : null });
+  }
+  return changes;
+}
+
+function sendFrame() {
+  const socket = camera.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN || camera.busy) return;
+  let changes;
+  try {
+    changes = cameraSettings();
+  } catch (error) {
+    showError(error.message); // no style with a weight: wait for one
+    camera.retry = setTimeout(sendFrame, 500);
+    return;
+  }
+  if (Object.keys(changes).length) socket.send(JSON.stringify(changes));
+  camera.busy = true;
+  const video = $("camera-video");
+  camera.canvas.getContext("2d").drawImage(video, 0, 0, camera.canvas.width, camera.canvas.height);
+  camera.canvas.toBlob((blob) => {
+    if (camera.socket !== socket || socket.readyState !== WebSocket.OPEN) return;
+    camera.sent = blob;
+    socket.send(blob);
+  }, "image/jpeg", 0.9);
+}
+
+async function cameraMessage(socket, event) {
+  if (camera.socket !== socket) return;
+  if (typeof event.data === "string") {
+    const message = JSON.parse(event.data);
+    if (message.error) {
+      showError(message.error);
+      camera.busy = false; // this frame will not come back: try the next one shortly
+      clearTimeout(camera.retry);
+      camera.retry = setTimeout(sendFrame, 500);
+    }
+    return;
+  }
+  camera.lastFrame = event.data;
+  camera.lastPair = [camera.sent, event.data];
+  await showPicture(event.data);
+  if (camera.socket !== socket) return;
+  const now = performance.now();
+  camera.received.push(now);
+  while (camera.received.length > 2 && now - camera.received[0] > 2000) camera.received.shift();
+  const span = (now - camera.received[0]) / 1000;
+  if (camera.received.length > 1 && span > 0) {
+    const rate = (camera.received.length - 1) / span;
+    $("camera-fps").textContent = `${rate.toFixed(1)} frames/s`;
+    main.dataset.cameraFps = rate.toFixed(2);
+  }
+  camera.shown += 1;
+  main.dataset.cameraFrames = String(camera.shown);
+  camera.busy = false;
+  sendFrame();
+}
+
+function snapshot() {
+  if (!camera.lastFrame) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(camera.lastFrame);
+  link.download = "camera_stylized.jpg";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  setStatus(`Saved ${link.download}.`);
+}
+
 // --- wiring -----------------------------------------------------------------------------------
+
+$("camera").addEventListener("click", () => (camera.stream ? stopCamera() : startCamera()));
+$("snapshot").addEventListener("click", snapshot);
 
 $("file").addEventListener("change", (event) => loadPhoto(event.target.files[0]));
 const drop = $("drop");
