@@ -13,8 +13,14 @@ Every configuration first gets untimed warm-up calls (tracing the model for the 
 The machine's load average is printed before and after: on a shared machine it says how
 much the figures can be trusted.
 
+The camera (`--camera-sizes`): frames of a moving picture (JPEG, as the page sends them)
+over the page's WebSocket, each sent when the previous one has come back, as the page does;
+frames per second and the time from sending a frame to having it back, against
+`Stylizer.live().paint` on the same frames in this process (no server, no encoding).
+
     python benchmarks/serve_latency.py
     python benchmarks/serve_latency.py --model mystyles.keras --requests 48 --clients 1 2 4
+    python benchmarks/serve_latency.py --clients --camera-sizes 320x240 640x480
 """
 
 import argparse
@@ -89,10 +95,51 @@ def server_latencies(url, photo_png, style, clients, total):
     return times, len(times) / wall
 
 
+def camera_frames(width, height, count):
+    """`count` JPEG frames (bytes) of a picture panning 3 px a frame, and their arrays."""
+    from PIL import Image
+
+    from stylecbn.media.sample import sample_photo
+
+    wide = sample_photo(width + 3 * count, height)
+    frames = []
+    for index in range(count):
+        array = np.ascontiguousarray(wide[:, 3 * index:3 * index + width])
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "JPEG", quality=90)
+        frames.append((buffer.getvalue(), array))
+    return frames
+
+
+def camera_rate(url, frames, style):
+    """(frames per second, round-trip seconds per frame) of the camera's WebSocket."""
+    from websockets.sync.client import connect
+
+    import json
+
+    times = []
+    with connect(url.replace("http://", "ws://") + "/api/camera", max_size=None) as socket:
+        socket.send(json.dumps({"style": style, "steady": True}))
+        started = time.perf_counter()
+        for data, _ in frames:
+            sent = time.perf_counter()
+            socket.send(data)
+            info = json.loads(socket.recv())
+            if "error" in info:
+                raise SystemExit(f"the camera stream failed: {info['error']}")
+            socket.recv()
+            times.append(time.perf_counter() - sent)
+        elapsed = time.perf_counter() - started
+    return len(frames) / elapsed, times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="Model file; default the built-in model.")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 8])
+    parser.add_argument("--camera-sizes", nargs="*", default=["320x240", "640x480"],
+                        help="Camera frame sizes WIDTHxHEIGHT (none: no camera rows).")
+    parser.add_argument("--camera-frames", type=int, default=30)
     parser.add_argument("--requests", type=int, default=24,
                         help="Requests per configuration (split over its clients).")
     parser.add_argument("--style", default="14:100,4:40", help="The blend, as the page sends it.")
@@ -126,12 +173,27 @@ def main():
     # drifts during the run weighs on both sides alike.
     run_baseline(args.requests // 2)
     process, url = start_server(args.model)
-    rows = []
+    rows, camera_rows = [], []
     try:
         server_latencies(url, photo_png, args.style, 1, 2)  # warm-up
         for clients in args.clients:
             times, rate = server_latencies(url, photo_png, args.style, clients, args.requests)
             rows.append((f"stylecbn serve, {clients} client{'s' * (clients > 1)}", times, rate))
+        for size in args.camera_sizes:
+            width, height = (int(v) for v in size.split("x"))
+            frames = camera_frames(width, height, args.camera_frames)
+            camera_rate(url, frames[:3], args.style)  # warm-up: traces the model for the size
+            rate, times = camera_rate(url, frames, args.style)
+            live = stylizer.live()
+            for _, array in frames[:3]:
+                live.paint(array, style=style, max_size=0)
+            live.reset()
+            local = []
+            for _, array in frames:
+                started = time.perf_counter()
+                live.paint(array, style=style, max_size=0)
+                local.append(time.perf_counter() - started)
+            camera_rows.append((size, rate, times, local))
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -150,6 +212,15 @@ def main():
     for label, times, rate in rows:
         median, p95 = percentiles(times)
         print(f"{label:34}{len(times):>9}{median:>11.0f}{p95:>9.0f}{rate:>7.2f}")
+    if camera_rows:
+        print(f"\nCamera (steady on, {args.camera_frames} frames, one in flight)")
+        print(f"{'size':>9}{'served fps':>12}{'round trip ms':>15}{'p95 ms':>9}"
+              f"{'in-process fps':>16}{'served / in-process':>21}")
+        for size, rate, times, local in camera_rows:
+            median, p95 = percentiles(times)
+            local_rate = len(local) / sum(local)
+            print(f"{size:>9}{rate:>12.1f}{median:>15.0f}{p95:>9.0f}{local_rate:>16.1f}"
+                  f"{rate / local_rate:>21.2f}")
 
 
 if __name__ == "__main__":

@@ -204,3 +204,27 @@ def test_a_foreign_host_is_refused_at_the_handshake(stylizer):
         with TestClient(app).websocket_connect("/api/camera", headers={"host": "evil.example"}):
             pass
     assert refused.value.code == 1008
+
+
+def test_live_stream_frames_of_another_size_and_refusals(stylizer):
+    from stylecbn.applying.refine import ImageStyle
+    from stylecbn.errors import ConfigError
+
+    live = stylizer.live(stabilize=False)
+    assert live.reducer is None
+    assert live.paint(FRAME, style=1, max_size=0).shape == (48, 64, 3)
+    larger = sample_photo(96, 72)
+    np.testing.assert_array_equal(live.paint(larger, style=1, max_size=0),
+                                  np.asarray(stylizer.stylize(larger, style=1, max_size=0)))
+    assert live.paint(larger, style=1, max_size=48).shape == (36, 48, 3)  # shrunk, as stylize
+    assert live.frames == 3
+    steady = stylizer.live()
+    steady.paint(FRAME, style=1, max_size=0)
+    # a frame of another size starts the reducer afresh: nothing is carried into it
+    np.testing.assert_array_equal(steady.paint(larger, style=1, max_size=0),
+                                  np.asarray(stylizer.stylize(larger, style=1, max_size=0)))
+    painting = ImageStyle({}, stylizer.blend(0), 0.0, (0, 0.0), "painting")
+    with pytest.raises(ConfigError, match="works on single images only"):
+        live.paint(FRAME, style=painting)
+    with pytest.raises(ConfigError, match="a mask needs a mask style"):
+        live.paint(FRAME, mask=np.ones((48, 64), np.float32))
