@@ -24,7 +24,9 @@ Variants (all through `Stylizer.stylize_frames`, the path of `stylecbn apply`):
 - `stylecbn.applying.flicker.FlickerReducer` and its parts: "grid only" (the network's grid follows
   the camera, nothing carried), "carry 0.5 without grid", "grid + carry 0.5, no detail" (no
   detail restoration), and "grid + carry c" for several carries. The default, "grid + carry
-  0.5", is what `stylecbn apply` does to video and animated GIFs.
+  0.5", is what `stylecbn apply` does to video and animated GIFs. "similarity only" and
+  "similarity + carry 0.5" follow zoom and rotation too (`follow="similarity"`: the photo is
+  drawn in a key frame's coordinates before the network, its output drawn back).
 The input clip's own warping error is the floor that resampling leaves.
 
 Compound clips (`--kinds`, `COMPOUND`): zoom, rotation and pan at once (0.8% zoom, 0.4 degrees
@@ -283,6 +285,11 @@ def variants(carries, only=None):
         (f"grid + carry {DEFAULT_CARRY:g}, no detail", reduced(restore_detail=False)),
     ]
     chosen += [(f"grid + carry {c:g}", reduced(carry=c)) for c in carries]
+    chosen += [("similarity only", reduced(carry=0.0, follow="similarity")),
+               (f"similarity + carry {DEFAULT_CARRY:g}", reduced(follow="similarity")),
+               (f"similarity + carry {DEFAULT_CARRY:g} key 1.05",
+                reduced(follow="similarity", key_frame_scale=1.05)),
+               ("similarity + carry 0.3", reduced(follow="similarity", carry=0.3))]
     return chosen if not only else [v for v in chosen if v[0] in only]
 
 

@@ -382,6 +382,29 @@ def test_masks_keep_their_meaning_when_stabilized(stylizer):
         assert np.abs(a.astype(int) - b).max() <= 1
 
 
+def test_masks_keep_their_meaning_when_following_zoom_and_rotation(stylizer):
+    # The same with follow="similarity": the mask is drawn into the key frame with the photo.
+    import cv2
+
+    from stylecbn.media.reading import LoadedImage
+
+    big = make_picture(80, 80)
+    frames = []
+    for t in range(4):
+        turn = cv2.getRotationMatrix2D((40, 40), 2.0 * t, 1.0 + 0.02 * t)
+        frames.append(cv2.warpAffine(big, turn, (80, 80))[20:60, 20:60].copy())
+    loaded = LoadedImage(frames=frames, source="anim", durations=[50] * 4)
+    white = np.full((40, 40), 255, np.uint8)
+    reducer = FlickerReducer(follow="similarity")
+    masked = stylizer.stylize_frames(loaded, 0, mask=white, mask_style=2,
+                                     stabilize=reducer).frames
+    assert not np.allclose(reducer._anchor, np.eye(3))  # the frames were drawn in a key frame
+    direct = stylizer.stylize_frames(loaded, 2,
+                                     stabilize=FlickerReducer(follow="similarity")).frames
+    for a, b in zip(masked, direct):
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
 def make_picture(h=40, w=40, seed=1):
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w] / max(h, w)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from stylecbn.applying.blend import Blend, mix
 from stylecbn.media.reading import LoadedImage, read_image
-from stylecbn.applying.flicker import shift_for_grid
+from stylecbn.applying.flicker import shift_for_grid, warp_to
 
 __all__ = ["StyleField", "load_mask", "morph"]
 
@@ -58,6 +58,13 @@ class StyleField:
         if self.mask is None:
             return self
         return StyleField(self.outside, self.inside, shift_for_grid(self.mask, top, left))
+
+    def warped(self, matrix):
+        """The field for a photo drawn through `stylecbn.applying.flicker.warp_to`."""
+        if self.mask is None:
+            return self
+        return StyleField(self.outside, self.inside,
+                          np.clip(warp_to(self.mask, matrix), 0.0, 1.0).astype(np.float32))
 
     def network_input(self):
         """The network's style input: (1, num_styles) or per-pixel (1, H, W, num_styles)."""

@@ -41,7 +41,8 @@ import functools
 
 import numpy as np
 
-__all__ = ["FlickerReducer", "restore_detail", "shift_for_grid", "DEFAULT_CARRY", "GRID"]
+__all__ = ["FlickerReducer", "restore_detail", "shift_for_grid", "warp_to", "DEFAULT_CARRY",
+           "FOLLOW", "GRID"]
 
 # Share of the previous output in trusted pixels (benchmarks/temporal.py chose it).
 DEFAULT_CARRY = 0.5
@@ -58,6 +59,16 @@ FLOW_SIDE = 512
 MAX_DETAIL_GAIN = 4.0
 _RING_EDGES = np.geomspace(0.02, 0.71, 12)[:-1]
 ORIENTATIONS = 8
+# How the network's texture follows the camera: "grid" (the median flow's translation, by whole
+# pixels modulo GRID), "similarity" (zoom, rotation and translation fitted to the flow; the
+# photo is drawn in a key frame's coordinates before the network and its output drawn back),
+# "none".
+FOLLOW = ("grid", "similarity", "none")
+# A key frame serves while the camera stays within these of it; then the current frame
+# becomes the next one (drawing far-zoomed or turned frames would lose resolution or corners).
+KEY_FRAME_SCALE = 1.15
+KEY_FRAME_DEGREES = 8.0
+KEY_FRAME_TRAVEL = 0.25
 
 
 class FlickerReducer:
@@ -70,14 +81,21 @@ class FlickerReducer:
         carry: share of the previous output in pixels that are fully trusted, 0 to < 1.
         restore_detail: scale the blend's fine detail back to the fresh output's energy (step 4
             of the module docstring).
-        follow_grid: shift the network's input with the camera (step 2).
-        The last two exist to measure what each step does (benchmarks/temporal.py).
+        follow_grid: shift the network's input with the camera (step 2); False is
+            `follow="none"`.
+        follow: how the texture follows the camera (`FOLLOW`): "grid" (step 2), "similarity"
+            (zoom and rotation too: the photo is drawn in a key frame's coordinates, the
+            camera's motion since it fitted to the flow), or "none".
+        restore_detail and follow_grid exist to measure what each step does
+        (benchmarks/temporal.py).
 
     Call arguments:
         photo: the input frame, (H, W, 3) float32 in [0, 1].
-        stylize: a function `(top, left) -> output`: the network's (H, W, 3) float32 output for
-            the photo shifted down by `top` and right by `left` pixels (0 <= both < GRID; see
-            `shift_for_grid`) and cropped back to (H, W).
+        stylize: a function `(top, left, matrix=None) -> output`: the network's (H, W, 3)
+            float32 output for the photo shifted down by `top` and right by `left` pixels
+            (0 <= both < GRID; see `shift_for_grid`) and cropped back to (H, W); with
+            `matrix` (follow="similarity"), for the photo drawn through that 2x3 map from
+            input pixels to the photo's (`warp_to`), at the photo's size.
 
     Returns from a call:
         The stabilized output, (H, W, 3) float32 in [0, 1]. The first frame, a frame after a
@@ -88,15 +106,20 @@ class FlickerReducer:
     >>> outputs = [reducer(photo, lambda top, left: run(photo, top, left)) for photo in frames]
     """
 
-    def __init__(self, carry=DEFAULT_CARRY, restore_detail=True, follow_grid=True):
+    def __init__(self, carry=DEFAULT_CARRY, restore_detail=True, follow_grid=True,
+                 follow="grid", key_frame_scale=KEY_FRAME_SCALE):
         if not 0.0 <= carry < 1.0:
             raise ValueError(f"carry must be in [0, 1). Received: carry={carry}")
+        if follow not in FOLLOW:
+            raise ValueError(f"follow must be one of {', '.join(FOLLOW)}. Received: {follow!r}")
         import cv2
 
         self._cv2 = cv2
         self.carry = float(carry)
         self.restore_detail = bool(restore_detail)
-        self.follow_grid = bool(follow_grid)
+        self.follow = follow if follow_grid else "none"
+        self.follow_grid = self.follow == "grid"
+        self.key_frame_scale = float(key_frame_scale)
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self.reset()
 
@@ -104,6 +127,7 @@ class FlickerReducer:
         """Forget the previous frames (the next one starts afresh)."""
         self._previous = None  # (photo, gray, output)
         self._travel = np.zeros(2)  # (x, y) pixels the picture has moved since the start
+        self._anchor = np.eye(3)  # "similarity": current frame pixel -> key frame pixel
         self.offset = (0, 0)  # (top, left) shift of the last frame
         self.carried = 0.0  # mean share of the previous output in the last frame
 
@@ -121,16 +145,24 @@ class FlickerReducer:
             if trust.mean() < CUT_TRUST:
                 trust = None
                 self._travel[:] = 0.0
+                self._anchor = np.eye(3)
             else:
                 self._travel += np.median(map_x - _columns(photo.shape)), np.median(
                     map_y - _rows(photo.shape)
                 )
-        if self.follow_grid:
+                if self.follow == "similarity":
+                    self._anchor = self._anchor @ self._camera(map_x, map_y, trust)
+                    if not _near_identity(self._anchor, photo.shape, self.key_frame_scale):
+                        self._anchor = np.eye(3)  # a new key frame
+        if self.follow == "grid":
             left, top = (int(v) for v in np.round(self._travel).astype(int) % GRID)
         else:
             top = left = 0
         self.offset = (top, left)
-        styled = np.asarray(stylize(top, left), np.float32)
+        if self.follow == "similarity" and not np.allclose(self._anchor, np.eye(3)):
+            styled = self._stylized_in_key_frame(photo, stylize)
+        else:
+            styled = np.asarray(stylize(top, left), np.float32)
         output, self.carried = styled, 0.0
         if trust is not None and self.carry > 0:
             warped = self._warp(previous[2], map_x, map_y, self._cv2.INTER_CUBIC)
@@ -142,6 +174,36 @@ class FlickerReducer:
             self.carried = float(share.mean())
         self._previous = (photo, gray, output)
         return output
+
+    def _camera(self, map_x, map_y, trust):
+        """The similarity (3x3) from current to previous frame pixels that fits the flow of
+        the trusted pixels best (RANSAC, on a sparse grid of them): the camera's motion."""
+        cv2 = self._cv2
+        height, width = map_x.shape
+        step = max(1, round(np.sqrt(height * width / 4000)))
+        rows, columns = np.mgrid[0:height:step, 0:width:step]
+        keep = trust[rows, columns] > 0.5
+        if keep.sum() < 20:
+            return np.eye(3)
+        source = np.stack([columns[keep], rows[keep]], -1).astype(np.float32)
+        target = np.stack([map_x[rows, columns][keep], map_y[rows, columns][keep]], -1)
+        matrix, _ = cv2.estimateAffinePartial2D(source, target.astype(np.float32),
+                                                method=cv2.RANSAC, ransacReprojThreshold=1.0)
+        if matrix is None:
+            return np.eye(3)
+        return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+    def _stylized_in_key_frame(self, photo, stylize):
+        """The network's output for the photo drawn in the key frame's coordinates (so its
+        texture stays where the key frame's was), drawn back in the photo's."""
+        cv2 = self._cv2
+        height, width = photo.shape[:2]
+        # key frame pixel -> photo pixel, for warpAffine's inverse map
+        to_photo = np.linalg.inv(self._anchor)[:2].astype(np.float64)
+        styled = np.asarray(stylize(0, 0, to_photo), np.float32)
+        return cv2.warpAffine(styled, self._anchor[:2], (width, height),
+                              flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
 
     def _gray(self, photo):
         cv2 = self._cv2
@@ -176,6 +238,29 @@ class FlickerReducer:
     def _warp(self, image, map_x, map_y, interpolation):
         cv2 = self._cv2
         return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _near_identity(matrix, shape, most_scale=KEY_FRAME_SCALE):
+    """Whether a key frame still serves: scale within `most_scale`, rotation within
+    KEY_FRAME_DEGREES and the centre moved less than KEY_FRAME_TRAVEL of the frame."""
+    scale = np.sqrt(abs(np.linalg.det(matrix[:2, :2])))
+    degrees = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
+    height, width = shape[:2]
+    centre = np.array([width / 2, height / 2, 1.0])
+    moved = np.hypot(*(matrix @ centre - centre)[:2]) / max(height, width)
+    return (1 / most_scale <= scale <= most_scale and abs(degrees) <= KEY_FRAME_DEGREES
+            and moved <= KEY_FRAME_TRAVEL)
+
+
+def warp_to(image, matrix):
+    """`image` drawn through a 2x3 map from output pixels to its own (bicubic, reflected at
+    the borders), at its own size: the network's input for `follow="similarity"`."""
+    import cv2
+
+    height, width = image.shape[:2]
+    return cv2.warpAffine(image, np.asarray(matrix, np.float64), (width, height),
+                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REFLECT)
 
 
 def shift_for_grid(image, top, left):

@@ -44,7 +44,7 @@ from stylecbn.media.reading import MIN_SIDE, LoadedImage, read_image
 from stylecbn.media.pixels import fit_size, resize_to_max
 from stylecbn.applying.runtimes import RuntimeChoice, choose_runtime, open_runtime
 from stylecbn.applying.strips import run_in_strips
-from stylecbn.applying.flicker import FlickerReducer, shift_for_grid
+from stylecbn.applying.flicker import FlickerReducer, shift_for_grid, warp_to
 from stylecbn.media.video import probe_video, stream_video
 
 __all__ = ["Stylizer", "StylizeOptions", "LiveStream", "DEFAULT_MAX_SIZE", "NO_REFINED_FRAMES",
@@ -609,7 +609,9 @@ class Stylizer:
         else:
             height, width = photo.shape[:2]
 
-            def shifted(top, left):
+            def shifted(top, left, matrix=None):
+                if matrix is not None:
+                    return self._run_network(warp_to(photo_f, matrix), field.warped(matrix))
                 image = shift_for_grid(photo_f, top, left)
                 out = self._run_network(image, field.shifted(top, left))
                 return out[top : top + height, left : left + width]
