@@ -228,3 +228,22 @@ def test_live_stream_frames_of_another_size_and_refusals(stylizer):
         live.paint(FRAME, style=painting)
     with pytest.raises(ConfigError, match="a mask needs a mask style"):
         live.paint(FRAME, mask=np.ones((48, 64), np.float32))
+
+
+def test_a_failure_in_the_server_is_said_and_the_stream_goes_on(app, monkeypatch, caplog):
+    paint = LiveStream.paint
+    calls = []
+
+    def failing_once(self, photo, **options):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ZeroDivisionError("a bug")
+        return paint(self, photo, **options)
+
+    monkeypatch.setattr(LiveStream, "paint", failing_once)
+    with TestClient(app).websocket_connect("/api/camera") as socket:
+        socket.send_bytes(encode(FRAME))
+        assert "the server failed (ZeroDivisionError)" in error(socket)
+        info, _ = frame(socket, FRAME)
+        assert info["frame"] == 1
+    assert "a camera frame failed" in caplog.text

@@ -261,8 +261,8 @@ class CameraStream:
             painter.cancel()
             try:
                 await painter
-            except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                pass
+            except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
+                pass  # cancelled, or the answer could not go out: the client has gone
             self.live = self.waiting = None
 
     def _frame(self, data):
@@ -337,6 +337,12 @@ class CameraStream:
                 encoded = await run_in_threadpool(_encode, image, file_format, 90)
             except StylecbnError as exc:
                 await websocket.send_text(json.dumps({"error": str(exc)}))
+                continue
+            except Exception as exc:  # a bug: say so, log it, and go on with the next frame
+                log.exception("stylecbn serve: a camera frame failed")
+                await websocket.send_text(json.dumps({
+                    "error": f"the server failed ({type(exc).__name__}); see its terminal "
+                             "for details"}))
                 continue
             self.painted += 1
             await websocket.send_text(json.dumps({
