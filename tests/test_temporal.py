@@ -197,25 +197,32 @@ def corner_error(matrix, expected, height=64, width=80):
 
 
 def test_similarity_follows_zoom_and_rotation_from_a_key_frame():
-    """The network's input is the photo drawn in the first frame's coordinates: the map it
-    is drawn through (key frame pixel -> photo pixel) is the camera's motion since then. DIS
-    flow on this texture is good to a few tenths of a pixel and the fit pools thousands of
-    pixels; a fit that missed the zoom or the turn would be off by 3 to 10 px at the
-    corners after five frames (1.5% and 1.5 degrees a frame), so 1.5 px tells them apart."""
+    """The reducer's map from the current frame to the key frame (the first) is the camera's
+    motion since then: DIS flow on this texture is good to a few tenths of a pixel and the
+    fit pools thousands of pixels, while a fit that missed the zoom or the turn would be off
+    by 3 to 10 px at the corners after five frames (1.5% and 1.5 degrees a frame), so 1.5 px
+    tells them apart. The network gets the photo turned and zoomed about its centre by that
+    map's linear part, and the grid shift of its translation."""
+    from stylecbn.applying.flicker import _split_about_centre
+
     frames, maps = zoomed_and_turned(6)
     reducer = FlickerReducer(follow="similarity")
     given = []
 
     def stylize(top, left, matrix=None):
-        given.append(matrix)
+        given.append((matrix, top, left))
         return np.zeros((64, 80, 3), np.float32)
 
-    for frame in frames:
+    for t, frame in enumerate(frames):
         reducer(frame, stylize)
-    assert given[0] is None and reducer.offset == (0, 0)
-    for t in range(1, 6):
-        to_photo = np.vstack([given[t], [0, 0, 1]])
-        assert corner_error(to_photo, np.linalg.inv(maps[t])) < 1.5, t
+        matrix, top, left = given[t]
+        if t == 0:
+            assert matrix is None and (top, left) == (0, 0)
+            continue
+        assert corner_error(reducer._anchor, maps[t]) < 1.5, t
+        turn, shift = _split_about_centre(reducer._anchor, frame.shape)
+        np.testing.assert_allclose(matrix, np.linalg.inv(turn)[:2], atol=1e-9)
+        assert (left, top) == tuple(int(v) for v in np.round(shift).astype(int) % GRID)
 
 
 def test_a_key_frame_gives_way_when_the_camera_has_zoomed_too_far():

@@ -64,11 +64,11 @@ ORIENTATIONS = 8
 # photo is drawn in a key frame's coordinates before the network and its output drawn back),
 # "none".
 FOLLOW = ("grid", "similarity", "none")
-# A key frame serves while the camera stays within these of it; then the current frame
-# becomes the next one (drawing far-zoomed or turned frames would lose resolution or corners).
+# A key frame serves while the camera's zoom and turn stay within these of it; then the
+# current frame becomes the next one (drawing far-zoomed or turned frames would lose
+# resolution or corners). Its translation is followed by the grid, whatever its size.
 KEY_FRAME_SCALE = 1.15
 KEY_FRAME_DEGREES = 8.0
-KEY_FRAME_TRAVEL = 0.25
 
 
 class FlickerReducer:
@@ -94,8 +94,9 @@ class FlickerReducer:
         stylize: a function `(top, left, matrix=None) -> output`: the network's (H, W, 3)
             float32 output for the photo shifted down by `top` and right by `left` pixels
             (0 <= both < GRID; see `shift_for_grid`) and cropped back to (H, W); with
-            `matrix` (follow="similarity"), for the photo drawn through that 2x3 map from
-            input pixels to the photo's (`warp_to`), at the photo's size.
+            `matrix` (follow="similarity"), for the photo first drawn through that 2x3 map
+            from input pixels to the photo's (`warp_to`, a turn and zoom about its centre,
+            at its size), then shifted and cropped back.
 
     Returns from a call:
         The stabilized output, (H, W, 3) float32 in [0, 1]. The first frame, a frame after a
@@ -154,13 +155,17 @@ class FlickerReducer:
                     self._anchor = self._anchor @ self._camera(map_x, map_y, trust)
                     if not _near_identity(self._anchor, photo.shape, self.key_frame_scale):
                         self._anchor = np.eye(3)  # a new key frame
+        turn = None
         if self.follow == "grid":
             left, top = (int(v) for v in np.round(self._travel).astype(int) % GRID)
+        elif self.follow == "similarity":
+            turn, shift = _split_about_centre(self._anchor, photo.shape)
+            left, top = (int(v) for v in np.round(shift).astype(int) % GRID)
         else:
             top = left = 0
         self.offset = (top, left)
-        if self.follow == "similarity" and not np.allclose(self._anchor, np.eye(3)):
-            styled = self._stylized_in_key_frame(photo, stylize)
+        if turn is not None and not np.allclose(turn, np.eye(3), atol=1e-6):
+            styled = self._stylized_turned(photo, stylize, turn, top, left)
         else:
             styled = np.asarray(stylize(top, left), np.float32)
         output, self.carried = styled, 0.0
@@ -193,17 +198,19 @@ class FlickerReducer:
             return np.eye(3)
         return np.vstack([matrix, [0.0, 0.0, 1.0]])
 
-    def _stylized_in_key_frame(self, photo, stylize):
-        """The network's output for the photo drawn in the key frame's coordinates (so its
-        texture stays where the key frame's was), drawn back in the photo's."""
+    def _stylized_turned(self, photo, stylize, turn, top, left):
+        """The network's output for the photo turned and zoomed about its centre into the key
+        frame's orientation and scale (and shifted for the grid, as "grid" does for the
+        translation), drawn back in the photo's coordinates: its texture stays where the key
+        frame's was."""
         cv2 = self._cv2
         height, width = photo.shape[:2]
         # key frame pixel -> photo pixel, for warpAffine's inverse map
-        to_photo = np.linalg.inv(self._anchor)[:2].astype(np.float64)
-        styled = np.asarray(stylize(0, 0, to_photo), np.float32)
-        return cv2.warpAffine(styled, self._anchor[:2], (width, height),
+        to_photo = np.linalg.inv(turn)[:2].astype(np.float64)
+        styled = np.asarray(stylize(top, left, to_photo), np.float32)
+        return cv2.warpAffine(styled, turn[:2], (width, height),
                               flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+                              borderMode=cv2.BORDER_REFLECT)
 
     def _gray(self, photo):
         cv2 = self._cv2
@@ -241,15 +248,24 @@ class FlickerReducer:
 
 
 def _near_identity(matrix, shape, most_scale=KEY_FRAME_SCALE):
-    """Whether a key frame still serves: scale within `most_scale`, rotation within
-    KEY_FRAME_DEGREES and the centre moved less than KEY_FRAME_TRAVEL of the frame."""
+    """Whether a key frame still serves: scale within `most_scale` and rotation within
+    KEY_FRAME_DEGREES (the translation is the grid's: any amount)."""
     scale = np.sqrt(abs(np.linalg.det(matrix[:2, :2])))
     degrees = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
+    return 1 / most_scale <= scale <= most_scale and abs(degrees) <= KEY_FRAME_DEGREES
+
+
+def _split_about_centre(matrix, shape):
+    """(turn, shift): `matrix` (current pixel -> key frame pixel) as a turn and zoom about the
+    frame's centre (3x3) followed by a translation of `shift` (x, y) pixels."""
     height, width = shape[:2]
-    centre = np.array([width / 2, height / 2, 1.0])
-    moved = np.hypot(*(matrix @ centre - centre)[:2]) / max(height, width)
-    return (1 / most_scale <= scale <= most_scale and abs(degrees) <= KEY_FRAME_DEGREES
-            and moved <= KEY_FRAME_TRAVEL)
+    centre = np.array([width / 2, height / 2])
+    linear = matrix[:2, :2]
+    turn = np.eye(3)
+    turn[:2, :2] = linear
+    turn[:2, 2] = centre - linear @ centre
+    shift = matrix[:2, :2] @ centre + matrix[:2, 2] - centre
+    return turn, shift
 
 
 def warp_to(image, matrix):

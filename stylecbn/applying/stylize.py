@@ -610,10 +610,11 @@ class Stylizer:
             height, width = photo.shape[:2]
 
             def shifted(top, left, matrix=None):
+                image, moved = photo_f, field
                 if matrix is not None:
-                    return self._run_network(warp_to(photo_f, matrix), field.warped(matrix))
-                image = shift_for_grid(photo_f, top, left)
-                out = self._run_network(image, field.shifted(top, left))
+                    image, moved = warp_to(photo_f, matrix), field.warped(matrix)
+                out = self._run_network(shift_for_grid(image, top, left),
+                                        moved.shifted(top, left))
                 return out[top : top + height, left : left + width]
 
             styled = reducer(photo_f, shifted)
