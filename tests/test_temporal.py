@@ -252,6 +252,22 @@ def test_following_the_camera_draws_the_output_back_where_the_photo_is():
 
 
 def test_follow_must_be_known():
-    with pytest.raises(ValueError, match="follow must be one of grid, similarity, none"):
+    with pytest.raises(ValueError, match="follow must be one of grid, similarity, rotation, none"):
         FlickerReducer(follow="affine")
     assert FlickerReducer(follow_grid=False).follow == "none"
+
+
+def test_rotation_follows_the_turn_and_leaves_the_zoom_to_the_picture():
+    """follow="rotation": the network's input is turned like the key frame but never zoomed
+    (the map's linear part has determinant 1), and no zoom ends a key frame."""
+    frames, maps = zoomed_and_turned(8, scale=1.03, degrees=1.0)
+    reducer = FlickerReducer(follow="rotation")
+    given = []
+    for frame in frames:
+        reducer(frame, lambda top, left, matrix=None: given.append(matrix)
+                or np.zeros((64, 80, 3), np.float32))
+    assert given[0] is None and all(m is not None for m in given[1:])  # 1.03^7 = 1.23: kept
+    for t, matrix in enumerate(given[1:], 1):
+        assert abs(np.linalg.det(matrix[:, :2]) - 1.0) < 1e-9
+        degrees = np.degrees(np.arctan2(-matrix[1, 0], matrix[0, 0]))  # the turn it undoes
+        assert abs(degrees - 1.0 * t) < 0.3 * t, (t, degrees)

@@ -61,9 +61,10 @@ _RING_EDGES = np.geomspace(0.02, 0.71, 12)[:-1]
 ORIENTATIONS = 8
 # How the network's texture follows the camera: "grid" (the median flow's translation, by whole
 # pixels modulo GRID), "similarity" (zoom, rotation and translation fitted to the flow; the
-# photo is drawn in a key frame's coordinates before the network and its output drawn back),
+# photo is turned and zoomed into a key frame's coordinates before the network, its output
+# drawn back, the translation left to the grid), "rotation" (the same without the zoom),
 # "none".
-FOLLOW = ("grid", "similarity", "none")
+FOLLOW = ("grid", "similarity", "rotation", "none")
 # A key frame serves while the camera's zoom and turn stay within these of it; then the
 # current frame becomes the next one (drawing far-zoomed or turned frames would lose
 # resolution or corners). Its translation is followed by the grid, whatever its size.
@@ -84,8 +85,9 @@ class FlickerReducer:
         follow_grid: shift the network's input with the camera (step 2); False is
             `follow="none"`.
         follow: how the texture follows the camera (`FOLLOW`): "grid" (step 2), "similarity"
-            (zoom and rotation too: the photo is drawn in a key frame's coordinates, the
-            camera's motion since it fitted to the flow), or "none".
+            (zoom and rotation too: the photo is turned and zoomed into a key frame's
+            coordinates, the camera's motion since it fitted to the flow), "rotation" (the
+            same without the zoom), or "none".
         restore_detail and follow_grid exist to measure what each step does
         (benchmarks/temporal.py).
 
@@ -151,15 +153,17 @@ class FlickerReducer:
                 self._travel += np.median(map_x - _columns(photo.shape)), np.median(
                     map_y - _rows(photo.shape)
                 )
-                if self.follow == "similarity":
+                if self.follow in ("similarity", "rotation"):
                     self._anchor = self._anchor @ self._camera(map_x, map_y, trust)
-                    if not _near_identity(self._anchor, photo.shape, self.key_frame_scale):
+                    most_scale = self.key_frame_scale if self.follow == "similarity" else np.inf
+                    if not _near_identity(self._anchor, photo.shape, most_scale):
                         self._anchor = np.eye(3)  # a new key frame
         turn = None
         if self.follow == "grid":
             left, top = (int(v) for v in np.round(self._travel).astype(int) % GRID)
-        elif self.follow == "similarity":
-            turn, shift = _split_about_centre(self._anchor, photo.shape)
+        elif self.follow in ("similarity", "rotation"):
+            turn, shift = _split_about_centre(self._anchor, photo.shape,
+                                              zoom=self.follow == "similarity")
             left, top = (int(v) for v in np.round(shift).astype(int) % GRID)
         else:
             top = left = 0
@@ -255,12 +259,15 @@ def _near_identity(matrix, shape, most_scale=KEY_FRAME_SCALE):
     return 1 / most_scale <= scale <= most_scale and abs(degrees) <= KEY_FRAME_DEGREES
 
 
-def _split_about_centre(matrix, shape):
+def _split_about_centre(matrix, shape, zoom=True):
     """(turn, shift): `matrix` (current pixel -> key frame pixel) as a turn and zoom about the
-    frame's centre (3x3) followed by a translation of `shift` (x, y) pixels."""
+    frame's centre (3x3; without the zoom when `zoom` is False) followed by a translation of
+    `shift` (x, y) pixels."""
     height, width = shape[:2]
     centre = np.array([width / 2, height / 2])
     linear = matrix[:2, :2]
+    if not zoom:
+        linear = linear / np.sqrt(abs(np.linalg.det(linear)))
     turn = np.eye(3)
     turn[:2, :2] = linear
     turn[:2, 2] = centre - linear @ centre
