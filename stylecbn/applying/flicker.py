@@ -213,7 +213,7 @@ class FlickerReducer:
         to_photo = np.linalg.inv(turn)[:2].astype(np.float64)
         styled = np.asarray(stylize(top, left, to_photo), np.float32)
         return cv2.warpAffine(styled, turn[:2], (width, height),
-                              flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                              flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REFLECT)
 
     def _gray(self, photo):
@@ -282,7 +282,7 @@ def warp_to(image, matrix):
 
     height, width = image.shape[:2]
     return cv2.warpAffine(image, np.asarray(matrix, np.float64), (width, height),
-                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REFLECT)
 
 
