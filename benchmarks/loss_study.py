@@ -30,9 +30,10 @@ Candidates are named `scheme` with `+modifier`s:
 
     python benchmarks/loss_study.py --candidates equal,equal+x10,chw,balanced,sqrt
 
-Results go to --results as each optimization ends; a rerun skips what is there (resumable),
-and the outputs are kept as PNG beside it, so `--sheets DIR` redraws the sheets without
-optimizing again. Sheets: one per candidate (photos x paintings, the outputs only: the
+Results go to --results as each optimization ends; a rerun skips what is there (resumable:
+the file is committed, so the study goes on in a later session). The outputs are kept as PNG
+in --outputs (git-ignored: they are made from the photos), from which `--sheets DIR` draws
+the sheets; with --sheets, a run whose picture is missing is made again. Sheets: one per candidate (photos x paintings, the outputs only: the
 photos and paintings themselves are never drawn), plus one row per candidate (first photo).
 """
 
@@ -169,13 +170,15 @@ def main():
     parser.add_argument("--vgg-weights", default="hed")
     parser.add_argument("--model", default="default",
                         help="whose outputs are measured as a reference ('' for none)")
-    parser.add_argument("--results", default="bundle/loss_study/results.json",
-                        help="resumable results file; the outputs go beside it")
+    parser.add_argument("--results", default="docs/loss_study/results.json",
+                        help="resumable results file (committed: the study spans sessions)")
+    parser.add_argument("--outputs", default="bundle/loss_study/outputs",
+                        help="the outputs as PNG (made from the data: never committed)")
     parser.add_argument("--sheets", default="", help="folder for the sheets (JPEG)")
     args = parser.parse_args()
     needs_folders(args.content, args.paintings_dir)
     results_path = Path(args.results)
-    outputs_dir = results_path.parent / "outputs"
+    outputs_dir = Path(args.outputs)
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results.setdefault("runs", {})
 
@@ -286,8 +289,8 @@ def main():
     for index, (kind, photo_stem, stem) in enumerate(jobs):
         key = f"{kind}|{photo_stem}|{stem}"
         image_path = outputs_dir / kind / f"{photo_stem}__{stem}.png"
-        if key in results["runs"] and image_path.is_file():
-            continue
+        if key in results["runs"] and (image_path.is_file() or not args.sheets):
+            continue  # measured (with --sheets, a missing picture is made again)
         photo = photos[photo_stem]
         started = time.perf_counter()
         if kind in references:
