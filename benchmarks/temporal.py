@@ -290,6 +290,7 @@ def variants(carries, only=None):
                (f"similarity + carry {DEFAULT_CARRY:g} key 1.05",
                 reduced(follow="similarity", key_frame_scale=1.05)),
                ("similarity + carry 0.3", reduced(follow="similarity", carry=0.3)),
+               (f"grid + carry {DEFAULT_CARRY:g} + round trip", reduced(round_trip=True)),
                ("rotation only", reduced(carry=0.0, follow="rotation")),
                (f"rotation + carry {DEFAULT_CARRY:g}", reduced(follow="rotation"))]
     return chosen if not only else [v for v in chosen if v[0] in only]

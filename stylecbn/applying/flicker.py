@@ -65,6 +65,9 @@ ORIENTATIONS = 8
 # drawn back, the translation left to the grid), "rotation" (the same without the zoom),
 # "none".
 FOLLOW = ("grid", "similarity", "rotation", "none")
+# round_trip: a pixel whose flow back and forward misses itself by more than this (plus a
+# tenth of its motion) is not carried.
+ROUND_TRIP_PIXELS = 0.75
 # A key frame serves while the camera's zoom and turn stay within these of it; then the
 # current frame becomes the next one (drawing far-zoomed or turned frames would lose
 # resolution or corners). Its translation is followed by the grid, whatever its size.
@@ -110,7 +113,7 @@ class FlickerReducer:
     """
 
     def __init__(self, carry=DEFAULT_CARRY, restore_detail=True, follow_grid=True,
-                 follow="grid", key_frame_scale=KEY_FRAME_SCALE):
+                 follow="grid", key_frame_scale=KEY_FRAME_SCALE, round_trip=False):
         if not 0.0 <= carry < 1.0:
             raise ValueError(f"carry must be in [0, 1). Received: carry={carry}")
         if follow not in FOLLOW:
@@ -123,6 +126,7 @@ class FlickerReducer:
         self.follow = follow if follow_grid else "none"
         self.follow_grid = self.follow == "grid"
         self.key_frame_scale = float(key_frame_scale)
+        self.round_trip = bool(round_trip)
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self.reset()
 
@@ -145,6 +149,8 @@ class FlickerReducer:
         if previous is not None:
             map_x, map_y = self._source_coordinates(photo.shape, gray, previous[1])
             trust = self._trust(photo, previous[0], map_x, map_y)
+            if self.round_trip:
+                trust = trust * self._round_trip(photo.shape, gray, previous[1], map_x, map_y)
             if trust.mean() < CUT_TRUST:
                 trust = None
                 self._travel[:] = 0.0
@@ -237,6 +243,17 @@ class FlickerReducer:
             flow[..., 0] *= scale_x
             flow[..., 1] *= scale_y
         return _columns(shape) + flow[..., 0], _rows(shape) + flow[..., 1]
+
+    def _round_trip(self, shape, gray, previous_gray, map_x, map_y):
+        """1 where the flow back to the previous frame and the flow forward from there agree
+        (the round trip comes back within ROUND_TRIP_PIXELS, or a tenth of the motion), else
+        0: occlusions and flow errors (Sundaram et al., ECCV 2010)."""
+        forward_x, forward_y = self._source_coordinates(shape, previous_gray, gray)
+        back_x = self._warp(forward_x, map_x, map_y, self._cv2.INTER_LINEAR)
+        back_y = self._warp(forward_y, map_x, map_y, self._cv2.INTER_LINEAR)
+        error = np.hypot(back_x - _columns(shape), back_y - _rows(shape))
+        motion = np.hypot(map_x - _columns(shape), map_y - _rows(shape))
+        return (error <= ROUND_TRIP_PIXELS + 0.1 * motion).astype(np.float32)
 
     def _trust(self, photo, previous_photo, map_x, map_y):
         height, width = photo.shape[:2]
