@@ -175,7 +175,14 @@ def main():
     parser.add_argument("--outputs", default="bundle/loss_study/outputs",
                         help="the outputs as PNG (made from the data: never committed)")
     parser.add_argument("--sheets", default="", help="folder for the sheets (JPEG)")
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables of what --results holds; optimize nothing")
     args = parser.parse_args()
+    if args.report:
+        results = json.loads(Path(args.results).read_text())
+        kinds = list(dict.fromkeys(key.split("|")[0] for key in results["runs"]))
+        print_table(results, kinds, "peer_moved" in results)
+        return
     needs_folders(args.content, args.paintings_dir)
     results_path = Path(args.results)
     outputs_dir = Path(args.outputs)
