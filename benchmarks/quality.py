@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import needs_folders
+import os
+
+from _common import OtherWork, needs_folders
 from stylecbn.applying.stylize import Stylizer
 from stylecbn.fileio import atomic_write_bytes
 from stylecbn.media.pixels import center_square
@@ -97,6 +99,7 @@ def main():
     def save():
         atomic_write_bytes(results_path, json.dumps(results, indent=1).encode())
 
+    load_before, other = os.getloadavg()[0], OtherWork().start()
     stylizer = Stylizer(args.model)
     refiner = stylizer.refiner
     print(f"loss network: {refiner.description}; size {args.size} px", flush=True)
@@ -143,6 +146,8 @@ def main():
                 pictures = None
             save()
     print_table(results, refine_steps, gatys_steps)
+    print(f"\n1-minute load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"{other.line()} (rows made in earlier runs keep their own seconds)")
 
 
 def write_picture(folder, name, image):
