@@ -28,13 +28,12 @@ The photos default to the built-in model's held-out photos (README "The built-in
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-import os
 
 from _common import OtherWork, needs_folders
 from stylecbn.applying.stylize import Stylizer
