@@ -64,7 +64,7 @@ from stylecbn.training.trainer import (
     StyleTrainer,
     TrainingBatches,
     TrainingMonitor,
-    _unit_range,
+    unit_range,
     compile_cache,
     dtype_policy,
     stop_on_signals,
@@ -222,7 +222,7 @@ class DistillTrainer(StyleTrainer):
     reported_terms = DISTILL_TERMS
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        total, terms = self.perceptual_loss(_unit_range(x["teacher"]), y_pred)
+        total, terms = self.perceptual_loss(unit_range(x["teacher"]), y_pred)
         for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name])
         return total

@@ -48,6 +48,7 @@ __all__ = [
     "TrainingBatches",
     "TrainingMonitor",
     "dtype_policy",
+    "unit_range",
     "data_parallel",
     "stop_on_signals",
 ]
@@ -119,17 +120,17 @@ class StyleTrainer(keras.Model):
 
     def call(self, inputs, training=None):
         training = bool(training) and not self.freeze_statistics
-        return self.network((_unit_range(inputs["images"]), inputs["style"]), training=training)
+        return self.network((unit_range(inputs["images"]), inputs["style"]), training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels = ops.cast(x["style"], "int32") - self.label_offset
-        total, terms = self.perceptual_loss(_unit_range(x["images"]), y_pred, labels)
+        total, terms = self.perceptual_loss(unit_range(x["images"]), y_pred, labels)
         for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name])
         return total * self.loss_scale if self.loss_scale != 1.0 else total
 
 
-def _unit_range(pixels):
+def unit_range(pixels):
     """uint8 pixels as float32 in [0, 1] (the division NumPy's float32 `x / 255` does)."""
     return ops.cast(pixels, "float32") / 255.0
 
