@@ -449,7 +449,14 @@ def main():
     parser.add_argument("--vgg-weights", default="", help="default: the model's training config")
     parser.add_argument("--gif", default=None, help="write per-frame | stabilized of a pan clip")
     parser.add_argument("--save-clip", default=None, help="write that pan clip as a video")
+    parser.add_argument("--cost", default="",
+                        help="only time the reducer per frame at these sizes (e.g. "
+                        "640x480,1280x720) against the network in the same run")
     args = parser.parse_args()
+    if args.cost:
+        reducer_cost(args, [tuple(int(v) for v in size.lower().split("x"))
+                            for size in args.cost.split(",")])
+        return
     needs_folders(args.styles_folder, *([] if args.video else [args.content]))
 
     frame_size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -504,6 +511,43 @@ def main():
                                      ("per-frame", "stabilized"), 80)
                     print(f"  wrote {args.gif}")
     print_tables(rows)
+
+
+def reducer_cost(args, sizes, frames=24):
+    """Milliseconds per frame of the default FlickerReducer's own work (optical flow, trust,
+    the warp of the previous output, detail restoration: the "network" here returns a fixed
+    picture) and of stylizing one frame (`Stylizer.stylize`, the built-in model) at the same
+    size, over a panning clip."""
+    import os
+
+    from _common import OtherWork
+
+    load_before, other = os.getloadavg()[0], OtherWork().start()
+    stylizer = Stylizer(args.model)
+    photo = read_image(Path(args.content) / args.photos.split(",")[0]).frames[0]
+    style = stylizer.blend(args.styles.split(",")[0].strip())
+    print(f"{'size':>10}{'reducer ms/frame':>18}{'stylize ms/frame':>18}{'reducer / stylize':>19}")
+    for width, height in sizes:
+        clip, _ = make_clip(photo, "pan", frames, (width, height))
+        clip = [frame.astype(np.float32) / 255.0 for frame in clip]
+        fixed = np.asarray(stylizer.model((clip[0][None], style.vector[None])))[0]
+        reducer = FlickerReducer()
+        reducer(clip[0], lambda top, left, matrix=None: fixed)  # warm-up (OpenCV's first call)
+        reducer.reset()
+        started = time.perf_counter()
+        for frame in clip:
+            reducer(frame, lambda top, left, matrix=None: fixed)
+        own = (time.perf_counter() - started) / frames
+        pictures = [to_uint8(frame) for frame in clip[:8]]
+        stylizer.stylize(pictures[0], style=style, max_size=0)  # warm-up at this size
+        started = time.perf_counter()
+        for picture in pictures:
+            stylizer.stylize(picture, style=style, max_size=0)
+        network = (time.perf_counter() - started) / len(pictures)
+        print(f"{width}x{height:<5}{1000 * own:>16.0f}{1000 * network:>18.0f}"
+              f"{own / network:>19.2f}")
+    print(f"1-minute load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"{other.line()}")
 
 
 def video_frames(path, count, frame_size):
