@@ -446,10 +446,10 @@ const camera = {
 
 const CAMERA_ERRORS = {
   NotAllowedError: "The camera was refused: allow it for this page in the browser's site " +
-    "settings, then press Start the camera again.",
+    "settings, then press Camera again.",
   SecurityError: "The browser refused the camera to this page.",
-  NotFoundError: "No camera was found: connect one, then press Start the camera again.",
-  OverconstrainedError: "No camera was found: connect one, then press Start the camera again.",
+  NotFoundError: "No camera was found: connect one, then press Camera again.",
+  OverconstrainedError: "No camera was found: connect one, then press Camera again.",
   NotReadableError: "The camera is busy in another program (or was unplugged).",
 };
 
@@ -505,7 +505,7 @@ async function startCamera() {
     showError(event.reason || "The server closed the camera stream: is `stylecbn serve` still running?");
   });
   button.disabled = false;
-  button.textContent = "Stop the camera";
+  button.textContent = "Stop camera";
   button.setAttribute("aria-pressed", "true");
   $("snapshot").disabled = false;
   main.dataset.camera = "on";
@@ -520,7 +520,7 @@ function stopCamera() {
   camera.stream = null;
   clearTimeout(camera.retry);
   $("camera-video").srcObject = null;
-  $("camera").textContent = "Start the camera";
+  $("camera").textContent = "Camera";
   $("camera").setAttribute("aria-pressed", "false");
   $("snapshot").disabled = true;
   $("camera-fps").textContent = "";
