@@ -297,7 +297,7 @@ class CameraStream:
             if "preserve_color" in changes:
                 settings["preserve_color"] = changes["preserve_color"]
             if "mask" in changes:
-                settings["mask"] = None if changes["mask"] is None else _mask_map(changes["mask"])
+                settings["mask"] = None if changes["mask"] is None else _mask_image(changes["mask"])
             if "format" in changes:
                 name = str(changes["format"]).strip().lower()
                 if name not in FORMATS:
@@ -363,8 +363,9 @@ def _camera_frame(data):
     return frame
 
 
-def _mask_map(value):
-    """A mask sent as a data URL or base64 PNG/JPEG, as an (H, W) float32 map in [0, 1]."""
+def _mask_image(value):
+    """A mask sent as a data URL or base64 PNG/JPEG, decoded (a `LoadedImage`); the frame's
+    `LiveStream` reads it as every mask is read (`load_mask`), at the frame's size."""
     text = str(value)
     if text.startswith("data:"):
         text = text.split(",", 1)[-1]
@@ -374,9 +375,7 @@ def _mask_map(value):
         raise ConfigError("mask must be an image as a data URL or base64 text") from None
     if len(data) > CAMERA_MAX_BYTES:
         raise UploadTooLargeError("the mask is larger than a camera frame may be")
-    loaded = read_image(io.BytesIO(data), name="the mask", max_pixels=CAMERA_MAX_PIXELS)
-    gray = np.asarray(loaded.frames[0], np.float32).mean(axis=-1) / 255.0
-    return gray
+    return read_image(io.BytesIO(data), name="the mask", max_pixels=CAMERA_MAX_PIXELS)
 
 
 class HostGuard:
