@@ -154,7 +154,8 @@ class LiveStream:
             frame: an (H, W, 3) uint8 array (or anything `stylize` takes as one image).
             style, strength, preserve_color, max_size, mask, mask_style: as in `stylize`;
                 a painting's style (`ImageStyle`) is refused (it needs minutes of
-                refining per frame). A mask may also be an (H, W) float array in [0, 1].
+                refining per frame). The mask is read once and kept while it and the
+                frame size stay the same.
 
         Returns:
             The stylized frame, an (h, w, 3) uint8 array at the frame's size after `max_size`.
@@ -183,14 +184,7 @@ class LiveStream:
     def _mask_map(self, mask, size):
         if self._mask is not None and self._mask[0] is mask and self._mask[1] == size:
             return self._mask[2]
-        if isinstance(mask, np.ndarray) and mask.ndim == 2:
-            values = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
-            image = Image.fromarray(values, mode="F")
-            if image.size != size:
-                image = image.resize(size, Image.Resampling.BILINEAR)
-            result = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-        else:
-            result = load_mask(mask, size)
+        result = load_mask(mask, size)  # read once per mask and size, as every mask is
         self._mask = (mask, size, result)
         return result
 
