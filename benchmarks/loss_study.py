@@ -339,7 +339,7 @@ def main():
     print_table(results, [*references, *candidates], peer_moved is not None, args.steps)
     if args.sheets:
         write_sheets(Path(args.sheets), outputs_dir, [*references, *candidates], photos,
-                     paintings)
+                     paintings, pairs if args.pairs == "diagonal" else None)
     print(f"\n1-minute load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} "
           f"after; {other.line()}")
 
@@ -404,9 +404,10 @@ def print_table(results, kinds, with_peer, steps):
               f"(over every candidate run and layer)")
 
 
-def write_sheets(folder, outputs_dir, kinds, photos, paintings):
+def write_sheets(folder, outputs_dir, kinds, photos, paintings, pairs=None):
     """One sheet per candidate (photos x paintings) and one row per candidate (the first
-    photo), from the kept outputs."""
+    photo), from the kept outputs; and every kind in one sheet, a row each, over `pairs`
+    (photo, painting) (None: the first photo with each painting)."""
     folder.mkdir(parents=True, exist_ok=True)
     first = next(iter(photos))
     for kind in kinds:
@@ -428,20 +429,23 @@ def write_sheets(folder, outputs_dir, kinds, photos, paintings):
             sheet.convert("RGB").save(buffer, "JPEG", quality=85)
             atomic_write_bytes(folder / name.replace("+", "_"), buffer.getvalue())
         print(f"wrote {folder / (kind.replace('+', '_') + '.jpg')}", flush=True)
-    # every kind on the first photo, one row each: the picture README shows
+    # one row per kind over the pairs of this run (all: the first photo with each painting;
+    # diagonal: each painting with its photo): the pictures README shows
+    row_pairs = ([(first, stem) for stem in paintings] if pairs is None else pairs)
     tiles, labels = [], []
     for kind in kinds:
-        for stem in paintings:
-            path = outputs_dir / kind / f"{first}__{stem}.png"
+        for photo_stem, stem in row_pairs:
+            path = outputs_dir / kind / f"{photo_stem}__{stem}.png"
             if path.is_file():
                 tiles.append(Image.open(path).convert("RGB").resize((192, 192), Image.LANCZOS))
                 labels.append(f"{kind} / {stem.split('_', 1)[-1][:22]}")
     if tiles:
-        sheet = labelled_sheet(tiles, labels, columns=len(paintings), font_size=12)
+        sheet = labelled_sheet(tiles, labels, columns=len(row_pairs), font_size=12)
         buffer = io.BytesIO()
         sheet.convert("RGB").save(buffer, "JPEG", quality=85)
-        atomic_write_bytes(folder / "candidates.jpg", buffer.getvalue())
-        print(f"wrote {folder / 'candidates.jpg'}", flush=True)
+        name = "rows_all.jpg" if pairs is None else "rows_diagonal.jpg"
+        atomic_write_bytes(folder / name, buffer.getvalue())
+        print(f"wrote {folder / name}", flush=True)
 
 
 if __name__ == "__main__":
