@@ -6,6 +6,7 @@ VGG-16 (the offline weights, a dev dependency) from three small generated painti
 are 32-40 px, so a VGG step takes milliseconds.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -44,18 +45,22 @@ def picture(h=36, w=40, seed=1):
 # --- the loss and the optimizer ---------------------------------------------------------
 
 
-def test_image_loss_is_the_training_loss():
-    """Without a mask, ImageLoss is PerceptualLoss with one style, photo as content."""
+@pytest.mark.parametrize("tv", [0.0, 3.0])
+def test_image_loss_is_the_training_loss(tv):
+    """Without a mask, ImageLoss is PerceptualLoss with one style, photo as content, total
+    variation included."""
     network = tiny_loss_network()
     rng = np.random.default_rng(0)
     photo, image = rng.random((2, 20, 24, 3)).astype(np.float32)
     grams = compute_style_grams(network, [rng.random((30, 26, 3)).astype(np.float32)],
                                 TINY.style_layers)
-    reference = PerceptualLoss(network, TINY, grams, [1.0])
+    weights = dataclasses.replace(TINY, total_variation=tv)
+    reference = PerceptualLoss(network, weights, grams, [1.0])
     _, expected = reference(photo[None], image[None], np.array([0]))
-    _, terms = ImageLoss(network, TINY, photo, [(None, {k: v[0] for k, v in grams.items()})])(
+    _, terms = ImageLoss(network, weights, photo, [(None, {k: v[0] for k, v in grams.items()})])(
         image[None])
-    for name in ("content_loss", "style_loss", "total_loss"):
+    assert (float(terms["total_variation_loss"]) > 0) == (tv > 0)
+    for name in ("content_loss", "style_loss", "total_variation_loss", "total_loss"):
         # The same float32 ops; only the batching of the convolutions differs (photo and image
         # in one batch or two), which changes sums of a few hundred products in the last bits.
         np.testing.assert_allclose(float(terms[name]), float(expected[name]), rtol=1e-5)

@@ -98,6 +98,7 @@ class Refiner:
         multipliers = dict(zip(recorded.style_layers, recorded.style_layer_weights
                                or (1.0,) * len(recorded.style_layers)))
         self.weights = LossWeights(content=recorded.content, style=recorded.style,
+                                   total_variation=recorded.total_variation,
                                    content_layer=recorded.content_layer,
                                    style_layers=targets.layers,
                                    style_layer_weights=[multipliers.get(layer, 1.0)

@@ -86,7 +86,8 @@ class StylizeOptions:
         refine: optimization steps on the network's output (0: none); None: 0, or
             `DEFAULT_IMAGE_REFINE` when a style is an `ImageStyle` (a painting's).
         refine_progress: optional `callback(step, steps, terms)` after each refine step,
-            terms {"total_loss", "content_loss", "style_loss"}; it may raise to stop.
+            terms {"total_loss", "content_loss", "style_loss", "total_variation_loss"}; it
+            may raise to stop.
 
     Raises:
         ConfigError: a bad strength, max_size or refine, or a mask without a mask style (or

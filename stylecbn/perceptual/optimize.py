@@ -22,7 +22,7 @@ from keras import ops
 from PIL import Image
 
 from stylecbn.errors import ConfigError
-from stylecbn.perceptual.losses import LossWeights, _check_outputs, gram_matrix
+from stylecbn.perceptual.losses import LossWeights, _check_outputs, gram_matrix, total_variation
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "ImageLoss", "optimize_image", "value_and_grad"]
 
@@ -44,7 +44,8 @@ class ImageLoss:
             pixel); `grams` {style layer: (C, C)} the region's target.
 
     Call: `loss(image)` with image (1, H, W, 3) returns (total, {"content_loss",
-        "style_loss", "total_loss"}), float32 scalars.
+        "style_loss", "total_variation_loss", "total_loss"}), float32 scalars: the training
+        loss's terms (total variation weighted by `weights.total_variation`, 0 by default).
     """
 
     def __init__(self, loss_network, weights, photo, regions):
@@ -93,8 +94,10 @@ class ImageLoss:
                     gram = gram_matrix(values * ops.sqrt(weight_map), weight_map)
                 style = style + share * layer_weights[layer] * ops.mean(
                     ops.square(gram - targets[layer]))
-        total = content + style
-        return total, {"content_loss": content, "style_loss": style, "total_loss": total}
+        tv = self.weights.total_variation * total_variation(image)
+        total = content + style + tv
+        return total, {"content_loss": content, "style_loss": style,
+                       "total_variation_loss": tv, "total_loss": total}
 
 
 def _resized(region_map, size):
