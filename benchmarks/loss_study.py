@@ -33,8 +33,10 @@ Candidates are named `scheme` with `+modifier`s:
 Results go to --results as each optimization ends; a rerun skips what is there (resumable:
 the file is committed, so the study goes on in a later session). The outputs are kept as PNG
 in --outputs (git-ignored: they are made from the photos), from which `--sheets DIR` draws
-the sheets; with --sheets, a run whose picture is missing is made again. Sheets: one per candidate (photos x paintings, the outputs only: the
-photos and paintings themselves are never drawn), plus one row per candidate (first photo).
+the sheets; with --sheets, a run whose picture is missing is made again. Sheets: one per
+candidate (photos x paintings, the outputs only: the photos and paintings themselves are
+never drawn), plus one sheet with a row per candidate (rows_all.jpg: the first photo with
+each painting; rows_diagonal.jpg with --pairs diagonal: each painting with its photo).
 """
 
 import argparse
@@ -189,6 +191,12 @@ def main():
         if args.candidates:  # the references, then the candidates asked for
             kinds = [k for k in kinds if k in ("network", "lite")] + args.candidates.split(",")
         print_table(results, kinds, "peer_moved" in results, args.steps)
+        if args.sheets:  # from the kept outputs only: nothing is optimized
+            photo_stems, paintings = args.photos.split(","), args.paintings.split(",")
+            pairs = (study_pairs(photo_stems, paintings, "diagonal")
+                     if args.pairs == "diagonal" else None)
+            write_sheets(Path(args.sheets), Path(args.outputs), kinds,
+                         dict.fromkeys(photo_stems), paintings, pairs)
         return
     needs_folders(args.content, args.paintings_dir)
     results_path = Path(args.results)
@@ -296,10 +304,7 @@ def main():
 
     # Pair by pair, every candidate in turn: a run stopped early leaves every candidate
     # measured on the same pairs (the tables compare like with like; a rerun goes on).
-    pairs = [(photo_stem, stem) for photo_stem in photos for stem in paintings]
-    if args.pairs == "diagonal":
-        photo_list = list(photos)
-        pairs = [(photo_list[i % len(photo_list)], stem) for i, stem in enumerate(paintings)]
+    pairs = study_pairs(list(photos), paintings, args.pairs)
     jobs = [(kind, photo_stem, stem) for kind in references for photo_stem, stem in pairs]
     jobs += [(kind, photo_stem, stem) for photo_stem, stem in pairs for kind in candidates]
     for index, (kind, photo_stem, stem) in enumerate(jobs):
@@ -350,6 +355,14 @@ def _png(image):
     return buffer.getvalue()
 
 
+def study_pairs(photo_stems, paintings, which):
+    """(photo, painting) pairs: `all` of them, or `diagonal` (each painting once, with the
+    photos in turn)."""
+    if which == "diagonal":
+        return [(photo_stems[i % len(photo_stems)], stem) for i, stem in enumerate(paintings)]
+    return [(photo, stem) for photo in photo_stems for stem in paintings]
+
+
 def measured_at(row, steps):
     """A run's measures after `steps` optimization steps (its own, or those it took at half
     its steps), or None. Runs made before steps were recorded made 200."""
@@ -379,7 +392,7 @@ def print_table(results, kinds, with_peer, steps):
             rows.setdefault(kind, {})[pair] = measured_at(row, steps)
     common = set.intersection(*(set(r) for r in rows.values())) if rows else set()
     print(f"(over the {len(common)} photo x painting pairs that every row has)\n")
-    print("| candidate | runs | " + " | ".join(heads) + " |")
+    print("| candidate | pairs | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
     for kind in kinds:
         selected = [row for pair, row in rows.get(kind, {}).items() if pair in common]
@@ -405,9 +418,9 @@ def print_table(results, kinds, with_peer, steps):
 
 
 def write_sheets(folder, outputs_dir, kinds, photos, paintings, pairs=None):
-    """One sheet per candidate (photos x paintings) and one row per candidate (the first
-    photo), from the kept outputs; and every kind in one sheet, a row each, over `pairs`
-    (photo, painting) (None: the first photo with each painting)."""
+    """One sheet per candidate (its photos x paintings), from the kept outputs; and every
+    kind in one sheet, a row each, over `pairs` (photo, painting) (None: the first photo
+    with each painting)."""
     folder.mkdir(parents=True, exist_ok=True)
     first = next(iter(photos))
     for kind in kinds:
@@ -420,14 +433,10 @@ def write_sheets(folder, outputs_dir, kinds, photos, paintings, pairs=None):
                     labels.append(f"{photo_stem.split('_')[-1]} / {stem.split('_', 1)[-1]}")
         if not tiles:
             continue
-        for name, selected in ((f"{kind}.jpg", range(len(tiles))),
-                               (f"row_{kind}.jpg", [i for i, label in enumerate(labels)
-                                                    if label.startswith(first.split('_')[-1])])):
-            sheet = labelled_sheet([tiles[i] for i in selected], [labels[i] for i in selected],
-                                   columns=len(paintings), font_size=12)
-            buffer = io.BytesIO()
-            sheet.convert("RGB").save(buffer, "JPEG", quality=85)
-            atomic_write_bytes(folder / name.replace("+", "_"), buffer.getvalue())
+        sheet = labelled_sheet(tiles, labels, columns=len(paintings), font_size=12)
+        buffer = io.BytesIO()
+        sheet.convert("RGB").save(buffer, "JPEG", quality=85)
+        atomic_write_bytes(folder / f"{kind.replace('+', '_')}.jpg", buffer.getvalue())
         print(f"wrote {folder / (kind.replace('+', '_') + '.jpg')}", flush=True)
     # one row per kind over the pairs of this run (all: the first photo with each painting;
     # diagonal: each painting with its photo): the pictures README shows

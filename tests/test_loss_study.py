@@ -95,3 +95,9 @@ def test_tables_compare_runs_at_the_same_number_of_steps(study):
     assert study.measured_at(short, 200) is None
     assert study.measured_at(full, 50) is None
     assert study.measured_at(reference, 100) is reference
+
+
+def test_the_diagonal_takes_each_painting_once_with_the_photos_in_turn(study):
+    assert study.study_pairs(["a", "b", "c"], ["p", "q", "r", "s"], "diagonal") == [
+        ("a", "p"), ("b", "q"), ("c", "r"), ("a", "s")]
+    assert len(study.study_pairs(["a", "b", "c"], ["p", "q", "r", "s"], "all")) == 12
