@@ -40,7 +40,6 @@ each painting; rows_diagonal.jpg with --pairs diagonal: each painting with its p
 """
 
 import argparse
-import io
 import json
 import math
 import os
@@ -53,9 +52,10 @@ from PIL import Image
 
 from _common import OtherWork, make_lite, needs_folders
 from stylecbn.fileio import atomic_write_bytes
-from stylecbn.media.pixels import center_square
+from stylecbn.media.pixels import array_to_rgb, center_square
 from stylecbn.media.reading import read_image
 from stylecbn.media.sheets import labelled_sheet
+from stylecbn.media.writing import write_image
 from stylecbn.perceptual.losses import DEFAULT_STYLE_WEIGHT, LossWeights, compute_style_grams
 from stylecbn.perceptual.optimize import ImageLoss, optimize_image
 from stylecbn.perceptual.vgg import CONTENT_LAYER, DEFAULT_LAYERS, build_loss_network
@@ -334,8 +334,7 @@ def main():
             row["half"] = yardstick.measure(half[args.steps // 2], photo,
                                             painting_grams(stem, MEASURE_SIZE), peer_moved)
         image_path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = _png(output)
-        atomic_write_bytes(image_path, buffer)
+        write_image(image_path, array_to_rgb(np.clip(output, 0.0, 1.0), key))
         results["runs"][key] = row
         save()
         print(f"[{index + 1}/{len(jobs)}] {key}: {row['seconds']:.0f} s, left "
@@ -349,12 +348,6 @@ def main():
           f"after; {other.line()}")
 
 
-def _png(image):
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def study_pairs(photo_stems, paintings, which):
     """(photo, painting) pairs: `all` of them, or `diagonal` (each painting once, with the
     photos in turn)."""
@@ -366,7 +359,7 @@ def study_pairs(photo_stems, paintings, which):
 def measured_at(row, steps):
     """A run's measures after `steps` optimization steps (its own, or those it took at half
     its steps), or None. Runs made before steps were recorded made 200."""
-    if "left/block1_conv2" in row and "loss/total_loss" not in row:
+    if "loss/total_loss" not in row:
         return row  # a reference: no steps
     made = row.get("steps", 200)
     if made == steps:
@@ -434,9 +427,7 @@ def write_sheets(folder, outputs_dir, kinds, photos, paintings, pairs=None):
         if not tiles:
             continue
         sheet = labelled_sheet(tiles, labels, columns=len(paintings), font_size=12)
-        buffer = io.BytesIO()
-        sheet.convert("RGB").save(buffer, "JPEG", quality=85)
-        atomic_write_bytes(folder / f"{kind.replace('+', '_')}.jpg", buffer.getvalue())
+        write_image(folder / f"{kind.replace('+', '_')}.jpg", np.asarray(sheet), quality=85)
         print(f"wrote {folder / (kind.replace('+', '_') + '.jpg')}", flush=True)
     # one row per kind over the pairs of this run (all: the first photo with each painting;
     # diagonal: each painting with its photo): the pictures README shows
@@ -450,10 +441,8 @@ def write_sheets(folder, outputs_dir, kinds, photos, paintings, pairs=None):
                 labels.append(f"{kind} / {stem.split('_', 1)[-1][:22]}")
     if tiles:
         sheet = labelled_sheet(tiles, labels, columns=len(row_pairs), font_size=12)
-        buffer = io.BytesIO()
-        sheet.convert("RGB").save(buffer, "JPEG", quality=85)
         name = "rows_all.jpg" if pairs is None else "rows_diagonal.jpg"
-        atomic_write_bytes(folder / name, buffer.getvalue())
+        write_image(folder / name, np.asarray(sheet), quality=85)
         print(f"wrote {folder / name}", flush=True)
 
 

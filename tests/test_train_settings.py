@@ -43,8 +43,8 @@ OPTIONS_BEFORE = [
     (["--style-weight"], "[calibrated default]"),
     (["--tv-weight"], "Total-variation weight. [0]"),
     (["--style-layer-weights"], "Multipliers of the style weight at relu1_2, relu2_2, relu3_3, "
-                                f"relu4_3, separated by commas, or `balanced` (every layer pulls alike: "
-                                "bold) or `equal` (1 each: faint). "
+                                "relu4_3, separated by commas, or `balanced` (every layer "
+                                "pulls alike: bold) or `equal` (1 each: faint). "
                                 f"[{DEFAULT_STYLE_LAYER_WEIGHTS}]"),
     (["--vgg-weights"], "auto, imagenet, hed, or a .h5/.npz file. [auto]"),
     (["--checkpoint-every"], "[500]"),
