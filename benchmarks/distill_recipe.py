@@ -64,6 +64,18 @@ CANDIDATES = {
     "bf16, absolute gram, content x4": dict(
         pixel_weight=100.0, gram_weight=1e-3, feature_weight=400.0,
         gram_normalization="absolute", precision="mixed_bfloat16"),
+    # The default recipe with other students: half resolution inside, twice as wide (space
+    # to depth in, pixel shuffle out), with full or depthwise-separable residual blocks.
+    "lowres: bf16, absolute gram": dict(
+        pixel_weight=10.0, gram_weight=1e-3, feature_weight=100.0,
+        gram_normalization="absolute", precision="mixed_bfloat16", preset="lowres"),
+    "lowres-separable: bf16, absolute gram": dict(
+        pixel_weight=10.0, gram_weight=1e-3, feature_weight=100.0,
+        gram_normalization="absolute", precision="mixed_bfloat16", preset="lowres-separable"),
+    # The default recipe on larger crops (more context per crop, fewer crops per second).
+    "crops 256: bf16, absolute gram": dict(
+        pixel_weight=10.0, gram_weight=1e-3, feature_weight=100.0,
+        gram_normalization="absolute", precision="mixed_bfloat16", crop_size=256),
 }
 
 

@@ -85,13 +85,14 @@ def main():
                         help="a painting not among the styles (repeat for more rows)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--refine-steps", default="25,50,100,200")
-    parser.add_argument("--gatys-steps", default="100,300,1000")
+    parser.add_argument("--gatys-steps", default="100,300,1000",
+                        help='comma list; "" leaves Gatys out (a refining timing alone)')
     parser.add_argument("--results", default="quality.json", help="resumable results file")
     parser.add_argument("--pictures", default="", help="folder for the pictures of one photo")
     args = parser.parse_args()
     needs_folders(args.content)
-    refine_steps = sorted(int(s) for s in args.refine_steps.split(","))
-    gatys_steps = sorted(int(s) for s in args.gatys_steps.split(","))
+    refine_steps = sorted(int(s) for s in args.refine_steps.split(",") if s)
+    gatys_steps = sorted(int(s) for s in args.gatys_steps.split(",") if s)
     results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
 
@@ -127,15 +128,19 @@ def main():
             runs = (("refined", output, refine_steps, seconds, 100),
                     ("gatys", photo, gatys_steps, 0.0, 300))
             for method, start, steps, offset, shown in runs:
+                if not steps:  # an empty list leaves the method out (--gatys-steps "")
+                    continue
                 done = row.setdefault(method, {})
                 wanted = pictures is not None and shown <= max(steps)
                 if all(str(n) in done for n in steps) and not wanted:
                     continue
                 print(f"{key}: {method} {max(steps)} steps ...", flush=True)
                 snapshots = {shown: None} if wanted else None
+                work = OtherWork().start()
                 points = curve(loss, start, max(steps), set(steps),
                                time.perf_counter() - offset, snapshots)
                 done.update({str(n): value for n, value in points.items()})
+                row.setdefault("other_cores", {})[method] = work.stop()
                 save()
                 if wanted:
                     write_picture(pictures, f"{photo_name}_{style_name}_{method}{shown}",
@@ -145,6 +150,13 @@ def main():
                 pictures = None
             save()
     print_table(results, refine_steps, gatys_steps)
+    shares = [(cores, key, method) for key, row in results.items()
+              for method, cores in row.get("other_cores", {}).items() if cores is not None]
+    if shares:
+        cores, key, method = max(shares)
+        print(f"\nthe busiest optimization ({key}, {method}): other processes used {cores:.2f} "
+              f"cores on average" + ("" if cores <= OtherWork.QUIET_CORES else
+                                     "  LOADED: do not quote its seconds"))
     print(f"\n1-minute load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
           f"{other.line()} (rows made in earlier runs keep their own seconds)")
 

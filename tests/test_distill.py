@@ -391,6 +391,18 @@ def test_distill_runs_under_mixed_bfloat16(data, tmp_path):
     assert os.path.getsize(path) > 0
 
 
+@pytest.mark.parametrize("preset", ["lowres", "lowres-separable"])
+def test_distill_a_half_resolution_student_in_bfloat16(data, tmp_path, preset):
+    path, lines = run(tiny(data, tmp_path, preset=preset, precision="mixed_bfloat16", steps=2,
+                           width_multiplier=0.5))
+    student = load_model(path)
+    assert student.preset == preset and student.width_multiplier == 0.5
+    assert all(np.all(np.isfinite(w)) for w in weights_of(path))
+    assert any(f"{preset} network" in line for line in lines)
+    painted = np.asarray(Stylizer(student).stylize(np.zeros((20, 28, 3), np.uint8), "night"))
+    assert painted.shape == (20, 28, 3)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_distill_on_jax_resumes_exactly_without_tensorflow(tmp_path):
     """The GPU machine runs Keras on JAX without TensorFlow: distillation trains there too."""

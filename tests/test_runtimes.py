@@ -179,6 +179,16 @@ def test_openvino_float32_matches_keras(net, style):
     assert diff.max() <= 1
 
 
+def test_openvino_float32_matches_keras_for_a_half_resolution_network():
+    # Space to depth, depthwise-separable blocks and depth to space, converted by OpenVINO.
+    lowres = randomize_style_tables(
+        seeded_network(3, style_names=["ink", "sun", "sea"], preset="lowres-separable"))
+    for style in ("sun", "ink:1,sea:1"):
+        diff = np.abs(outputs(lowres, "openvino", style).astype(int)
+                      - outputs(lowres, "keras", style))
+        assert diff.max() <= 1  # as above: float32 both, one rounding step at most
+
+
 @pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 instructions")
 def test_openvino_bfloat16_within_the_stated_tolerance_on_every_built_in_style():
     # What the automatic choice promises (runtimes.TOLERANCE, argued there), checked where it

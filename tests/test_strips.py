@@ -69,6 +69,7 @@ def test_strips_refuse_blocks_they_cannot_mirror():
     net = build_network(1, width_multiplier=0.25)
     block = ConditionalResidualBlock(8, 1, padding="same")  # zero padding: not strip-exact
     block.build((None, None, None, 8))
-    other = SimpleNamespace(stages=(ConvStage(net.convs[0], net.norms[0], "relu"), block))
+    other = SimpleNamespace(stages=(ConvStage(net.convs[0], net.norms[0], "relu"), block),
+                            architecture=net.architecture)
     with pytest.raises(ValueError, match="reflect padding"):
         run_in_strips(other, photo(16, 16), StyleField(resolve_style(0, net)))

@@ -37,7 +37,8 @@ OPTIONS_BEFORE = [
     (["--precision"], None),
     (["--seed"], "[0]"),
     (["--normalization"], None),
-    (["--preset"], "The network: full (the default model's) or fast (thin, for CPUs). [full]"),
+    (["--preset"], "The network: full (the default model's), fast (thin, for CPUs), lowres or "
+                   "lowres-separable (half resolution inside). [full]"),
     (["--width"], "Width multiplier of the network. [1.0]"),
     (["--content-weight"], "[1.0]"),
     (["--style-weight"], "[calibrated default]"),
@@ -142,7 +143,8 @@ def test_serialization_round_trip(tmp_path):
 @pytest.mark.parametrize("name, value, message", [
     ("styles", 3, "`styles` must be a string. Received: styles=3"),
     ("tensorboard", "yes", "`tensorboard` must be true or false. Received: tensorboard='yes'"),
-    ("preset", "tiny", "`preset` must be one of: full, fast. Received: preset='tiny'"),
+    ("preset", "tiny", "`preset` must be one of: full, fast, lowres, lowres-separable. "
+                       "Received: preset='tiny'"),
     ("precision", "float16", "`precision` must be one of: float32, mixed_bfloat16."),
     ("crop_size", 8, "`crop_size` must be an integer >= 16. Received: crop_size=8"),
     ("width_multiplier", 0, "`width_multiplier` must be a finite number > 0."),

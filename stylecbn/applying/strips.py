@@ -49,6 +49,26 @@ def _reflect(indices, size):
     return np.where(indices >= size, 2 * (size - 1) - indices, indices)
 
 
+def _space_to_depth(image, factor):
+    """(H, W, C) -> (H/f, W/f, f*f*C), in `stylecbn.model.layers.space_to_depth`'s order."""
+    if factor == 1:
+        return image
+    height, width, channels = image.shape
+    blocks = image.reshape(height // factor, factor, width // factor, factor * channels)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)).reshape(
+        height // factor, width // factor, factor * factor * channels)
+
+
+def _depth_to_space(rows, factor):
+    """(h, w, f*f*C) -> (h*f, w*f, C): the inverse of `_space_to_depth`."""
+    if factor == 1:
+        return rows
+    height, width, channels = rows.shape
+    channels //= factor * factor
+    blocks = rows.reshape(height, width, factor, factor * channels).transpose(0, 2, 1, 3)
+    return blocks.reshape(height * factor, width * factor, channels)
+
+
 class _Activation:
     """A stored stage output, read back a few rows at a time.
 
@@ -102,10 +122,13 @@ class _StripRunner:
 
     def run(self, photo):
         height, width = photo.shape[:2]
-        # As in `network.call`: reflect-pad to a multiple of 4, crop back at the end.
-        pad_h, pad_w = (-height) % 4, (-width) % 4
+        # As in `network.call`: reflect-pad to a multiple of 4 x shuffle, space to depth;
+        # depth to space and crop back at the end.
+        architecture = self.network.architecture
+        multiple, shuffle = architecture.multiple, architecture.shuffle
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
         image = np.pad(photo, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        x = _Activation(image.astype(np.float32))
+        x = _Activation(_space_to_depth(image.astype(np.float32), shuffle))
         for stage in self.network.stages:
             if isinstance(stage, ConvStage):
                 x = self._conv_stage(stage, x)
@@ -114,8 +137,9 @@ class _StripRunner:
             else:
                 raise TypeError(f"Strip inference cannot run a {type(stage).__name__} stage.")
         out = np.empty((height, width, 3), np.float32)
-        for start, stop in self._strips(height, width):
-            out[start:stop] = x.rows(np.arange(start, stop))[:, :width]
+        for start, stop in self._strips(-(-height // shuffle), x.width * shuffle**2):
+            rows = _depth_to_space(x.rows(np.arange(start, stop)), shuffle)
+            out[start * shuffle:stop * shuffle] = rows[:height - start * shuffle, :width]
         return out
 
     def _conv_stage(self, stage, x):

@@ -315,6 +315,35 @@ def reflect_pad(x, amount):
     return ops.pad(x, ((0, 0), (amount, amount), (amount, amount), (0, 0)), mode="reflect")
 
 
+def space_to_depth(x, factor):
+    """(B, H, W, C) -> (B, H/f, W/f, f*f*C): each f x f block of pixels becomes one pixel.
+
+    The channel order is tf.nn.space_to_depth's: channel (dy * f + dx) * C + c holds pixel
+    (dy, dx) of the block, channel c. H and W must be multiples of f. Built from 4-D
+    reshapes and transposes only, which every export (TFLite, ONNX, OpenVINO) converts.
+    """
+    if factor == 1:
+        return x
+    shape = ops.shape(x)
+    height, width, channels = shape[1], shape[2], x.shape[-1]
+    # (B*H/f, f, W/f, f*C): the row within the block; then the block's row to the channels.
+    x = ops.reshape(x, (-1, factor, width // factor, factor * channels))
+    x = ops.transpose(x, (0, 2, 1, 3))
+    return ops.reshape(x, (-1, height // factor, width // factor, factor * factor * channels))
+
+
+def depth_to_space(x, factor):
+    """(B, h, w, f*f*C) -> (B, h*f, w*f, C): the inverse of `space_to_depth`."""
+    if factor == 1:
+        return x
+    shape = ops.shape(x)
+    height, width = shape[1], shape[2]
+    channels = x.shape[-1] // (factor * factor)
+    x = ops.reshape(x, (-1, width, factor, factor * channels))
+    x = ops.transpose(x, (0, 2, 1, 3))
+    return ops.reshape(x, (-1, height * factor, width * factor, channels))
+
+
 _ACTIVATIONS = {
     "leaky_relu": lambda x: ops.leaky_relu(x, negative_slope=0.2),
     "relu": ops.relu,
@@ -342,6 +371,8 @@ class ConditionalResidualBlock(keras.layers.Layer):
         activation_after_add_path: whether the main path ends with the activation.
         padding: "same" (zeros) or "reflect".
         epsilon, momentum: passed to the normalization layers (momentum for "batch" only).
+        separable: depthwise-separable 3x3 convolutions (`keras.layers.SeparableConv2D`:
+            a 3x3 depthwise then a 1x1 convolution) instead of full ones.
 
     Call arguments:
         inputs: (B, H, W, C_in) tensor.
@@ -359,6 +390,7 @@ class ConditionalResidualBlock(keras.layers.Layer):
         padding="reflect",
         epsilon=1e-3,
         momentum=0.99,
+        separable=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -376,15 +408,23 @@ class ConditionalResidualBlock(keras.layers.Layer):
         self.padding = padding
         self.epsilon = float(epsilon)
         self.momentum = float(momentum)
+        self.separable = bool(separable)
         conv_padding = "same" if padding == "same" else "valid"
-        self.conv_1 = keras.layers.Conv2D(
-            filters, 3, padding=conv_padding, use_bias=False, name="conv_1",
-            kernel_initializer=HostGlorotUniform(),
-        )
-        self.conv_2 = keras.layers.Conv2D(
-            filters, 3, padding=conv_padding, use_bias=False, name="conv_2",
-            kernel_initializer=HostGlorotUniform(),
-        )
+        if self.separable:
+            def conv(name):
+                return keras.layers.SeparableConv2D(
+                    filters, 3, padding=conv_padding, use_bias=False, name=name,
+                    depthwise_initializer=HostGlorotUniform(),
+                    pointwise_initializer=HostGlorotUniform(),
+                )
+        else:
+            def conv(name):
+                return keras.layers.Conv2D(
+                    filters, 3, padding=conv_padding, use_bias=False, name=name,
+                    kernel_initializer=HostGlorotUniform(),
+                )
+        self.conv_1 = conv("conv_1")
+        self.conv_2 = conv("conv_2")
         self.norm_1 = self._make_norm("norm_1")
         self.norm_2 = self._make_norm("norm_2")
         self.conv_skip = None
@@ -449,6 +489,8 @@ class ConditionalResidualBlock(keras.layers.Layer):
             "epsilon": self.epsilon,
             "momentum": self.momentum,
         }
+        if self.separable:  # absent from the files of blocks made before the option
+            config["separable"] = True
         return {**base_config, **config}
 
 

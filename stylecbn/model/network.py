@@ -15,11 +15,17 @@ Blending: style weights are normalized to sum 1, then mix the gamma/beta rows of
 normalization layer. `(3, 1)` is the same blend as `(0.75, 0.25)`. Reading a user's style
 specification (names, blend strings) is `stylecbn.applying.blend`'s job.
 
+The "lowres" presets run the same steps at half resolution: space to depth (each 2x2 block
+of pixels becomes one pixel of 12 channels) -> conv 3x3/16 -> 3x3 stride 2/32 -> 3x3
+stride 2/64 -> 3 residual blocks of 64 (depthwise-separable in "lowres-separable") -> up
+3x3/32 -> up 3x3/16 -> conv 3x3/12 -> sigmoid -> depth to space; no convolution runs at
+full resolution. They are students for `stylecbn distill` (see `NetworkArchitecture`).
+
 The forward pass is the sequence `StyleTransferNetwork.stages`: `call` runs those steps and
 nothing else, and strip inference (`stylecbn.applying.strips`) runs the same steps strip by strip.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from stylecbn.backend import start_quietly
 
@@ -30,7 +36,8 @@ from keras import ops
 
 from stylecbn.errors import StyleSpecError, check_int, check_number
 from stylecbn.model.layers import (
-    ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, reflect_pad,
+    ConditionalResidualBlock, HostGlorotUniform, conditional_normalization, depth_to_space,
+    reflect_pad, space_to_depth,
 )
 from stylecbn.model.presets import (
     NORMALIZATION_KINDS, PRESETS, NetworkArchitecture, preset_architecture,
@@ -191,7 +198,8 @@ class StyleTransferNetwork(keras.Model):
         self.norms = [norm(f"{n}_norm") for _, _, _, n in down]
         self.residual_blocks = [
             ConditionalResidualBlock(
-                c_quarter, num_styles, normalization=normalization, name=f"residual_{i + 1}"
+                c_quarter, num_styles, normalization=normalization, name=f"residual_{i + 1}",
+                separable=architecture.separable,
             )
             for i in range(architecture.residual_blocks)
         ]
@@ -202,8 +210,9 @@ class StyleTransferNetwork(keras.Model):
             for k, f, n in up
         ]
         self.up_norms = [norm(f"{n}_norm") for _, _, n in up]
+        # Above shuffle 1 the output convolution makes each block's shuffle**2 pixels.
         self.conv_out = keras.layers.Conv2D(
-            3, edge, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
+            3 * architecture.shuffle**2, edge, use_bias=False, name="conv_out", kernel_initializer=HostGlorotUniform()
         )
         self.norm_out = norm("conv_out_norm")
         self.build()
@@ -214,8 +223,10 @@ class StyleTransferNetwork(keras.Model):
 
         Three convolutions (edge kernel, 9x9 in the full preset, then two 3x3 of stride 2)
         with ReLU, the residual blocks, two upsample-and-convolve stages with ReLU, and an
-        edge-kernel convolution to RGB with a sigmoid. Each stage is called as `stage(x, style, training=...)`; `call` runs exactly
-        these, between its reflect pad to a multiple of 4 and its crop back.
+        edge-kernel convolution to RGB (to shuffle**2 x RGB) with a sigmoid. Each stage is
+        called as `stage(x, style, training=...)`; `call` runs exactly these, between its
+        reflect pad to a multiple of `architecture.multiple` and space to depth, and depth to
+        space and its crop back.
         """
         down = [ConvStage(c, n, "relu") for c, n in zip(self.convs, self.norms)]
         up = [
@@ -229,7 +240,7 @@ class StyleTransferNetwork(keras.Model):
     def build(self, input_shape=None):
         if self.built:
             return
-        shape = (None, None, None, 3)
+        shape = (None, None, None, 3 * self.architecture.shuffle**2)
         for stage in self.stages:
             if isinstance(stage, ConvStage):
                 stage.conv.build(shape)
@@ -273,15 +284,20 @@ class StyleTransferNetwork(keras.Model):
             x = ops.cast(images, "float32")
         x = ops.cast(x, self.compute_dtype)
         height, width = ops.shape(x)[1], ops.shape(x)[2]
-        # Two stride-2 convolutions: pad to a multiple of 4 by reflection, crop back at the end.
-        # (4 - n % 4) % 4 rather than (-n) % 4: tf2onnx turns the modulo of a negative size
-        # into a truncated one (-2 for 10 px), and the ONNX graph then cropped instead.
-        pad_h, pad_w = (4 - height % 4) % 4, (4 - width % 4) % 4
+        # Two stride-2 convolutions (after the space-to-depth, if any): pad to a multiple of
+        # 4 x shuffle by reflection, crop back at the end. (m - n % m) % m rather than (-n) % m:
+        # tf2onnx turns the modulo of a negative size into a truncated one (-2 for 10 px), and
+        # the ONNX graph then cropped instead.
+        multiple, shuffle = self.architecture.multiple, self.architecture.shuffle
+        pad_h = (multiple - height % multiple) % multiple
+        pad_w = (multiple - width % multiple) % multiple
         x = ops.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         x = _keep_channels(x, 3)
+        x = space_to_depth(x, shuffle)
 
         for stage in self.stages:
             x = stage(x, style, training=training)
+        x = depth_to_space(x, shuffle)
         x = x[:, :height, :width, :]
         return ops.cast(x, "float32")
 
@@ -312,7 +328,7 @@ class StyleTransferNetwork(keras.Model):
             "style_credits": self.style_credits,
             "normalization": self.normalization,
             "width_multiplier": self.width_multiplier,
-            "architecture": asdict(self.architecture),
+            "architecture": self.architecture.as_config(),
             "metadata": self.metadata,
         }
         return {**base_config, **config}

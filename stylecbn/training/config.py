@@ -190,8 +190,9 @@ class TrainingConfig(_Settings):
     precision: str = setting("float32", choices=PRECISIONS, result=True)
     seed: int = setting(0, minimum=0, result=True)
     normalization: str = setting("instance", choices=NORMALIZATION_KINDS, result=True)
-    preset: str = setting("full", "The network: full (the default model's) or fast (thin, for "
-                          "CPUs).", choices=tuple(PRESETS), metavar="NAME", result=True)
+    preset: str = setting("full", "The network: full (the default model's), fast (thin, for "
+                          "CPUs), lowres or lowres-separable (half resolution inside).",
+                          choices=tuple(PRESETS), metavar="NAME", result=True)
     width_multiplier: float = setting(1.0, "Width multiplier of the network.", above=0,
                                       flags=("--width",), result=True)
     content_weight: float = setting(1.0, above=0, result=True)
@@ -298,7 +299,8 @@ class DistillConfig(_Settings):
                               shown="crop x 1.8", result=True)
     precision: str = setting("float32", choices=PRECISIONS, result=True)
     seed: int = setting(0, minimum=0, result=True)
-    preset: str = setting("fast", "The student network: fast (thin, for CPUs) or full.",
+    preset: str = setting("fast", "The student network: fast (thin, for CPUs), lowres or "
+                          "lowres-separable (half resolution inside, wider), or full.",
                           choices=tuple(PRESETS), metavar="NAME", result=True)
     width_multiplier: float = setting(1.0, "Width multiplier of the student network.",
                                       above=0, flags=("--width",), result=True)
