@@ -12,13 +12,20 @@ whose total loss equals theirs (log-interpolated between the measured points). A
 not among the model's styles (`--style-image`) gets a row of its own: its target is its own
 Gram matrices, its start the nearest trained blend.
 
-    python benchmarks/quality.py --size 256 --styles 4,14 --style-image styles/02_mosaic.png \
-        --refine-steps 25,50,100 --gatys-steps 100,300 --results quality.json
+    python benchmarks/quality.py --style-image styles/02_mosaic.png --results quality.json
+    python benchmarks/quality.py --size 512 --photos kodak_kodim09 --styles 4 \
+        --refine-steps 100 --gatys-steps "" --results quality512.json   # refining's time alone
+
+The defaults are the README's table: 3 held-out photos x styles 4, 14, 6 and 9 at 256 px,
+refined 25, 50, 100 and 200 steps, Gatys 10 to 1,000 steps (the short runs place the
+network's own output on Gatys' curve).
 
 One optimization per row and method runs to the largest N and records the best loss seen at
 each smaller N (L-BFGS-B stopped after N evaluations takes exactly those steps). Results go
 to --results as each run ends, and a rerun with the same file skips what is there (resumable;
-more steps or rows can be added later). `--pictures DIR` writes, for the first photo and
+more steps or rows can be added later); each optimization records the other processes' share
+of the CPU while it ran (`other_cores`), and the busiest is printed, so a resumed table
+shows whether all its seconds are quiet ones. `--pictures DIR` writes, for the first photo and
 style, the feed-forward output, the output refined 100 steps and Gatys after 300 steps (from
 the same runs as the table).
 
@@ -85,7 +92,7 @@ def main():
                         help="a painting not among the styles (repeat for more rows)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--refine-steps", default="25,50,100,200")
-    parser.add_argument("--gatys-steps", default="100,300,1000",
+    parser.add_argument("--gatys-steps", default="10,25,50,100,300,1000",
                         help='comma list; "" leaves Gatys out (a refining timing alone)')
     parser.add_argument("--results", default="quality.json", help="resumable results file")
     parser.add_argument("--pictures", default="", help="folder for the pictures of one photo")
