@@ -1,4 +1,4 @@
-"""Network presets ("full", "fast") and built-in models picked by name.
+"""Network presets ("full", "fast", "lowres"...) and built-in models picked by name.
 
 The fast preset changes layer sizes only: its conditioning must behave exactly like the full
 network's (blends mix gamma/beta rows, weights are normalized, per-pixel weights, any image
@@ -88,11 +88,19 @@ def test_fast_output_has_input_size_and_range(fast3, h, w):
     )
 
 
-def test_fast_blend_equals_network_with_averaged_rows(fast3):
+@pytest.fixture(scope="module", params=["fast", "lowres", "lowres-separable"])
+def thin3(request, fast3):
+    """The presets other than "full", 3 styles each (the fast one is `fast3`)."""
+    if request.param == "fast":
+        return fast3
+    return randomize_style_tables(seeded_network(3, style_names=NAMES, preset=request.param))
+
+
+def test_blend_equals_network_with_averaged_rows(thin3):
     x = images(2, 28, 36)
-    blend = np_(fast3((x, np.array([[0.5, 0.5, 0.0]] * 2, "float32"))))
-    single = build_network(1, preset="fast")
-    for source, target in zip(fast3.weights, single.weights):
+    blend = np_(thin3((x, np.array([[0.5, 0.5, 0.0]] * 2, "float32"))))
+    single = build_network(1, preset=thin3.architecture)
+    for source, target in zip(thin3.weights, single.weights):
         value = np_(source)
         if source.path.endswith(("gamma", "beta")):
             value = value[:2].mean(axis=0, keepdims=True)
@@ -102,15 +110,15 @@ def test_fast_blend_equals_network_with_averaged_rows(fast3):
     np.testing.assert_allclose(blend, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_fast_weights_are_normalized_and_work_per_pixel(fast3):
+def test_weights_are_normalized_and_work_per_pixel(thin3):
     x = images(1, 32, 32)
-    a = np_(fast3((x, np.array([[3.0, 1.0, 0.0]], "float32"))))
-    b = np_(fast3((x, np.array([[0.75, 0.25, 0.0]], "float32"))))
+    a = np_(thin3((x, np.array([[3.0, 1.0, 0.0]], "float32"))))
+    b = np_(thin3((x, np.array([[0.75, 0.25, 0.0]], "float32"))))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     field = np.zeros((1, 32, 32, 3), "float32")
     field[..., 2] = 2.0  # normalized per pixel: style 2 everywhere
     np.testing.assert_allclose(
-        np_(fast3((x, field))), np_(fast3((x, np.array([2])))), rtol=1e-5, atol=1e-5
+        np_(thin3((x, field))), np_(thin3((x, np.array([2])))), rtol=1e-5, atol=1e-5
     )
 
 
