@@ -11,7 +11,9 @@ temporaries.
 
 import numpy as np
 
-from stylecbn.model.layers import ConditionalBatchNormalization, ConditionalResidualBlock
+from stylecbn.model.layers import (
+    ConditionalBatchNormalization, ConditionalResidualBlock, depth_to_space, space_to_depth,
+)
 from stylecbn.model.network import ConvStage
 
 __all__ = ["run_in_strips", "STRIP_PIXELS"]
@@ -47,26 +49,6 @@ def _reflect(indices, size):
     """Row indices of a reflect-padded axis (as `ops.pad(mode="reflect")`) mapped inside."""
     indices = np.abs(indices)
     return np.where(indices >= size, 2 * (size - 1) - indices, indices)
-
-
-def _space_to_depth(image, factor):
-    """(H, W, C) -> (H/f, W/f, f*f*C), in `stylecbn.model.layers.space_to_depth`'s order."""
-    if factor == 1:
-        return image
-    height, width, channels = image.shape
-    blocks = image.reshape(height // factor, factor, width // factor, factor * channels)
-    return np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)).reshape(
-        height // factor, width // factor, factor * factor * channels)
-
-
-def _depth_to_space(rows, factor):
-    """(h, w, f*f*C) -> (h*f, w*f, C): the inverse of `_space_to_depth`."""
-    if factor == 1:
-        return rows
-    height, width, channels = rows.shape
-    channels //= factor * factor
-    blocks = rows.reshape(height, width, factor, factor * channels).transpose(0, 2, 1, 3)
-    return blocks.reshape(height * factor, width * factor, channels)
 
 
 class _Activation:
@@ -128,7 +110,9 @@ class _StripRunner:
         multiple, shuffle = architecture.multiple, architecture.shuffle
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         image = np.pad(photo, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        x = _Activation(_space_to_depth(image.astype(np.float32), shuffle))
+        ops = self.ops
+        image = space_to_depth(image[None].astype(np.float32), shuffle)
+        x = _Activation(ops.convert_to_numpy(image)[0])
         for stage in self.network.stages:
             if isinstance(stage, ConvStage):
                 x = self._conv_stage(stage, x)
@@ -138,7 +122,8 @@ class _StripRunner:
                 raise TypeError(f"Strip inference cannot run a {type(stage).__name__} stage.")
         out = np.empty((height, width, 3), np.float32)
         for start, stop in self._strips(-(-height // shuffle), x.width * shuffle**2):
-            rows = _depth_to_space(x.rows(np.arange(start, stop)), shuffle)
+            rows = depth_to_space(x.rows(np.arange(start, stop))[None], shuffle)
+            rows = ops.convert_to_numpy(rows)[0]
             out[start * shuffle:stop * shuffle] = rows[:height - start * shuffle, :width]
         return out
 
