@@ -282,7 +282,7 @@ def test_distill_writes_a_student_with_the_teachers_styles_and_lineage(uninterru
     student = load_model(path)
     assert student.style_names == ["scream", "wave"]
     assert student.style_credits == ["c", "a"]
-    assert student.preset == "fast" and student.width_multiplier == 0.25
+    assert student.preset == "lowres" and student.width_multiplier == 0.25  # the default student
     meta = student.metadata
     assert meta["distilled_from"]["file"] == "teacher.keras"
     assert meta["distilled_from"]["styles"] == [2, 0]
@@ -391,8 +391,8 @@ def test_distill_runs_under_mixed_bfloat16(data, tmp_path):
     assert os.path.getsize(path) > 0
 
 
-@pytest.mark.parametrize("preset", ["lowres", "lowres-separable"])
-def test_distill_a_half_resolution_student_in_bfloat16(data, tmp_path, preset):
+@pytest.mark.parametrize("preset", ["lowres", "lowres-separable", "fast"])
+def test_distill_each_student_design_in_bfloat16(data, tmp_path, preset):
     path, lines = run(tiny(data, tmp_path, preset=preset, precision="mixed_bfloat16", steps=2,
                            width_multiplier=0.5))
     student = load_model(path)

@@ -48,7 +48,8 @@ DEFAULT_MODEL = "default"
 # name -> what it is; the file is ASSETS_DIR / "<name>.keras" and may be absent from a build.
 BUILT_IN_MODELS = {
     "default": "the full network (preset full): the best quality",
-    "fast": "the fast model: the default model's styles distilled into the thin fast network",
+    "fast": "the fast model: the default model's styles distilled into a network that computes "
+            "at half resolution (preset lowres)",
 }
 # Metadata keys renamed since files were written with them (old -> new); renamed on load.
 # "style_weights" held the styles manifest's per-style loss multipliers, not a blend.

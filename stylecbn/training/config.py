@@ -299,8 +299,9 @@ class DistillConfig(_Settings):
                               shown="crop x 1.8", result=True)
     precision: str = setting("float32", choices=PRECISIONS, result=True)
     seed: int = setting(0, minimum=0, result=True)
-    preset: str = setting("fast", "The student network: fast (thin, for CPUs), lowres or "
-                          "lowres-separable (half resolution inside, wider), or full.",
+    preset: str = setting("lowres", "The student network: lowres (half resolution inside: "
+                          "the built-in fast model's), lowres-separable (the same with "
+                          "depthwise-separable blocks), fast (thin, full resolution), or full.",
                           choices=tuple(PRESETS), metavar="NAME", result=True)
     width_multiplier: float = setting(1.0, "Width multiplier of the student network.",
                                       above=0, flags=("--width",), result=True)
