@@ -3,8 +3,8 @@
 The study behind `stylecbn.applying.runtimes` (the "auto" choice). For the full network (the
 built-in trained model) and the fast preset (random weights, random gamma/beta tables so that
 its output is not flat; `--networks` takes any preset, or a model file such as the built-in
-fast model: `--networks full fast lowres` or `--networks fast-model.keras`), at each size, it times one square photo, uint8 in and uint8 out,
-through each candidate:
+fast model: `--networks full fast lowres` or `--networks stylecbn/assets/fast.keras`), at each
+size, it times one square photo, uint8 in and uint8 out, through each candidate:
 
 - keras: `Stylizer(runtime="keras")`, float32 (the reference);
 - keras-bf16: the same network under Keras' `mixed_bfloat16` policy (convolutions in
@@ -52,7 +52,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from _common import (  # noqa: E402
-    LOADED, OtherWork, load_line, cap_memory, make_lite, random_network, rounds_at, synthetic_photo,
+    LOADED, OtherWork, cap_memory, load_line, make_lite, random_network, rounds_at,
+    synthetic_photo,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,6 @@ STYLE = 3
 LOSS_STYLES = (0, 4, 14)
 CANDIDATES = ("keras", "keras-bf16", "openvino", "openvino-bf16", "ort", "ort-int8",
               "openvino-int8", "tflite", "tflite-fixed")
-
 
 
 def photo_files():
@@ -81,6 +81,27 @@ def test_photo(size):
 
     with Image.open(files[len(files) // 2]) as image:
         return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+
+
+def every_style_line(calls, image, num_styles):
+    """Print, for each candidate, its worst style against keras float32 on `image`: the
+    largest mean and 99.9th-percentile differences over all styles, and whether every style
+    is within `runtimes.TOLERANCE` (what `--runtime auto` promises)."""
+    from stylecbn.applying.runtimes import TOLERANCE, within_tolerance
+
+    reference = [calls["keras"](image, style) for style in range(num_styles)]
+    for name, call in calls.items():
+        if name in ("keras", "lite"):
+            continue
+        checks = [within_tolerance(call(image, style), reference[style])
+                  for style in range(num_styles)]
+        worst = max(range(num_styles), key=lambda s: checks[s][2])
+        print(f"  {name}: every style, {image.shape[0]} px: mean at most "
+              f"{max(c[1] for c in checks):.2f}, 99.9th percentile at most "
+              f"{checks[worst][2]:g} levels (style {worst}); "
+              + ("within" if all(c[0] for c in checks) else "OUTSIDE")
+              + f" the tolerance ({TOLERANCE.mean_levels:g} mean, {TOLERANCE.p999_levels:g} "
+              "at the 99.9th percentile)", flush=True)
 
 
 def calibration_photos():
@@ -253,6 +274,9 @@ def main():
                         help="full (the built-in model), a preset's name (random weights: "
                         "fast, lowres, lowres-separable, ...) or a model file")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
+    parser.add_argument("--all-styles", action="store_true",
+                        help="also check every style against keras float32 at the first size, "
+                        "with the tolerance `--runtime auto` keeps (stylecbn.applying.runtimes)")
     parser.add_argument("--loss-photos", type=int, default=0,
                         help="held-out photos for the perceptual-loss change (full network)")
     parser.add_argument("--vgg-weights", default="auto",
@@ -326,6 +350,8 @@ def main():
                 diff = np.abs(outputs[name].astype(np.int32) - outputs["keras"])
                 rows[name] += (f"| {ms:>8.0f} {ratio:>6.2f} {diff.max():>4} "
                                f"{diff.mean():>5.2f} ")
+            if args.all_styles and size == args.sizes[0] and "keras" in calls:
+                every_style_line(calls, image, net.num_styles)
             del calls, outputs
         for name, row in rows.items():
             if row:

@@ -81,7 +81,6 @@ CANDIDATES = {
 }
 
 
-
 def content_links(work):
     """A folder of links to the content photos, the held-out ones left out."""
     folder = work / "content"

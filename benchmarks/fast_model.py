@@ -38,7 +38,6 @@ CONTENT = ROOT.parent / "shared" / "data" / "content"
 HELD_OUT = ("kodak_kodim09", "set14_coastguard", "bsd68_241004")
 
 
-
 def quality(fast, full, names):
     """{model name: array (photos x styles, 3) of total, content, style}, for the styles
     `names` (the fast model's, all among the full model's)."""

